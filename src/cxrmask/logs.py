@@ -1,0 +1,26 @@
+"""Logging set-up shared by every entry point.
+
+Snakemake gives each job a ``log:`` file; the job's library calls log through
+the standard ``logging`` module, and this routes that stream to both the file
+and stderr so a failing job's log says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_file: str | os.PathLike[str] | None = None, level: int = logging.INFO) -> None:
+    """Send log records to stderr and, when given, to ``log_file`` (overwritten)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
