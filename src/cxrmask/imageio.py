@@ -37,7 +37,9 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 def _load_array(path: Path) -> np.ndarray:
     """Decode ``path`` into a 2-D numeric array, whatever its container."""
     if not path.is_file():
-        raise InputError(f"{path}: file not found. Check the path in the config or re-run the step that makes it.")
+        raise InputError(
+            f"{path}: file not found. Check the path in the config or re-run the step that makes it."
+        )
     try:
         if path.suffix.lower() in ARRAY_SUFFIXES:
             array = np.load(path, allow_pickle=False)

@@ -1,0 +1,632 @@
+"""Paper figures: ROC curves, AUROC heatmaps, ΔAUROC with DeLong tests, mask galleries, training curves.
+
+Each public function takes the tables other stages write (predictions, AUROC, DeLong, training histories)
+or gallery samples, draws one figure, saves it atomically and returns the ``Figure`` so callers and tests
+can inspect what was drawn. Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``: no
+global figure registry, no GUI backend, nothing left open after a figure is saved.
+
+Fonts and sizes come from :class:`FigureStyle` through a temporary ``rc_context``, which covers ticks that
+matplotlib creates lazily while saving. ``rc_context`` changes process-wide settings for its duration, so
+draw one figure at a time per process (Snakemake runs each job in its own process).
+
+Mask conditions keep one colour in every figure (:data:`CONDITION_COLOURS`) so a reader learns them once.
+Saved files are byte-identical between runs: dates are left out of PDF and SVG metadata and SVG ids use a
+fixed salt.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from skimage.measure import find_contours
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from cxrmask.atomic import atomic_path
+from cxrmask.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
+
+CONDITIONS: tuple[str, ...] = ("original", "tight", "loose")
+"""Mask conditions in the order every figure lists them: baseline first, then increasing context."""
+
+CONDITION_COLOURS: dict[str, str] = {"original": "#333333", "tight": "#0072B2", "loose": "#D55E00"}
+"""Fixed colours (Okabe-Ito, colour-blind safe) so a condition looks the same in every figure."""
+
+MISSING_COLOUR = "#eeeeee"
+"""Background of heatmap cells with no result, so a gap reads as missing rather than as a low value."""
+
+TRUTH_COLOUR = "#F0E442"
+"""Ground-truth outline in galleries: yellow stands out on grey radiographs and from both mask colours."""
+
+_EXTRA_COLOURS = ("#CC79A7", "#009E73", "#56B4E9", "#E69F00")
+_MARKERS = ("o", "s", "D", "^", "v", "P")
+FORMATS = ("png", "pdf", "svg")
+SMALL = 0.8
+"""Annotation text (p-values, cell values, notes) relative to the style's font size."""
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """How every figure looks; built from the config's ``figures:`` section.
+
+    ``width`` is inches per panel, so a figure's size follows from its number of panels and the panel
+    shape each function documents.
+    """
+
+    format: str = "png"
+    dpi: int = 300
+    font_size: float = 9.0
+    cmap: str = "viridis"
+    width: float = 3.2
+
+    def __post_init__(self) -> None:
+        """Check every field here, so a bad style fails before any figure is drawn."""
+        if self.format not in FORMATS:
+            raise ConfigError(f"figures.format is {self.format!r}; use one of {', '.join(FORMATS)}.")
+        if isinstance(self.dpi, bool) or not isinstance(self.dpi, int | float) or self.dpi != int(self.dpi):
+            raise ConfigError(f"figures.dpi is {self.dpi!r}; use a whole number of dots per inch, e.g. 300.")
+        if not 10 <= self.dpi <= 2400:
+            raise ConfigError(f"figures.dpi is {self.dpi}; use a value between 10 and 2400.")
+        object.__setattr__(self, "dpi", int(self.dpi))
+        for name in ("font_size", "width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"figures.{name} is {value!r}; use a positive number.")
+            object.__setattr__(self, name, float(value))
+        if self.cmap not in mpl.colormaps:
+            raise ConfigError(
+                f"figures.cmap is {self.cmap!r}, which matplotlib does not know; "
+                "use a colormap name such as viridis, cividis or magma."
+            )
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> FigureStyle:
+        """Build a style from the ``figures:`` config mapping; missing keys take the defaults."""
+        section = dict(section or {})
+        allowed = [field.name for field in fields(cls)]
+        unknown = sorted(set(section) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) in figures: {', '.join(map(str, unknown))}; "
+                f"allowed keys are {', '.join(allowed)}."
+            )
+        return cls(**section)
+
+
+# --- helpers
+
+
+@contextmanager
+def _rc(style: FigureStyle) -> Iterator[None]:
+    """Apply the style's fonts while drawing and saving, and make saved files reproducible."""
+    with mpl.rc_context(
+        {
+            "font.size": style.font_size,
+            "axes.titlesize": "medium",
+            "axes.labelsize": "medium",
+            "xtick.labelsize": "small",
+            "ytick.labelsize": "small",
+            "legend.fontsize": "small",
+            "legend.title_fontsize": "small",
+            "figure.titlesize": "large",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "pdf.fonttype": 42,
+            "svg.hashsalt": "cxrmask",
+            "image.cmap": style.cmap,
+        }
+    ):
+        yield
+
+
+def _new_figure(style: FigureStyle, width: float, height: float) -> Figure:
+    """A figure of exactly ``width`` x ``height`` inches; constrained layout keeps labels from overlapping."""
+    return Figure(figsize=(width, height), dpi=style.dpi, layout="constrained")
+
+
+def _save(figure: Figure, path: str | os.PathLike[str], style: FigureStyle) -> Path:
+    """Write ``figure`` atomically in the style's format, with date-free metadata."""
+    path = Path(path)
+    if path.suffix.lower() != f".{style.format}":
+        raise ConfigError(
+            f"{path}: figures.format is {style.format!r} but the file name ends in "
+            f"{path.suffix or 'nothing'!r}; "
+            "make the output's suffix follow figures.format."
+        )
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(style.format)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=style.format, dpi=style.dpi, metadata=metadata)
+    logger.info("wrote %s", path)
+    return path
+
+
+def _grid(n: int, max_columns: int) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels, filling rows first."""
+    columns = max(1, min(n, max_columns))
+    return math.ceil(n / columns), columns
+
+
+def _panels(figure: Figure, n: int, rows: int, columns: int) -> list[Axes]:
+    """``n`` axes in a ``rows`` x ``columns`` grid; unused cells are removed."""
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for spare in axes[n:]:
+        spare.remove()
+    return axes[:n]
+
+
+def _legend_columns(entries: int, panel_columns: int) -> int:
+    """Legend entries per row: about two per panel width, so a figure-wide legend never runs off the page."""
+    return max(1, min(entries, 2 * panel_columns))
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Fail by name when a table lacks columns the figure needs, before anything is drawn."""
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"{what}: expected a pandas DataFrame, got {type(frame).__name__}.")
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{what} lacks column(s) {', '.join(missing)} (it has {', '.join(map(str, frame.columns))}); "
+            "re-run the step that writes it."
+        )
+    if frame.empty:
+        raise InputError(f"{what} has no rows; re-run the step that writes it.")
+
+
+def _refuse_duplicates(frame: pd.DataFrame, keys: Sequence[str], what: str) -> None:
+    """A repeated key row would be averaged or dropped silently (a result counted twice), so it fails."""
+    duplicated = frame[frame.duplicated(list(keys))]
+    if not duplicated.empty:
+        first = duplicated.iloc[0]
+        raise InputError(
+            f"{what} has more than one row for {', '.join(f'{key}={first[key]}' for key in keys)}; "
+            f"expected one row per {', '.join(keys)}."
+        )
+
+
+def _ordered_conditions(names: Sequence[str], what: str) -> list[str]:
+    """Known conditions in canonical order; anything else is an error rather than an unstyled extra."""
+    unknown = sorted(set(names) - set(CONDITIONS))
+    if unknown:
+        raise InputError(
+            f"{what}: unknown mask condition(s) {', '.join(unknown)}; expected {', '.join(CONDITIONS)}."
+        )
+    return [condition for condition in CONDITIONS if condition in set(names)]
+
+
+def _unique(values: pd.Series) -> list[Any]:
+    """Distinct values in order of first appearance: the order the writing stage chose."""
+    return list(dict.fromkeys(values.tolist()))
+
+
+def _format_p(p: float) -> str:
+    """p-values as papers print them: three decimals, and a floor instead of 0.000."""
+    if not np.isfinite(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _as_bool(value: Any, what: str) -> bool:
+    """Accept true booleans and their CSV spellings; anything else would silently flip a result."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "1.0"):
+        return True
+    if text in ("false", "0", "0.0"):
+        return False
+    raise InputError(f"{what}: 'significant' holds {value!r}; expected True or False.")
+
+
+def _text_colour(style: FigureStyle, norm: Normalize, value: float) -> str:
+    """Black on light cells, white on dark ones, judged by the cell colour's luminance."""
+    red, green, blue, _ = mpl.colormaps[style.cmap](norm(value))
+    return "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.5 else "white"
+
+
+# --- ROC curves
+
+
+def _binary_truth(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
+    """The 0/1 truth column as integers; NaN or other codes would make a wrong curve, so they fail."""
+    truth = frame[column].to_numpy()
+    if pd.isna(truth).any() or not np.isin(truth, (0, 1)).all():
+        raise InputError(f"{what}: column {column!r} must hold only 0 and 1.")
+    return truth.astype(int)
+
+
+def roc_curves(
+    predictions: Mapping[str, pd.DataFrame],
+    labels: Sequence[str],
+    path: str | os.PathLike[str],
+    style: FigureStyle,
+    title: str = "",
+) -> Figure:
+    """One ROC panel per label, one curve per mask condition, AUROC per condition in each legend.
+
+    ``predictions`` maps a condition (original, tight, loose) to its predictions table with ``true_{L}``
+    and ``score_{L}`` columns. Panels are square (``style.width`` inches), three to a row. A label whose
+    truth holds only one class has no ROC curve; its panel says so instead of failing the whole figure.
+    """
+    if not predictions:
+        raise InputError("roc_curves: no predictions given; pass one table per mask condition.")
+    if not labels:
+        raise InputError("roc_curves: no labels given.")
+    conditions = _ordered_conditions(list(predictions), "roc_curves predictions")
+    for condition in conditions:
+        columns = [f"{kind}_{label}" for label in labels for kind in ("true", "score")]
+        _require(predictions[condition], columns, f"predictions table for condition {condition!r}")
+    rows, columns = _grid(len(labels), 3)
+    with _rc(style):
+        figure = _new_figure(style, columns * style.width, rows * style.width)
+        axes = _panels(figure, len(labels), rows, columns)
+        for index, (ax, label) in enumerate(zip(axes, labels, strict=True)):
+            _roc_panel(ax, predictions, conditions, label, style)
+            if index % columns == 0:
+                ax.set_ylabel("True positive rate")
+            if index + columns >= len(labels):
+                ax.set_xlabel("False positive rate")
+        if title:
+            figure.suptitle(title)
+        _save(figure, path, style)
+    return figure
+
+
+def _roc_panel(
+    ax: Axes,
+    predictions: Mapping[str, pd.DataFrame],
+    conditions: Sequence[str],
+    label: str,
+    style: FigureStyle,
+) -> None:
+    """Draw one label's curves; conditions whose data hold one class only are left out and noted."""
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=0.8)
+    counts = ""
+    drawn = 0
+    for condition in conditions:
+        frame = predictions[condition]
+        what = f"predictions table for condition {condition!r}"
+        truth = _binary_truth(frame, f"true_{label}", what)
+        scores = frame[f"score_{label}"].to_numpy(dtype=float)
+        if not np.isfinite(scores).all():
+            raise InputError(f"{what}: column 'score_{label}' holds NaN or infinite values.")
+        n_pos = int(truth.sum())
+        counts = counts or f"{n_pos} pos / {truth.size - n_pos} neg"
+        if n_pos in (0, truth.size):
+            continue
+        fpr, tpr, _ = roc_curve(truth, scores)
+        auc = roc_auc_score(truth, scores)
+        ax.plot(fpr, tpr, color=CONDITION_COLOURS[condition], linewidth=1.3, label=f"{condition}  {auc:.3f}")
+        drawn += 1
+    ax.set_title(f"{label}\n({counts})" if counts else label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.005)
+    ax.set_aspect("equal")
+    if drawn:
+        ax.legend(title="AUROC", loc="lower right", frameon=False, handlelength=1.5)
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "one class only:\nno ROC curve",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=style.font_size * SMALL,
+            color="#555555",
+        )
+
+
+# --- AUROC heatmap
+
+
+def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureStyle) -> Figure:
+    """Per label (macro first), backbone x mask condition heatmap of AUROC, mean over seeds.
+
+    Cells carry the mean, and ``± sd`` (sample sd over seeds) where a cell has several seeds. All panels
+    share one colour scale and one colour bar, so colours compare across labels. Panels are
+    ``style.width`` wide and ``max(0.5 * backbones + 1.1, 1.8)`` inches tall, four to a row. A backbone x
+    condition cell missing from the table is drawn grey and marked n/a.
+    """
+    _require(auroc_table, ["backbone", "mask", "seed", "label", "auroc"], "AUROC table")
+    _refuse_duplicates(auroc_table, ["backbone", "mask", "seed", "label"], "AUROC table")
+    conditions = _ordered_conditions(_unique(auroc_table["mask"]), "AUROC table")
+    backbones = _unique(auroc_table["backbone"])
+    labels = _unique(auroc_table["label"])
+    if "macro" in labels:
+        labels = ["macro", *[label for label in labels if label != "macro"]]
+    values = auroc_table["auroc"].astype(float)
+    if not np.isfinite(values).all():
+        raise InputError("AUROC table: column 'auroc' holds NaN or infinite values.")
+    stats = (
+        auroc_table.assign(auroc=values)
+        .groupby(["label", "backbone", "mask"], sort=False)["auroc"]
+        .agg(mean="mean", sd="std", n="count")
+    )
+    low, high = float(stats["mean"].min()), float(stats["mean"].max())
+    if high - low < 0.02:
+        low, high = low - 0.01, high + 0.01
+    norm = Normalize(vmin=low, vmax=high)
+    rows, columns = _grid(len(labels), 4)
+    panel_height = max(0.5 * len(backbones) + 1.1, 1.8)
+    with _rc(style):
+        figure = _new_figure(style, columns * style.width, rows * panel_height)
+        axes = _panels(figure, len(labels), rows, columns)
+        image = None
+        for index, (ax, label) in enumerate(zip(axes, labels, strict=True)):
+            grid = np.full((len(backbones), len(conditions)), np.nan)
+            for (row, backbone), (column, condition) in product(enumerate(backbones), enumerate(conditions)):
+                key = (label, backbone, condition)
+                if key in stats.index:
+                    mean, sd, n = stats.loc[key]
+                    grid[row, column] = mean
+                    text = f"{mean:.3f}" + (f"\n±{sd:.3f}" if n > 1 else "")
+                    colour = _text_colour(style, norm, mean)
+                else:
+                    text, colour = "n/a", "#777777"
+                ax.text(
+                    column,
+                    row,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=style.font_size * SMALL,
+                    color=colour,
+                )
+            ax.set_facecolor(MISSING_COLOUR)
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap=style.cmap, norm=norm, aspect="auto")
+            ax.set_title(label)
+            ax.set_xticks(range(len(conditions)), conditions)
+            ax.set_yticks(range(len(backbones)), backbones if index % columns == 0 else [])
+            ax.tick_params(length=0)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        colourbar = figure.colorbar(image, ax=axes, shrink=0.9, aspect=30)
+        colourbar.set_label("mean AUROC")
+        _save(figure, path, style)
+    return figure
+
+
+# --- ΔAUROC
+
+
+def _comparison_colours(comparisons: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """A comparison against the original image takes the masked condition's colour; others get extras."""
+    colours: dict[tuple[str, str], str] = {}
+    extras = iter(_EXTRA_COLOURS * (1 + len(comparisons) // len(_EXTRA_COLOURS)))
+    for a, b in comparisons:
+        colours[(a, b)] = CONDITION_COLOURS[b] if a == "original" and b in CONDITION_COLOURS else next(extras)
+    return colours
+
+
+def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureStyle) -> Figure:
+    """One panel per backbone: ΔAUROC (condition b - condition a) per label and comparison.
+
+    Points are filled where the Holm-adjusted DeLong test is significant and open otherwise; bars are 95%
+    intervals ``delta ± 1.96·|delta / z|`` (the DeLong standard error recovered from ``z``). Holm p-values
+    are printed in a column to the right of each panel, on the row of their point. Panels are
+    ``style.width`` wide and ``0.17 * labels * comparisons + 1.3`` inches tall, three to a row.
+    """
+    required = ["backbone", "label", "condition_a", "condition_b", "delta", "z", "p_holm", "significant"]
+    _require(delong_table, required, "DeLong table")
+    _ordered_conditions(
+        _unique(pd.concat([delong_table["condition_a"], delong_table["condition_b"]])), "DeLong table"
+    )
+    _refuse_duplicates(delong_table, ["backbone", "label", "condition_a", "condition_b"], "DeLong table")
+    table = delong_table.assign(
+        significant=[_as_bool(value, "DeLong table") for value in delong_table["significant"]],
+        delta=delong_table["delta"].astype(float),
+        z=delong_table["z"].astype(float),
+        p_holm=delong_table["p_holm"].astype(float),
+    )
+    backbones = _unique(table["backbone"])
+    labels = _unique(table["label"])
+    comparisons = _unique(pd.Series(list(zip(table["condition_a"], table["condition_b"], strict=True))))
+    colours = _comparison_colours(comparisons)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half_width = np.where(
+            np.isfinite(table["z"]) & (table["z"] != 0), 1.96 * np.abs(table["delta"] / table["z"]), 0.0
+        )
+    table = table.assign(half_width=half_width)
+    extent = (np.abs(table["delta"]) + table["half_width"]).to_numpy()
+    extent = extent[np.isfinite(extent)]
+    reach = 1.15 * float(extent.max()) if extent.size and extent.max() > 0 else 0.01
+    n_rows = len(labels) * len(comparisons)
+    step = 1.0 / (len(comparisons) + 1)
+    rows, columns = _grid(len(backbones), 3)
+    panel_height = 0.17 * n_rows + 1.3
+    with _rc(style):
+        figure = _new_figure(style, columns * style.width, rows * panel_height)
+        axes = _panels(figure, len(backbones), rows, columns)
+        for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
+            ax.axvline(0.0, color="#777777", linewidth=0.8, zorder=0)
+            part = table[table["backbone"] == backbone]
+            for (row, label), (offset, comparison) in product(enumerate(labels), enumerate(comparisons)):
+                match = part[(part["label"] == label) & (part["condition_a"] == comparison[0])]
+                match = match[match["condition_b"] == comparison[1]]
+                if match.empty:
+                    continue
+                entry = match.iloc[0]
+                y = row + (offset - (len(comparisons) - 1) / 2) * step
+                colour = colours[comparison]
+                drawable = bool(np.isfinite(entry["delta"]))
+                ax.errorbar(
+                    entry["delta"],
+                    y,
+                    xerr=entry["half_width"],
+                    fmt=_MARKERS[comparisons.index(comparison) % len(_MARKERS)],
+                    color=colour,
+                    markerfacecolor=colour if entry["significant"] else "white",
+                    markersize=4.5,
+                    elinewidth=1.0,
+                    capsize=0,
+                )
+                ax.text(
+                    1.02,
+                    y,
+                    _format_p(entry["p_holm"]) + ("*" if entry["significant"] else "") if drawable else "n/a",
+                    transform=ax.get_yaxis_transform(),
+                    ha="left",
+                    va="center",
+                    fontsize=style.font_size * SMALL,
+                    color=colour,
+                    fontweight="bold" if entry["significant"] else "normal",
+                    clip_on=False,
+                )
+            ax.set_xlim(-reach, reach)
+            ax.set_ylim(len(labels) - 0.5, -0.5)
+            ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
+            ax.tick_params(axis="y", length=0)
+            for boundary in range(1, len(labels)):
+                ax.axhline(boundary - 0.5, color="#e6e6e6", linewidth=0.6, zorder=0)
+            ax.set_title(backbone)
+            ax.text(
+                1.02,
+                1.0,
+                "p (Holm)",
+                transform=ax.transAxes,
+                ha="left",
+                va="bottom",
+                fontsize=style.font_size * SMALL,
+            )
+            ax.set_xlabel("ΔAUROC")
+        handles = [
+            Line2D([], [], color=colours[c], marker=_MARKERS[i % len(_MARKERS)], linestyle="", markersize=5)
+            for i, c in enumerate(comparisons)
+        ]
+        names = [f"{b} \u2212 {a}" for a, b in comparisons]
+        handles.append(Line2D([], [], color="#555555", marker="o", markerfacecolor="white", linestyle=""))
+        names.append("not significant (Holm)")
+        figure.legend(
+            handles,
+            names,
+            loc="outside lower center",
+            ncols=_legend_columns(len(handles), columns),
+            frameon=False,
+        )
+        _save(figure, path, style)
+    return figure
+
+
+# --- mask gallery
+
+
+def _outline(ax: Axes, mask: np.ndarray, colour: str, linestyle: str = "-") -> None:
+    """Trace a mask's boundary; padding closes regions that touch the image edge."""
+    for contour in find_contours(np.pad(mask.astype(float), 1), 0.5):
+        ax.plot(contour[:, 1] - 1, contour[:, 0] - 1, color=colour, linewidth=1.1, linestyle=linestyle)
+
+
+def mask_gallery(
+    samples: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    style: FigureStyle,
+    columns: int = 4,
+) -> Figure:
+    """Images in grey with the tight, loose and (when given) ground-truth lung outlines; one legend.
+
+    Each sample has ``image`` (uint8 H x W), ``tight`` and ``loose`` (bool H x W), ``title`` and optionally
+    ``truth`` (bool H x W). Panels are square (``style.width`` inches), ``columns`` to a row.
+    """
+    if not samples:
+        raise InputError("mask_gallery: no samples given; pass at least one image with its masks.")
+    if columns < 1:
+        raise ConfigError(f"mask_gallery: columns is {columns}; use 1 or more.")
+    for number, sample in enumerate(samples):
+        _check_sample(sample, number)
+    has_truth = any(sample.get("truth") is not None for sample in samples)
+    rows, n_columns = _grid(len(samples), columns)
+    with _rc(style):
+        figure = _new_figure(style, n_columns * style.width, rows * style.width)
+        axes = _panels(figure, len(samples), rows, n_columns)
+        for ax, sample in zip(axes, samples, strict=True):
+            ax.imshow(sample["image"], cmap="gray", vmin=0, vmax=255, interpolation="bilinear")
+            _outline(ax, sample["loose"], CONDITION_COLOURS["loose"])
+            _outline(ax, sample["tight"], CONDITION_COLOURS["tight"])
+            if sample.get("truth") is not None:
+                _outline(ax, sample["truth"], TRUTH_COLOUR, linestyle="--")
+            ax.set_title(str(sample["title"]))
+            ax.set_axis_off()
+        handles = [
+            Line2D([], [], color=CONDITION_COLOURS["tight"], linewidth=1.5),
+            Line2D([], [], color=CONDITION_COLOURS["loose"], linewidth=1.5),
+        ]
+        names = ["tight mask", "loose mask"]
+        if has_truth:
+            handles.append(Line2D([], [], color=TRUTH_COLOUR, linewidth=1.5, linestyle="--"))
+            names.append("ground truth")
+        figure.legend(
+            handles,
+            names,
+            loc="outside lower center",
+            ncols=_legend_columns(len(handles), n_columns),
+            frameon=False,
+        )
+        _save(figure, path, style)
+    return figure
+
+
+def _check_sample(sample: Mapping[str, Any], number: int) -> None:
+    """Fail by sample when keys are missing or an image and its masks disagree in shape."""
+    missing = [key for key in ("image", "tight", "loose", "title") if key not in sample]
+    name = f"gallery sample {number} ({sample.get('title', 'untitled')!s})"
+    if missing:
+        raise InputError(f"{name} lacks key(s) {', '.join(missing)}.")
+    image = np.asarray(sample["image"])
+    if image.ndim != 2:
+        raise InputError(f"{name}: image has shape {image.shape}; expected a 2-D grey image.")
+    for key in ("tight", "loose", "truth"):
+        mask = sample.get(key)
+        if mask is not None and np.shape(mask) != image.shape:
+            raise InputError(f"{name}: {key} mask has shape {np.shape(mask)}, image has {image.shape}.")
+
+
+# --- training curves
+
+
+def training_curves(
+    histories: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], style: FigureStyle
+) -> Figure:
+    """Validation macro AUROC and training loss by epoch, one line per mask condition.
+
+    ``histories`` maps a condition to its history table (epoch, train_loss, val_macro_auroc, seconds).
+    Two panels side by side, each ``style.width`` wide and ``0.8 * style.width`` tall.
+    """
+    if not histories:
+        raise InputError("training_curves: no histories given; pass one table per mask condition.")
+    conditions = _ordered_conditions(list(histories), "training_curves histories")
+    for condition in conditions:
+        _require(
+            histories[condition], ["epoch", "train_loss", "val_macro_auroc"], f"history for {condition!r}"
+        )
+    with _rc(style):
+        figure = _new_figure(style, 2 * style.width, 0.8 * style.width)
+        auroc_ax, loss_ax = _panels(figure, 2, 1, 2)
+        for condition in conditions:
+            history = histories[condition].sort_values("epoch")
+            line = {"color": CONDITION_COLOURS[condition], "linewidth": 1.3, "marker": "o", "markersize": 2.5}
+            auroc_ax.plot(history["epoch"], history["val_macro_auroc"], label=condition, **line)
+            loss_ax.plot(history["epoch"], history["train_loss"], **line)
+        auroc_ax.set_ylabel("Validation macro AUROC")
+        loss_ax.set_ylabel("Training loss")
+        for ax in (auroc_ax, loss_ax):
+            ax.set_xlabel("Epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        figure.legend(loc="outside lower center", ncols=_legend_columns(len(conditions), 2), frameon=False)
+        _save(figure, path, style)
+    return figure

@@ -1,0 +1,248 @@
+"""NIH ChestX-ray14: the label table as shipped, and the study's curated subset.
+
+The real ``Data_Entry_2017_v2020.csv`` has bracketed header names that contain
+commas (``OriginalImage[Width,Height]``), so a naive reader sees eleven
+mismatched column names; this module assigns canonical names by position
+after checking the header really is NIH's. Curation keeps patients whole:
+the official patient-wise test list is the test split, and validation is
+carved from ``train_val_list.txt`` by patient, never by image.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrmask.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+NO_FINDING = "No Finding"
+NIH_LABELS = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Effusion",
+    "Emphysema",
+    "Fibrosis",
+    "Hernia",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pleural_Thickening",
+    "Pneumonia",
+    "Pneumothorax",
+)
+HEADER_PREFIX = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position"
+COLUMNS = (
+    "image",
+    "finding_labels",
+    "follow_up",
+    "patient_id",
+    "age",
+    "sex",
+    "view",
+    "width",
+    "height",
+    "spacing_x",
+    "spacing_y",
+)
+
+
+def read_label_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read ``Data_Entry_2017*.csv`` (plain or gzipped) into canonical columns.
+
+    Every label must belong to NIH's vocabulary: an unknown one means the file
+    is not the table we think it is, and silently treating it as "no finding"
+    would corrupt the negatives.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"{path}: NIH label table not found. "
+            "Download it (rule download_nih_metadata) or fix the config's path to it."
+        )
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as handle:
+            first_line = handle.readline().strip()
+        frame = pd.read_csv(path, header=None, skiprows=1, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
+        raise InputError(f"{path}: cannot parse the NIH label table ({exc}). Download it again.") from exc
+    if not first_line.startswith(HEADER_PREFIX):
+        raise InputError(
+            f"{path}: header {first_line[:80]!r} is not NIH's "
+            f"(expected it to start with {HEADER_PREFIX[:40]!r}...)."
+        )
+    frame = frame.loc[:, (frame != "").any(axis=0)]
+    if frame.shape[1] != len(COLUMNS):
+        raise InputError(f"{path}: expected {len(COLUMNS)} fields per row, found {frame.shape[1]}.")
+    frame.columns = list(COLUMNS)
+    try:
+        for column in ("follow_up", "patient_id", "width", "height"):
+            frame[column] = frame[column].astype(int)
+        for column in ("age", "spacing_x", "spacing_y"):
+            frame[column] = frame[column].astype(float)
+    except ValueError as exc:
+        raise InputError(f"{path}: a numeric column holds text ({exc}).") from exc
+    labels = frame["finding_labels"].str.split("|")
+    known = set(NIH_LABELS) | {NO_FINDING}
+    unknown = sorted({label for row in labels for label in row} - known)
+    if unknown:
+        raise InputError(f"{path}: unknown finding labels {unknown}; NIH's labels are {sorted(known)}.")
+    frame["labels"] = labels.map(tuple)
+    return frame
+
+
+def read_split_list(path: str | os.PathLike[str]) -> list[str]:
+    """Read ``train_val_list.txt`` or ``test_list.txt``: one image name per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"{path}: split list not found. Download it (rule download_nih_labels) or fix the config."
+        )
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def check_labels(labels: Sequence[str]) -> None:
+    """Reject a config label that NIH does not have, before any work starts."""
+    unknown = [label for label in labels if label not in NIH_LABELS]
+    if unknown or not labels:
+        raise ConfigError(f"nih.labels: {unknown or 'empty'} not among NIH's findings {list(NIH_LABELS)}.")
+
+
+def find_images(folders: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
+    """Map image name to path for every PNG under ``folders`` (searched recursively).
+
+    The NIH archives each extract to their own ``images/`` folder; a user who
+    fetched only some archives gets a subset, and curation selects from what
+    is present.
+    """
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.png")):
+            found.setdefault(path.name, path)
+    return found
+
+
+def _patient_split(patients: np.ndarray, fraction: float, seed: int) -> set[int]:
+    """Choose ``fraction`` of ``patients`` for validation, reproducibly from ``seed``."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(np.unique(patients))
+    n_val = round(fraction * len(shuffled))
+    if fraction > 0 and len(shuffled) > 1:
+        n_val = min(max(n_val, 1), len(shuffled) - 1)
+    return {int(p) for p in shuffled[:n_val]}
+
+
+def curate(
+    table: pd.DataFrame,
+    train_val: Sequence[str],
+    test: Sequence[str],
+    *,
+    labels: Sequence[str],
+    images: dict[str, Path] | None = None,
+    no_finding: int | None = None,
+    val_fraction: float = 0.1,
+    views: Sequence[str] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Select the study's subset: images with any of ``labels``, plus No Finding images.
+
+    Images whose only findings are outside ``labels`` are neither positive
+    nor clean negatives, so they are left out (and counted in the log).
+    ``no_finding`` caps the number of No Finding images (sampled by seed;
+    ``None`` keeps all). ``images`` restricts the subset to files present.
+    Returns one row per image: image, patient_id, split, view, path, and a
+    0/1 column per label plus ``No Finding``.
+    """
+    check_labels(labels)
+    overlap = set(train_val) & set(test)
+    if overlap:
+        raise InputError(
+            f"{len(overlap)} images are in both train_val_list and test_list (e.g. {sorted(overlap)[0]})."
+        )
+    frame = table.copy()
+    split = pd.Series(pd.NA, index=frame.index, dtype="object")
+    split[frame["image"].isin(set(train_val))] = "train"
+    split[frame["image"].isin(set(test))] = "test"
+    frame["split"] = split
+    unlisted = int(frame["split"].isna().sum())
+    if unlisted:
+        log.warning("%d images are in neither split list; they are left out", unlisted)
+    frame = frame[frame["split"].notna()]
+    crossing = frame.groupby("patient_id")["split"].nunique()
+    if (crossing > 1).any():
+        raise InputError(
+            f"{int((crossing > 1).sum())} patients appear in both the train_val and the test list "
+            f"(e.g. patient {int(crossing[crossing > 1].index[0])}); the split lists must be patient-wise."
+        )
+    if views:
+        frame = frame[frame["view"].isin(list(views))]
+    if images is not None:
+        missing = int((~frame["image"].isin(images.keys())).sum())
+        if missing:
+            log.info("%d listed images are not present on disk and are left out", missing)
+        frame = frame[frame["image"].isin(images.keys())]
+
+    wanted = set(labels)
+    positive = frame["labels"].map(lambda row: bool(wanted.intersection(row)))
+    clean = frame["labels"].map(lambda row: row == (NO_FINDING,))
+    log.info(
+        "%d images with a target finding, %d No Finding, %d with other findings only (left out)",
+        int(positive.sum()),
+        int(clean.sum()),
+        int((~positive & ~clean).sum()),
+    )
+    negatives = frame[clean]
+    if no_finding is not None and len(negatives) > no_finding:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(negatives), size=no_finding, replace=False))
+        negatives = negatives.iloc[keep]
+    subset = pd.concat([frame[positive], negatives]).sort_values("image").reset_index(drop=True)
+    if subset.empty:
+        raise InputError(
+            "the curated NIH subset is empty: no present image carries a target label or No Finding."
+        )
+
+    val_patients = _patient_split(
+        subset.loc[subset["split"] == "train", "patient_id"].to_numpy(), val_fraction, seed
+    )
+    is_val = (subset["split"] == "train") & subset["patient_id"].isin(val_patients)
+    subset.loc[is_val, "split"] = "val"
+
+    out = subset[["image", "patient_id", "split", "view", "age", "sex"]].copy()
+    for label in labels:
+        out[label] = subset["labels"].map(lambda row, lab=label: int(lab in row))
+    out[NO_FINDING] = subset["labels"].map(lambda row: int(row == (NO_FINDING,)))
+    if images is not None:
+        out["path"] = out["image"].map(lambda name: str(images[name]))
+    return out
+
+
+def summarise(subset: pd.DataFrame, labels: Sequence[str]) -> dict:
+    """Counts per label and split, patients per split and the patient-overlap check (log and README)."""
+    splits = ("train", "val", "test")
+    per_split = {
+        split: {
+            "images": int((subset["split"] == split).sum()),
+            "patients": int(subset.loc[subset["split"] == split, "patient_id"].nunique()),
+            **{
+                label: int(subset.loc[subset["split"] == split, label].sum())
+                for label in [*labels, NO_FINDING]
+            },
+        }
+        for split in splits
+    }
+    patient_sets = {split: set(subset.loc[subset["split"] == split, "patient_id"]) for split in splits}
+    crossing = sum(
+        len(patient_sets[a] & patient_sets[b]) for i, a in enumerate(splits) for b in splits[i + 1 :]
+    )
+    return {"splits": per_split, "patients_in_two_splits": crossing, "images": len(subset)}

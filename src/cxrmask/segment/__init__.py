@@ -1,0 +1,1 @@
+"""Lung segmentation with promptable SAM-family models (MedSAM ViT-B, LiteMedSAM)."""

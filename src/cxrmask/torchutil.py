@@ -1,0 +1,53 @@
+"""Device, seeding and precision choices shared by fine-tuning, inference and training.
+
+Kept in one place so every stage makes the same choice from the same config
+key: ``device: auto`` picks CUDA when present, bf16 autocast is used only on
+CUDA (CPU autocast is slower than fp32 on most CPUs), and a seed fixes every
+generator a job touches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+from cxrmask.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; ``cuda`` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} but no CUDA GPU is visible; use device: auto or cpu.")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ConfigError(f"device: {name!r} is not auto, cpu or cuda[:N].")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a CPU rerun gives identical numbers."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int | None) -> None:
+    """Use the job's Snakemake ``threads`` for torch's intra-op pool (not all cores of a shared node)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when enabled; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

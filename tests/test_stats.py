@@ -1,0 +1,293 @@
+"""cxrmask.stats against independent references: the textbook DeLong, sklearn, pROC, statsmodels."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.multitest import multipletests
+
+from cxrmask.errors import ConfigError, InputError
+from cxrmask.stats import (
+    bootstrap_auc_ci,
+    check_binary_scores,
+    delong_ci,
+    delong_test,
+    fast_delong,
+    holm,
+    resample_counts,
+    weighted_auc,
+)
+
+DATA = Path(__file__).resolve().parent / "data"
+PROC_SCRIPT = DATA / "proc_reference.R"
+PROC_REFERENCE = json.loads((DATA / "proc_reference.json").read_text())
+RTOL = 1e-10
+
+
+def naive_delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong et al. (1988) as written: placement values from all m x n positive/negative comparisons.
+
+    psi(x, y) = 1 if x > y, 1/2 if x == y, else 0; V10_i = mean_j psi(X_i, Y_j),
+    V01_j = mean_i psi(X_i, Y_j); S = S10 / m + S01 / n with unbiased covariances.
+    """
+    y = np.asarray(y).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=float))
+    m, n = int(y.sum()), int((~y).sum())
+    v10 = np.empty((scores.shape[0], m))
+    v01 = np.empty((scores.shape[0], n))
+    for r, s in enumerate(scores):
+        x, z = s[y][:, None], s[~y][None, :]
+        psi = (x > z) + 0.5 * (x == z)
+        v10[r], v01[r] = psi.mean(axis=1), psi.mean(axis=0)
+    aucs = v10.mean(axis=1)
+    d10, d01 = v10 - aucs[:, None], v01 - aucs[:, None]
+    cov = d10 @ d10.T / ((m - 1) * m) + d01 @ d01.T / ((n - 1) * n)
+    return aucs, cov
+
+
+def tied_data(n: int, k: int, seed: int, decimals: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Labels with ~30% positives and k correlated, rounded (hence tied) score vectors."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.3
+    y[:2], y[2:4] = True, False  # both classes, at least two of each
+    base = rng.normal(size=n) + y
+    scores = np.round(base + rng.normal(scale=0.8, size=(k, n)), decimals)
+    return y.astype(int), scores
+
+
+@pytest.mark.parametrize(("n", "decimals"), [(8, 0), (57, 1), (300, 1), (1000, 2), (2500, 0)])
+def test_fast_delong_matches_textbook_definition(n: int, decimals: int) -> None:
+    y, scores = tied_data(n, k=3, seed=n, decimals=decimals)
+    assert len(np.unique(scores)) < scores.size  # the data really has ties
+    yb, stacked = check_binary_scores(y, *scores)
+    aucs, cov = fast_delong(yb, stacked)
+    ref_aucs, ref_cov = naive_delong(y, scores)
+    np.testing.assert_allclose(aucs, ref_aucs, rtol=1e-12)
+    np.testing.assert_allclose(cov, ref_cov, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(aucs, [roc_auc_score(y, s) for s in scores], rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_delong_test_statistic_matches_textbook(seed: int) -> None:
+    y, (a, b) = tied_data(400, k=2, seed=seed)
+    result = delong_test(y, a, b)
+    aucs, cov = naive_delong(y, np.stack([a, b]))
+    se = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    assert result.delta == pytest.approx(aucs[1] - aucs[0], rel=1e-12)
+    assert result.se == pytest.approx(se, rel=1e-10)
+    assert result.z == pytest.approx((aucs[1] - aucs[0]) / se, rel=1e-10)
+    assert result.p_value == pytest.approx(2 * norm.sf(abs(result.z)), rel=1e-12)
+    assert (result.n_pos, result.n_neg) == (int(y.sum()), int(len(y) - y.sum()))
+    assert result.as_dict()["z"] == result.z
+    swapped = delong_test(y, b, a)
+    assert swapped.z == pytest.approx(-result.z) and swapped.p_value == pytest.approx(result.p_value)
+
+
+def _rel(actual: float, expected: float) -> float:
+    return abs(actual - expected) / max(abs(expected), 1e-300)
+
+
+def _assert_matches_proc(dataset: dict) -> None:
+    """Compare every pROC output stored for one dataset with cxrmask's."""
+    y, a, b, ref = dataset["y"], dataset["a"], dataset["b"], dataset["proc"]
+    result = delong_test(y, a, b)
+    # pROC reports roc1 - roc2 = auc_a - auc_b; cxrmask's delta is auc_b - auc_a.
+    checks = {
+        "auc_a": (result.auc_a, ref["auc_a"]),
+        "auc_b": (result.auc_b, ref["auc_b"]),
+        "z": (result.z, -ref["z_a_minus_b"]),
+        "p_value": (result.p_value, ref["p_value"]),
+        "ci_low": (result.ci_low, -ref["diff_ci_95"][1]),
+        "ci_high": (result.ci_high, -ref["diff_ci_95"][0]),
+    }
+    for scores, var, intervals in ((a, ref["var_a"], ref["ci_a"]), (b, ref["var_b"], ref["ci_b"])):
+        for interval in intervals:
+            ours = delong_ci(y, scores, alpha=1 - interval["conf_level"])
+            tag = f"{interval['conf_level']}:{interval['auc']}"
+            checks[f"auc {tag}"] = (ours.auc, interval["auc"])
+            checks[f"low {tag}"] = (ours.low, interval["low"])
+            checks[f"high {tag}"] = (ours.high, interval["high"])
+            checks[f"var {tag}"] = (ours.se**2, var)
+    bad = {k: v for k, v in checks.items() if _rel(*v) > RTOL}
+    assert not bad, f"{dataset['name']}: differs from pROC {bad}"
+
+
+@pytest.mark.parametrize("dataset", PROC_REFERENCE["datasets"], ids=lambda d: d["name"])
+def test_matches_stored_proc_reference(dataset: dict) -> None:
+    _assert_matches_proc(dataset)
+
+
+def test_stored_proc_reference_covers_ties_and_both_directions() -> None:
+    """The reference is only worth as much as its datasets: ties, AUC < 0.5, a tiny p-value."""
+    datasets = PROC_REFERENCE["datasets"]
+    assert all(len(set(d["a"])) < len(d["a"]) for d in datasets)
+    assert any(d["proc"]["auc_a"] < 0.5 for d in datasets)
+    assert any(d["proc"]["p_value"] < 1e-10 for d in datasets)
+    assert (DATA / "proc_reference.json").stat().st_size < 100_000
+
+
+def _have_proc() -> bool:
+    if shutil.which("Rscript") is None:
+        return False
+    probe = 'quit(status = as.integer(!all(sapply(c("pROC", "jsonlite"), requireNamespace, quietly = TRUE))))'
+    return subprocess.run(["Rscript", "-e", probe], capture_output=True, timeout=120).returncode == 0
+
+
+def test_matches_live_proc(tmp_path: Path) -> None:
+    if not _have_proc():  # probed here, not at import: the benchmark imports this module
+        pytest.skip("needs Rscript with the pROC and jsonlite packages")
+    out = tmp_path / "proc.json"
+    subprocess.run(["Rscript", str(PROC_SCRIPT), str(out)], check=True, capture_output=True, timeout=300)
+    live = json.loads(out.read_text())
+    # The stored file is what this script makes: same inputs.
+    for fresh, stored in zip(live["datasets"], PROC_REFERENCE["datasets"], strict=True):
+        assert (fresh["y"], fresh["a"], fresh["b"]) == (stored["y"], stored["a"], stored["b"])
+        _assert_matches_proc(fresh)
+
+
+def test_identical_scores_give_z_zero_p_one() -> None:
+    y, (a,) = tied_data(200, k=1, seed=3)
+    result = delong_test(y, a, a.copy())
+    assert (result.delta, result.se, result.z, result.p_value) == (0.0, 0.0, 0.0, 1.0)
+    assert (result.ci_low, result.ci_high) == (0.0, 0.0)
+
+
+def test_certain_difference_has_infinite_z() -> None:
+    """Perfect against perfectly reversed scores: every placement differs by 1, se = 0 (pROC: z = -Inf)."""
+    y = np.array([1, 1, 1, 0, 0, 0])
+    s = np.array([4.0, 5.0, 6.0, 1.0, 2.0, 3.0])
+    result = delong_test(y, s, -s)
+    assert (result.auc_a, result.auc_b, result.se) == (1.0, 0.0, 0.0)
+    assert result.z == -np.inf and result.p_value == 0.0
+
+
+def test_auc_direction_is_not_flipped() -> None:
+    y, (a,) = tied_data(100, k=1, seed=4)
+    assert delong_ci(y, -a).auc == pytest.approx(1 - delong_ci(y, a).auc, rel=1e-12)
+    assert delong_ci(y, -a).auc < 0.5
+
+
+def test_single_case_in_a_class_gives_nan_with_warning(caplog: pytest.LogCaptureFixture) -> None:
+    y = np.array([1, 0, 0, 0, 0])
+    with caplog.at_level(logging.WARNING, logger="cxrmask.stats"):
+        result = delong_test(y, [0.9, 0.1, 0.5, 0.3, 0.95], [0.8, 0.2, 0.1, 0.4, 0.3])
+    assert result.auc_a == 0.75 and result.auc_b == 1.0
+    assert np.isnan(result.se) and np.isnan(result.z) and np.isnan(result.p_value)
+    assert "needs >= 2 of each" in caplog.text
+    assert np.isnan(delong_ci(y, [0.9, 0.1, 0.5, 0.3, 0.95]).low)
+
+
+@pytest.mark.parametrize(
+    ("y", "a", "b", "message"),
+    [
+        ([0, 1, 1], [0.1, 0.2, 0.3], [0.1, 0.2], "shape"),
+        ([0, 1, 2, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "only 0 and 1"),
+        ([1, 1, 1], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1], "both classes"),
+        ([0, 0, 0], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1], "both classes"),
+        ([0, 1, 0, 1], [0.1, np.nan, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "NaN"),
+        ([0, 1, np.nan, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "only 0 and 1"),
+        (["a", "b", "a", "b"], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "numeric"),
+    ],
+)
+def test_bad_input_is_a_clear_error(y: list, a: list, b: list, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        delong_test(y, a, b)
+
+
+def test_bad_alpha_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="alpha"):
+        delong_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], alpha=1.5)
+    with pytest.raises(ConfigError, match="n_boot"):
+        bootstrap_auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], n_boot=0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 50])
+def test_holm_matches_statsmodels(size: int) -> None:
+    rng = np.random.default_rng(size)
+    p = rng.random(size) ** 3
+    p[: size // 3] = p[0]  # ties among p-values
+    expected = multipletests(p, method="holm")[1]
+    np.testing.assert_allclose(holm(p), expected, rtol=1e-15)
+
+
+def test_holm_known_values_and_nans() -> None:
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    rng = np.random.default_rng(9)
+    p = rng.random(20) ** 2
+    p[[1, 5, 6, 17]] = np.nan
+    adjusted = holm(p)
+    finite = ~np.isnan(p)
+    assert np.array_equal(np.isnan(adjusted), ~finite)
+    np.testing.assert_allclose(adjusted[finite], multipletests(p[finite], method="holm")[1], rtol=1e-15)
+    assert np.all(adjusted[finite] >= p[finite]) and np.all(adjusted[finite] <= 1.0)
+    assert holm([]).shape == (0,)
+    assert np.isnan(holm([np.nan])).all()
+
+
+def test_holm_rejects_out_of_range() -> None:
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        holm([0.2, 1.3])
+
+
+def test_weighted_auc_equals_auc_of_repeated_cases() -> None:
+    rng = np.random.default_rng(5)
+    pos, neg = np.round(rng.normal(1, 1, 30), 1), np.round(rng.normal(0, 1, 45), 1)
+    w_pos = rng.integers(0, 4, size=(6, 30)).astype(float)
+    w_neg = rng.integers(0, 4, size=(6, 45)).astype(float)
+    w_neg[5] = 0.0  # no negative: undefined
+    got = weighted_auc(pos, neg, w_pos, w_neg)
+    for b in range(5):
+        x, z = np.repeat(pos, w_pos[b].astype(int)), np.repeat(neg, w_neg[b].astype(int))
+        expected = roc_auc_score(np.r_[np.ones(x.size), np.zeros(z.size)], np.r_[x, z])
+        assert got[b] == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(got[5])
+
+
+def test_resample_counts_are_bootstrap_draws() -> None:
+    counts = resample_counts(np.random.default_rng(0), 40, 500)
+    assert counts.shape == (500, 40)
+    assert np.all(counts.sum(axis=1) == 40)
+    assert counts.mean() == pytest.approx(1.0) and counts.var() == pytest.approx(1 - 1 / 40, rel=0.05)
+
+
+def test_bootstrap_ci_is_deterministic_and_matches_a_loop() -> None:
+    y, (s,) = tied_data(150, k=1, seed=6)
+    first = bootstrap_auc_ci(y, s, n_boot=100, seed=11)
+    assert first == bootstrap_auc_ci(y, s, n_boot=100, seed=11)
+    assert first != bootstrap_auc_ci(y, s, n_boot=100, seed=12)
+    # The same resamples, made explicit and scored one by one with sklearn.
+    yb = y.astype(bool)
+    pos, neg = s[yb], s[~yb]
+    rng = np.random.default_rng(11)
+    w_pos, w_neg = resample_counts(rng, pos.size, 100), resample_counts(rng, neg.size, 100)
+    aucs = []
+    for b in range(100):
+        x, z = np.repeat(pos, w_pos[b].astype(int)), np.repeat(neg, w_neg[b].astype(int))
+        aucs.append(roc_auc_score(np.r_[np.ones(x.size), np.zeros(z.size)], np.r_[x, z]))
+    np.testing.assert_allclose(first, np.quantile(aucs, [0.025, 0.975]), rtol=1e-12)
+
+
+def test_bootstrap_ci_covers_the_true_auc() -> None:
+    """Binormal data with separation d has AUC Phi(d / sqrt 2); a 90% interval should cover it ~90%."""
+    d, trials, n_pos, n_neg = 1.0, 200, 40, 80
+    true_auc = norm.cdf(d / np.sqrt(2))
+    rng = np.random.default_rng(7)
+    covered, widths, delong_widths = 0, [], []
+    for t in range(trials):
+        y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
+        s = np.r_[rng.normal(d, 1, n_pos), rng.normal(0, 1, n_neg)]
+        low, high = bootstrap_auc_ci(y, s, n_boot=200, alpha=0.1, seed=t)
+        covered += low <= true_auc <= high
+        widths.append(high - low)
+        ci = delong_ci(y, s, alpha=0.1)
+        delong_widths.append(ci.high - ci.low)
+    assert 0.82 <= covered / trials <= 0.97
+    assert np.mean(widths) == pytest.approx(np.mean(delong_widths), rel=0.15)
