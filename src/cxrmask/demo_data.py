@@ -82,6 +82,7 @@ OTHER_COLABEL_RATE = 0.1  # chance that an abnormal image also lists one finding
 WORK_SIZE = 512  # chest anatomy is drawn at most at this size, then upsampled
 MARKER_MIN_GAP = 0.09  # marker keeps this fraction of the width away from the lungs
 _PLACEMENT_CHECK_SIZE = 128
+_LUT_LEVELS = 4096
 
 # Anatomy, findings and noise each draw from their own stream, keyed by these numbers.
 _STREAM_ANATOMY, _STREAM_NOISE, _STREAM_FINDING = 0, 1, 2
@@ -236,15 +237,21 @@ def place_lungs(shape: np.ndarray, placement: Placement, size: int) -> np.ndarra
     _, crop_h, crop_w = shape.shape
     scale_x = placement.width * size / crop_w
     scale_y = scale_x * placement.aspect
-    centre_out = np.array([placement.top * size + crop_h * scale_y / 2.0, placement.centre_x * size])
-    centre_in = np.array([(crop_h - 1) / 2.0, (crop_w - 1) / 2.0])
+    centre_out = (placement.centre_x * size, placement.top * size + crop_h * scale_y / 2.0)
     angle = math.radians(placement.angle_deg)
-    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    matrix = np.diag([1.0 / scale_y, 1.0 / scale_x]) @ rotation
-    offset = centre_in - matrix @ centre_out
-    return np.stack(
-        [ndi.affine_transform(channel, matrix, offset, output_shape=(size, size), order=1) for channel in shape]
-    )
+    cos, sin = math.cos(angle), math.sin(angle)
+    # Output pixel (x, y) -> input pixel: rotate about the output centre, unscale, shift to the crop centre.
+    a, b = cos / scale_x, -sin / scale_x
+    d, e = sin / scale_y, cos / scale_y
+    c = crop_w / 2.0 - a * centre_out[0] - b * centre_out[1]
+    f = crop_h / 2.0 - d * centre_out[0] - e * centre_out[1]
+    placed = [
+        Image.fromarray(channel, mode="F").transform(
+            (size, size), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BILINEAR
+        )
+        for channel in shape
+    ]
+    return np.stack([np.asarray(channel, dtype=np.float32) for channel in placed])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -346,27 +353,23 @@ def _draw_anatomy(thorax: _Thorax, rng: np.random.Generator, heart_scale: float)
     background = rng.uniform(0.02, 0.14)
     density = background + inside_body * (rng.uniform(0.22, 0.32) - background + rng.uniform(0.2, 0.28) * thickness)
 
-    # Mediastinum and spine between the lungs.
-    gap = max(thorax.lung_boxes[1][0] - thorax.lung_boxes[0][2], 0.04 * size)
-    density += rng.uniform(0.14, 0.2) * np.exp(-(((xs - mid) / (0.5 * gap + 0.03 * size)) ** 2))
-    spine = np.exp(-(((xs - mid) / (0.035 * size)) ** 2))
-    vertebrae = 0.8 + 0.2 * np.cos(2.0 * np.pi * (ys - y0) / (0.052 * size))
-    density += rng.uniform(0.03, 0.07) * spine * vertebrae
-
-    # Heart: left of the patient (right of the image), resting on the diaphragm.
-    heart_cx = mid + 0.035 * size * heart_scale
-    heart_cy = y1 - rng.uniform(0.1, 0.13) * size
-    heart_a, heart_b = rng.uniform(0.13, 0.16) * size * heart_scale, rng.uniform(0.1, 0.12) * size
-    heart = 1.0 - ((xs - heart_cx) / heart_a) ** 2 - ((ys - heart_cy) / heart_b) ** 2
-    density += rng.uniform(0.1, 0.16) * _smoothstep(heart / 0.5)
-
-    # Diaphragm and abdomen below each lung base.
+    # Mediastinum, heart and abdomen: dense tissue between the lungs and below their bases, of similar
+    # density, so they merge under the diaphragm's domes as on a film.
+    between = _between_lungs(thorax) * (np.abs(xs - mid) < 0.17 * size)
+    heart_cx = mid + 0.04 * size * heart_scale
+    heart_cy = y1 - rng.uniform(0.12, 0.16) * size
+    heart_a, heart_b = rng.uniform(0.12, 0.15) * size * heart_scale, rng.uniform(0.1, 0.12) * size
+    heart = _smoothstep((1.0 - ((xs - heart_cx) / heart_a) ** 2 - ((ys - heart_cy) / heart_b) ** 2) / 0.6)
     lowest = np.where(thorax.mask.any(axis=0), size - 1 - np.argmax(thorax.mask[::-1], axis=0), -1)
     cols = np.nonzero(lowest >= 0)[0]
     base = np.interp(np.arange(size), cols, lowest[cols]).astype(np.float32)
     base = ndi.gaussian_filter1d(base, 0.03 * size, mode="nearest")
     abdomen = 1.0 / (1.0 + np.exp(-(ys - base[None, :] - 0.01 * size) / (0.015 * size)))
-    density += rng.uniform(0.12, 0.2) * abdomen * inside_body
+    dense = rng.uniform(0.14, 0.2)
+    density += np.maximum(dense * np.maximum(between, heart), dense * rng.uniform(0.85, 1.1) * abdomen * inside_body)
+    spine = np.exp(-(((xs - mid) / (0.028 * size)) ** 2))
+    vertebrae = 0.7 + 0.3 * np.cos(2.0 * np.pi * (ys - y0) / (0.052 * size))
+    density += rng.uniform(0.02, 0.045) * spine * vertebrae
 
     # Bones: posterior ribs arching from the spine, fainter anterior ribs, clavicles.
     posterior = Image.new("F", (size, size), 0.0)
@@ -378,9 +381,9 @@ def _draw_anatomy(thorax: _Thorax, rng: np.random.Generator, heart_scale: float)
     for side in (-1.0, 1.0):
         y_start = y0 - 0.03 * size
         for k in range(11):
-            curve = rng.uniform(0.1, 0.14)
+            curve = rng.uniform(0.14, 0.2)
             px = mid + side * (0.035 * size + t * lateral)
-            py = y_start + size * (curve * t**2 - 0.05 * t)
+            py = y_start + size * (curve * t**2.5 - 0.06 * t)
             _polyline(ImageDraw.Draw(posterior), px, py, rib_width)
             ax = mid + side * (lateral + 0.035 * size) * (1.0 - 0.65 * t)
             ay = py[-1] + 0.16 * size * t**0.85
@@ -392,7 +395,7 @@ def _draw_anatomy(thorax: _Thorax, rng: np.random.Generator, heart_scale: float)
     ribs = np.asarray(posterior) + rng.uniform(0.3, 0.6) * np.asarray(anterior)
     lateral_fade = np.exp(-((np.maximum(np.abs(xs - mid) - half_span, 0.0) / (0.05 * size)) ** 2))
     bones = ribs * lateral_fade * rng.uniform(0.035, 0.06) + np.asarray(clavicles) * rng.uniform(0.06, 0.1)
-    density += ndi.gaussian_filter(bones, 0.004 * size) * inside_body
+    density += ndi.gaussian_filter(bones, 0.004 * size) * inside_body * (1.0 - 0.7 * abdomen)
 
     # Lungs: air lowers the density, more where the lung is thick; vessels fan out from the hila.
     air = thorax.soft * (0.45 + 0.55 * _smoothstep(thorax.depth / (0.07 * size)))
@@ -402,6 +405,23 @@ def _draw_anatomy(thorax: _Thorax, rng: np.random.Generator, heart_scale: float)
     # Slow variation of exposure across the film.
     density += rng.uniform(0.02, 0.05) * _smooth_field(rng, size, 5)
     return density
+
+
+def _between_lungs(thorax: _Thorax) -> np.ndarray:
+    """Soft map of the mediastinum: pixels with one lung to their left and the other to their right.
+
+    Rows above the apices copy the first row that has both lungs, so the map
+    runs up into the neck. Its lower part is the heart's shadow, shaped by
+    the real masks' cardiac notch; below the bases the abdomen takes over.
+    """
+    first, second = thorax.per_lung[0] > 0.5, thorax.per_lung[1] > 0.5
+    left_of = np.maximum.accumulate(first, axis=1)
+    right_of = np.maximum.accumulate(second[:, ::-1], axis=1)[:, ::-1]
+    inside = left_of & right_of & ~thorax.mask
+    rows = np.nonzero(inside.any(axis=1))[0]
+    if rows.size:
+        inside[: rows[0]] = inside[rows[0]]
+    return ndi.gaussian_filter(inside.astype(np.float32), 0.012 * thorax.size)
 
 
 def _vessels(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -589,9 +609,10 @@ def render_case(case: Case, size: int, shapes: tuple[np.ndarray, ...] | None = N
 
     low, high = anatomy_rng.uniform(-0.02, 0.08), anatomy_rng.uniform(0.92, 1.08)
     gamma = anatomy_rng.uniform(0.8, 1.25)
-    scaled = np.clip((density - low) / (high - low), 0.0, 1.0) ** gamma
-    image = np.round(scaled * 255.0).astype(np.uint8)
-    return Rendered(image=image, lungs=lungs)
+    # Window and gamma through a lookup table: per pixel like the formula, several times faster at 1024.
+    levels = np.round((np.linspace(0.0, 1.0, _LUT_LEVELS) ** gamma) * 255.0).astype(np.uint8)
+    index = np.clip((density - low) * ((_LUT_LEVELS - 1) / (high - low)) + 0.5, 0, _LUT_LEVELS - 1)
+    return Rendered(image=levels[index.astype(np.intp)], lungs=lungs)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def read_split_list(path: str | os.PathLike[str]) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(
-            f"{path}: split list not found. Download it (rule download_nih_labels) or fix the config."
+            f"{path}: split list not found. Download it (rule download_nih_metadata) or fix the config."
         )
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 

@@ -238,3 +238,14 @@ def save_segmenter(model: PromptableSegmenter, path: str | os.PathLike[str], met
 
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "meta": {"arch": dict(model.arch), **meta}}, tmp)
+
+
+def spec_sizes(spec: Mapping[str, Any]) -> tuple[int, int]:
+    """(encoder input side, decoder mask side) of a spec without building the model.
+
+    SAM's ViT embeds at 1/16 of the input and decodes at 4x the embedding;
+    LiteMedSAM's TinyViT embeds 256² at 64², so its masks come out at 256².
+    """
+    if spec["arch"] == LITE_ARCH:
+        return 256, 256
+    return int(spec["image_size"]), int(spec["image_size"]) // 16 * 4

@@ -43,7 +43,7 @@ def _compile(pattern: str) -> tuple[str, re.Pattern[str], list[str]]:
     regex, seen = "", set()
     for index, part in enumerate(parts):
         if index % 2 == 0:
-            regex += re.escape(part)
+            regex += re.escape(part).replace(r"\*\*/", "(?:[^/]+/)*").replace(r"\*", "[^/]*")
         elif part in seen:
             regex += f"(?P={part})"
         else:

@@ -1,0 +1,1 @@
+"""Multi-label chest X-ray classifiers trained under the three mask conditions."""

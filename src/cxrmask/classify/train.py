@@ -1,0 +1,262 @@
+"""Training one classifier cell: a backbone, a mask condition, a seed.
+
+The split's images sit in memory as uint8 (on the GPU when there is one);
+masks are applied per batch - zero outside the lungs, or crop to the lungs'
+box - so all three conditions read the same cache. Multi-label BCE on the
+findings; the best epoch by validation macro AUROC is kept (early stopping);
+the No Finding score is derived from the findings' probabilities, not
+trained, as in the study.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torchvision.ops import masks_to_boxes, roi_align
+from tqdm import tqdm
+
+from cxrmask.classify.backbones import build_backbone
+from cxrmask.errors import ConfigError
+from cxrmask.metrics import auroc, no_finding_score
+from cxrmask.nih import NO_FINDING
+from cxrmask.torchutil import autocast
+
+log = logging.getLogger(__name__)
+
+MASK_MODES = ("zero", "crop")
+CONDITIONS = ("original", "tight", "loose")
+WORKFLOW_KEYS = ("backbones", "masks", "seeds")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``classifier:`` config section, less the grid the workflow expands (backbones, masks, seeds)."""
+
+    image_size: int = 224
+    pretrained: bool = True
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    patience: int = 5
+    augment: bool = True
+    mask_mode: str = "zero"
+    no_finding_score: str = "one_minus_max"
+    amp: bool = True
+    channels_last: bool = True
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
+        """Build from the config section, naming unknown keys and bad choices."""
+        config = {k: v for k, v in config.items() if k not in WORKFLOW_KEYS}
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(config) - allowed
+        if unknown:
+            raise ConfigError(f"classifier: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
+        settings = cls(**config)
+        if settings.mask_mode not in MASK_MODES:
+            raise ConfigError(
+                f"classifier.mask_mode: {settings.mask_mode!r} is not one of {list(MASK_MODES)}."
+            )
+        no_finding_score(np.zeros((1, 1)), settings.no_finding_score)
+        return settings
+
+
+def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> torch.Tensor:
+    """Images (B,1,S,S) in [0,1] restricted to their masks: zeroed outside, or cropped to the mask's box."""
+    if masks is None:
+        return images
+    if mode == "zero":
+        return images * masks
+    size = images.shape[-1]
+    boxes = masks_to_boxes(masks[:, 0].bool())
+    rois = torch.cat(
+        [torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1
+    )
+    cropped = roi_align(images * masks, rois, output_size=(size, size), aligned=True)
+    return cropped
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random affine per image (scale ±10 %, shift ±5 %, rotation ±7°); no flips: anatomy is lateral."""
+    batch = images.shape[0]
+    rand = torch.rand(batch, 4, generator=generator).to(images.device)
+    scale = 0.9 + 0.2 * rand[:, 0]
+    angle = (rand[:, 1] - 0.5) * 2 * np.deg2rad(7)
+    shift = (rand[:, 2:] - 0.5) * 0.1
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
+@dataclass
+class SplitData:
+    """One split's uint8 images (N,S,S), optional 0/1 masks and 0/1 targets (N,K)."""
+
+    images: torch.Tensor
+    masks: torch.Tensor | None
+    targets: torch.Tensor
+
+
+def _batch(data: SplitData, index: torch.Tensor, settings: TrainSettings, device, gen=None) -> torch.Tensor:
+    """Model input for ``index``: scaled, masked, augmented when training, normalised."""
+    x = data.images[index].to(device, non_blocking=True).float().div_(255)[:, None]
+    masks = None if data.masks is None else data.masks[index].to(device, non_blocking=True).float()[:, None]
+    x = apply_mask(x, masks, settings.mask_mode)
+    if gen is not None and settings.augment:
+        x = augment(x, gen)
+    x = (x - 0.5) / 0.25
+    return x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
+
+
+def _predict(model, data: SplitData, settings: TrainSettings, device) -> np.ndarray:
+    """Sigmoid probabilities (N,K) for a split, in order."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(data.targets), settings.batch_size * 2):
+            index = torch.arange(start, min(start + settings.batch_size * 2, len(data.targets)))
+            with autocast(device, settings.amp):
+                out.append(torch.sigmoid(model(_batch(data, index, settings, device)).float()).cpu())
+    return torch.cat(out).numpy()
+
+
+def macro_auroc(targets: np.ndarray, probs: np.ndarray) -> float:
+    """Mean AUROC over labels that have both classes (NaN when none has)."""
+    values = [auroc(targets[:, k], probs[:, k]) for k in range(targets.shape[1])]
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+@dataclass
+class TrainResult:
+    """Test predictions, per-epoch history and summary numbers of one cell."""
+
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+    summary: dict[str, float]
+    state: dict[str, torch.Tensor]
+
+
+def train_classifier(
+    backbone: str,
+    train: SplitData,
+    val: SplitData,
+    test: SplitData,
+    test_table: pd.DataFrame,
+    labels: Sequence[str],
+    settings: TrainSettings,
+    device: torch.device,
+    seed: int,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train, early-stop on validation macro AUROC, and predict the test split with the best weights."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = build_backbone(backbone, settings.pretrained, len(labels)).to(device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps = settings.epochs * max(1, -(-len(train.targets) // settings.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
+    )
+    history, best, best_state, since_best = [], {"val_macro_auroc": -np.inf}, None, 0
+    started = time.perf_counter()
+    for epoch in range(1, settings.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train.targets), generator=generator)
+        losses = []
+        for start in tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch}", leave=False):
+            index = order[start : start + settings.batch_size]
+            with autocast(device, settings.amp):
+                logits = model(_batch(train, index, settings, device, generator))
+                loss = F.binary_cross_entropy_with_logits(logits.float(), train.targets[index].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+        probs = _predict(model, val, settings, device)
+        targets = val.targets.numpy()
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": float(
+                F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7), val.targets)
+            ),
+            "val_macro_auroc": macro_auroc(targets, probs),
+            "seconds": time.perf_counter() - epoch_start,
+            "elapsed": time.perf_counter() - started,
+        }
+        history.append(row)
+        log.info(
+            "epoch %d: loss %.4f, val macro AUROC %.4f", epoch, row["train_loss"], row["val_macro_auroc"]
+        )
+        if on_epoch:
+            on_epoch(row)
+        score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
+        if best_state is None or score > best["score"]:
+            best, best_state, since_best = {**row, "score": score}, copy.deepcopy(model.state_dict()), 0
+        else:
+            since_best += 1
+            if settings.patience and since_best >= settings.patience:
+                log.info("no validation gain for %d epochs: stopping", since_best)
+                break
+    model.load_state_dict(best_state)
+    probs = _predict(model, test, settings, device)
+    predictions = prediction_table(test_table, test.targets.numpy(), probs, labels, settings.no_finding_score)
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_val_macro_auroc": best["val_macro_auroc"],
+        "epochs_run": len(history),
+        "train_seconds": time.perf_counter() - started,
+        "seconds_to_best": best["elapsed"],
+        "test_macro_auroc": macro_auroc(test.targets.numpy(), probs),
+    }
+    state = {key: value.detach().cpu() for key, value in best_state.items()}
+    return TrainResult(predictions, pd.DataFrame(history), summary, state)
+
+
+def prediction_table(
+    table: pd.DataFrame, targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], score_method: str
+) -> pd.DataFrame:
+    """The predictions format every later stage reads: true_/score_ columns per label and No Finding."""
+    out = pd.DataFrame({"image": table["image"].to_numpy(), "patient_id": table["patient_id"].to_numpy()})
+    for k, label in enumerate(labels):
+        out[f"true_{label}"] = targets[:, k].astype(int)
+        out[f"score_{label}"] = probs[:, k]
+    out[f"true_{NO_FINDING}"] = table[NO_FINDING].to_numpy().astype(int)
+    out[f"score_{NO_FINDING}"] = no_finding_score(probs, score_method)
+    return out
+
+
+def split_data(
+    images: np.ndarray, masks: np.ndarray | None, table: pd.DataFrame, labels: Sequence[str], split: str
+) -> tuple[SplitData, pd.DataFrame]:
+    """Gather one split's cache rows into memory (only images that decoded)."""
+    rows = table[(table["split"] == split) & table["ok"]]
+    if rows.empty:
+        raise ConfigError(
+            f"the {split} split is empty: the curated subset is too small for nih.val_fraction."
+        )
+    index = rows["cache_row"].to_numpy()
+    data = SplitData(
+        images=torch.from_numpy(np.asarray(images[index])),
+        masks=None if masks is None else torch.from_numpy(np.asarray(masks[index])),
+        targets=torch.from_numpy(rows[list(labels)].to_numpy().astype(np.float32)),
+    )
+    return data, rows.reset_index(drop=True)

@@ -1,0 +1,123 @@
+"""The run's report: one Markdown page with every number a reader asks for first."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from cxrmask.atomic import write_text
+
+PathLike = str | os.PathLike[str]
+
+
+def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a Markdown table (no extra dependency)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _segmentation_section(finetune: Mapping, tight: pd.DataFrame, loose: pd.DataFrame) -> list[str]:
+    lines = [
+        "## Lung segmentation",
+        "",
+        f"Fine-tuning set: {finetune['n_train']} train / {finetune['n_val']} validation images; "
+        f"best epoch {finetune['best_epoch']}.",
+        "",
+        "| validation Dice | zero-shot | fine-tuned |",
+        "|---|---|---|",
+        f"| ground-truth box | {finetune['zero_shot_val_dice']:.4f} | {finetune['finetuned_val_dice']:.4f} |",
+        f"| learned prior box | {finetune['zero_shot_val_dice_prior_box']:.4f} | "
+        f"{finetune['finetuned_val_dice_prior_box']:.4f} |",
+        "",
+        f"NIH masks: {len(tight)} images, mean lung fraction {tight['lung_fraction'].mean():.3f} (tight), "
+        f"{loose['lung_fraction'].mean():.3f} (loose); "
+        f"{int(tight['fallback'].sum())} fell back to the full image.",
+    ]
+    if "dice" in tight and tight["dice"].notna().any():
+        lines.append(
+            f"Against the ground-truth lungs: mean Dice {tight['dice'].mean():.4f} (tight), "
+            f"loose masks cover {loose['truth_coverage'].mean():.1%} of the true lung area."
+        )
+    return [*lines, ""]
+
+
+def write_report(
+    out: PathLike,
+    curation: PathLike,
+    finetune: PathLike,
+    tight_tables: Sequence[PathLike],
+    loose_tables: Sequence[PathLike],
+    auroc: PathLike,
+    delong: PathLike,
+    training: PathLike,
+    figure_paths: Sequence[PathLike],
+) -> None:
+    """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures."""
+    out = Path(out)
+    cur = json.loads(Path(curation).read_text())
+    tight = pd.concat([pd.read_csv(p) for p in tight_tables])
+    loose = pd.concat([pd.read_csv(p) for p in loose_tables])
+    aurocs = pd.read_csv(auroc)
+    mean = aurocs.groupby(["backbone", "mask", "label"], sort=False)["auroc"].mean().unstack("label")
+    labels = [c for c in mean.columns if c != "macro"]
+    mean = mean[["macro", *labels]].reset_index()
+    tests = pd.read_csv(delong)
+    train = pd.read_csv(training)
+    time_cols = [
+        c for c in ("best_epoch", "epochs_run", "seconds_to_best", "train_seconds", "test_macro_auroc")
+    ]
+    train_summary = train.groupby(["backbone", "mask"], sort=False)[time_cols].mean().reset_index()
+    splits = pd.DataFrame(cur["splits"]).T.reset_index(names="split")
+    lines = [
+        "# cxrmask report",
+        "",
+        "## Curated NIH subset",
+        "",
+        _table(splits),
+        "",
+        f"Patients in two splits: {cur['patients_in_two_splits']}.",
+        "",
+        *_segmentation_section(json.loads(Path(finetune).read_text()), tight, loose),
+        "## Test AUROC (mean over seeds)",
+        "",
+        _table(mean),
+        "",
+        "## Paired DeLong tests (Holm within backbone)",
+        "",
+        _table(
+            tests[
+                [
+                    "backbone",
+                    "label",
+                    "condition_a",
+                    "condition_b",
+                    "auc_a",
+                    "auc_b",
+                    "delta",
+                    "p_value",
+                    "p_holm",
+                    "significant",
+                ]
+            ]
+        ),
+        "",
+        "## Training",
+        "",
+        _table(train_summary, digits=1),
+        "",
+        "## Figures",
+        "",
+        *[f"![{Path(p).stem}]({os.path.relpath(p, out.parent)})" for p in figure_paths],
+        "",
+    ]
+    write_text(out, "\n".join(lines))
