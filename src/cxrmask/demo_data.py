@@ -179,7 +179,9 @@ def load_lung_shapes(max_shapes: int = 64, side: int = 384) -> tuple[np.ndarray,
                 if len(shapes) == max_shapes:
                     break
     if not shapes:
-        raise InputError(f"{LUNG_SHAPES_PACKAGE}/{LUNG_SHAPES_ZIP}: no usable two-lung mask found in the archive.")
+        raise InputError(
+            f"{LUNG_SHAPES_PACKAGE}/{LUNG_SHAPES_ZIP}: no usable two-lung mask found in the archive."
+        )
     return tuple(shapes)
 
 
@@ -351,7 +353,9 @@ def _draw_anatomy(thorax: _Thorax, rng: np.random.Generator, heart_scale: float)
     inside_body = _smoothstep(across / 0.15)
     thickness = np.sqrt(across)
     background = rng.uniform(0.02, 0.14)
-    density = background + inside_body * (rng.uniform(0.22, 0.32) - background + rng.uniform(0.2, 0.28) * thickness)
+    density = background + inside_body * (
+        rng.uniform(0.22, 0.32) - background + rng.uniform(0.2, 0.28) * thickness
+    )
 
     # Mediastinum, heart and abdomen: dense tissue between the lungs and below their bases, of similar
     # density, so they merge under the diaphragm's domes as on a film.
@@ -366,7 +370,9 @@ def _draw_anatomy(thorax: _Thorax, rng: np.random.Generator, heart_scale: float)
     base = ndi.gaussian_filter1d(base, 0.03 * size, mode="nearest")
     abdomen = 1.0 / (1.0 + np.exp(-(ys - base[None, :] - 0.01 * size) / (0.015 * size)))
     dense = rng.uniform(0.14, 0.2)
-    density += np.maximum(dense * np.maximum(between, heart), dense * rng.uniform(0.85, 1.1) * abdomen * inside_body)
+    density += np.maximum(
+        dense * np.maximum(between, heart), dense * rng.uniform(0.85, 1.1) * abdomen * inside_body
+    )
     spine = np.exp(-(((xs - mid) / (0.028 * size)) ** 2))
     vertebrae = 0.7 + 0.3 * np.cos(2.0 * np.pi * (ys - y0) / (0.052 * size))
     density += rng.uniform(0.02, 0.045) * spine * vertebrae
@@ -445,7 +451,9 @@ def _vessels(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
                 if depth < 4:
                     for turn in (-1.0, 1.0):
                         spread = math.radians(rng.uniform(12.0, 32.0))
-                        stack.append((x2, y2, a + turn * spread, ln * rng.uniform(0.62, 0.8), weight * 0.75, depth + 1))
+                        stack.append(
+                            (x2, y2, a + turn * spread, ln * rng.uniform(0.62, 0.8), weight * 0.75, depth + 1)
+                        )
     return ndi.gaussian_filter(np.asarray(canvas), 0.002 * size + 0.4)
 
 
@@ -482,7 +490,9 @@ def _draw_mass(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     cx, cy = _pick_point(thorax, rng, thorax.depth > 0.7 * radius)
     ys, xs = thorax.ys, thorax.xs
     theta = np.arctan2(ys - cy, xs - cx)
-    lobes = 1.0 + sum(rng.uniform(0.0, 0.08) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+    lobes = 1.0 + sum(
+        rng.uniform(0.0, 0.08) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
+    )
     distance = np.hypot(xs - cx, ys - cy) / (radius * lobes)
     return rng.uniform(0.14, 0.3) * _smoothstep((1.0 - distance) / 0.45)
 
@@ -539,7 +549,9 @@ def _draw_edema(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
             keep = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size)
             lines[rr[keep], cc[keep]] = np.maximum(lines[rr[keep], cc[keep]], val[keep])
     lines = ndi.gaussian_filter(lines, 0.0015 * size + 0.3)
-    return strength * np.clip(layer, 0.0, 1.0) + rng.uniform(0.5, 0.8) * strength * lines / max(lines.max(), 1e-6)
+    return strength * np.clip(layer, 0.0, 1.0) + rng.uniform(0.5, 0.8) * strength * lines / max(
+        lines.max(), 1e-6
+    )
 
 
 def _draw_fibrosis(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -694,7 +706,9 @@ def _check_parameters(**values: Any) -> None:
         if rate is not None and not 0.0 <= float(rate) <= 1.0:
             raise ConfigError(f"demo data: {key} must lie in [0, 1], got {rate}.")
     if not 0.0 < float(values["test_fraction"]) < 1.0:
-        raise ConfigError(f"demo data: test_fraction must lie strictly between 0 and 1, got {values['test_fraction']}.")
+        raise ConfigError(
+            f"demo data: test_fraction must lie strictly between 0 and 1, got {values['test_fraction']}."
+        )
     if values["shortcut_label"] not in FINDINGS:
         raise ConfigError(
             f"demo data: shortcut_label {values['shortcut_label']!r} must be one of {', '.join(FINDINGS)}."
@@ -847,7 +861,9 @@ def _choose_marked(
     return chosen
 
 
-def build_seg_cases(rng: np.random.Generator, shapes: tuple[np.ndarray, ...], n_images: int) -> list[tuple[str, Case]]:
+def build_seg_cases(
+    rng: np.random.Generator, shapes: tuple[np.ndarray, ...], n_images: int
+) -> list[tuple[str, Case]]:
     """Sample the Airlangga-style set: half Normal, half Abnormal (one or two findings), no shortcut."""
     cases = []
     for index in range(n_images):
@@ -859,7 +875,15 @@ def build_seg_cases(rng: np.random.Generator, shapes: tuple[np.ndarray, ...], n_
             findings = tuple(sorted(str(f) for f in rng.choice(FINDINGS, size=count, replace=False)))
         marker = sample_marker(rng, placement, shapes[placement.shape_index]) if rng.random() < 0.3 else None
         cases.append(
-            (group, Case(seed=int(rng.integers(0, 2**31 - 1)), placement=placement, findings=findings, marker=marker))
+            (
+                group,
+                Case(
+                    seed=int(rng.integers(0, 2**31 - 1)),
+                    placement=placement,
+                    findings=findings,
+                    marker=marker,
+                ),
+            )
         )
     return cases
 
@@ -945,7 +969,9 @@ def make_demo_data(
             drawn = render_case(case, seg_size, shapes)
             stem = f"{index + 1:04d}"
             _save(drawn.image, tmp / "airlangga" / group / "images" / f"{stem}.bmp", "BMP")
-            _save(drawn.lungs.astype(np.uint8) * 255, tmp / "airlangga" / group / "masks" / f"{stem}.bmp", "BMP")
+            _save(
+                drawn.lungs.astype(np.uint8) * 255, tmp / "airlangga" / group / "masks" / f"{stem}.bmp", "BMP"
+            )
         for record in tqdm(records, desc="NIH-style images", unit="img"):
             drawn = render_case(record.case, nih_size, shapes)
             _save(drawn.image, tmp / "nih" / "images" / record.name, "PNG")

@@ -11,6 +11,10 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
+
+from cxrmask.errors import CxrmaskError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -24,3 +28,18 @@ def setup_logging(log_file: str | os.PathLike[str] | None = None, level: int = l
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
+
+
+def run_step(log_file: str | os.PathLike[str] | None, step: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run one workflow step with logging set up; a user-fixable error exits with its message, no traceback.
+
+    Tracebacks are for bugs. A missing file or a bad config value is a
+    message the user should see once, plainly, in the job's log and on the
+    console.
+    """
+    setup_logging(log_file)
+    try:
+        return step(**kwargs)
+    except CxrmaskError as exc:
+        logging.getLogger(step.__module__).error("%s", exc)
+        sys.exit(1)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from cxrmask.atomic import write_json
+from cxrmask.atomic import write_csv, write_json
 from cxrmask.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -191,3 +191,16 @@ def log_records(
         sum(not r["logged"] for r in rows),
     )
     return pd.DataFrame(rows, columns=["record", "run_id", "logged"])
+
+
+def log_pipeline_runs(
+    records: Iterable[str | os.PathLike[str]], settings: Mapping[str, Any], results: str, out: str
+) -> pd.DataFrame:
+    """Rule ``log_mlflow``: log every job's record (config URI, else env/SQLite default) and list the runs."""
+    uri = settings.get("tracking_uri") or default_tracking_uri(results)
+    Path(results, "mlflow").mkdir(parents=True, exist_ok=True)
+    table = log_records(
+        records, uri, settings["experiment"], artifact_root=str(Path(results, "mlflow", "artifacts"))
+    )
+    write_csv(out, table.assign(tracking_uri=uri))
+    return table

@@ -20,7 +20,6 @@ from cxrmask.metrics import evaluate_predictions
 from cxrmask.nih import NO_FINDING
 from cxrmask.segment.preprocess import resize_grey, resize_mask
 from cxrmask.stats import delong_test, holm
-from cxrmask.tracking import log_records
 
 log = logging.getLogger(__name__)
 
@@ -204,18 +203,3 @@ def gallery_figure(
             sample["truth"] = resize_mask(read_mask(Path(truth_dir) / name), size)
         samples.append(sample)
     figures.mask_gallery(samples, out, _style(style))
-
-
-def mlflow_runs(
-    records: Sequence[PathLike], settings: Mapping[str, Any], results: PathLike, out: PathLike
-) -> pd.DataFrame:
-    """Log every job's run record into MLflow (one writer); list the run ids."""
-    from cxrmask.tracking import default_tracking_uri
-
-    uri = settings.get("tracking_uri") or default_tracking_uri(results)
-    Path(results, "mlflow").mkdir(parents=True, exist_ok=True)
-    table = log_records(
-        records, uri, settings["experiment"], artifact_root=str(Path(results, "mlflow", "artifacts"))
-    )
-    write_csv(out, table.assign(tracking_uri=uri))
-    return table

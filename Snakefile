@@ -1,0 +1,30 @@
+# cxrmask: MedSAM lung masking for multi-label chest X-ray classification.
+#
+#   snakemake --cores all --use-conda                            full reproduction (config/config.yaml)
+#   snakemake --cores all --configfile config/demo.yaml          embedded demo, offline, CPU
+#   snakemake --profile profiles/slurm --use-conda               on a SLURM cluster
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/classify.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        results("report.md"),
+        results("mlflow/runs.csv"),
+    default_target: True

@@ -1,0 +1,80 @@
+# Classification stage: decode images and masks once into caches, train one classifier per cell.
+
+
+rule cache_images:
+    input:
+        results("nih", "subset.csv"),
+    output:
+        cache=results("cache", "images_{size}.npy"),
+        index=results("cache", "index_{size}.csv"),
+    wildcard_constraints:
+        size=r"\d+",
+    params:
+        on_bad=config["data"]["on_bad_image"],
+    log:
+        results("logs", "cache_images_{size}.log"),
+    benchmark:
+        results("benchmarks", "cache_images_{size}.tsv")
+    threads: res("cache_images", "threads")
+    resources:
+        mem_mb=res("cache_images", "mem_mb"),
+        runtime=res("cache_images", "runtime"),
+        gpu=res("cache_images", "gpu"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/cache_images.py"
+
+
+rule cache_masks:
+    input:
+        index=results("cache", "index_{size}.csv"),
+        masks=lambda w: mask_dirs(w.condition),
+    output:
+        results("cache", "masks_{condition}_{size}.npy"),
+    wildcard_constraints:
+        size=r"\d+",
+    log:
+        results("logs", "cache_masks_{condition}_{size}.log"),
+    benchmark:
+        results("benchmarks", "cache_masks_{condition}_{size}.tsv")
+    threads: res("cache_masks", "threads")
+    resources:
+        mem_mb=res("cache_masks", "mem_mb"),
+        runtime=res("cache_masks", "runtime"),
+        gpu=res("cache_masks", "gpu"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/cache_masks.py"
+
+
+rule train_classifier:
+    input:
+        images=results("cache", f"images_{config['classifier']['image_size']}.npy"),
+        index=results("cache", f"index_{config['classifier']['image_size']}.csv"),
+        masks=mask_cache,
+    output:
+        predictions=str(Path(cell_dir(), "predictions.csv")),
+        history=str(Path(cell_dir(), "history.csv")),
+        summary=str(Path(cell_dir(), "summary.json")),
+        model=str(Path(cell_dir(), "model.pt")),
+        record=str(Path(cell_dir(), "run.json")),
+    params:
+        backbone=lambda w: BACKBONES[w.backbone],
+        labels=LABELS,
+        settings=classifier_settings(),
+        device=config["device"],
+    log:
+        results("logs", "train_classifier", "{backbone}_{mask}_seed{seed}.log"),
+    benchmark:
+        results("benchmarks", "train_classifier", "{backbone}_{mask}_seed{seed}.tsv")
+    threads: res("train_classifier", "threads")
+    resources:
+        mem_mb=res("train_classifier", "mem_mb"),
+        runtime=res("train_classifier", "runtime"),
+        gpu=res("train_classifier", "gpu"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/train_classifier.py"

@@ -1,0 +1,205 @@
+# Shared set-up, config validation, paths and input functions.
+
+import os
+import re
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from snakemake.exceptions import WorkflowError
+
+# The library lives in src/. Putting it on PYTHONPATH for every job (local, conda or cluster: the
+# environment is inherited) means jobs always run this checkout's code, with no install step to forget.
+SRC = str(Path(workflow.basedir, "src").resolve())
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from cxrmask.config import load_schema, validate_config
+from cxrmask.errors import ConfigError
+
+try:
+    validate_config(config, load_schema(Path(workflow.basedir, "config", "schema.yaml")))
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+RESULTS = config["results"]
+RESOURCES = config["resources_dir"]
+DEMO = config["data"]["source"] == "demo"
+LABELS = config["nih"]["labels"]
+CONDITIONS = config["classifier"]["masks"]
+SEEDS = config["classifier"]["seeds"]
+SHARDS = list(range(config["segment"]["shards"]))
+FIG = config["figures"]["format"]
+# Backbone names may carry a library prefix (torchvision:resnet50); paths use a dash instead.
+BACKBONES = {name.replace(":", "-"): name for name in config["classifier"]["backbones"]}
+NIH_METADATA = ["Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.txt"]
+
+
+wildcard_constraints:
+    backbone="|".join(re.escape(slug) for slug in BACKBONES),
+    mask="|".join(CONDITIONS),
+    condition="tight|loose",
+    seed=r"\d+",
+    shard=r"\d+",
+    part=r"\d{3}",
+
+
+def results(*parts):
+    """A path under the results folder."""
+    return str(Path(RESULTS, *parts))
+
+
+def res(job, key):
+    """A rule's resource from config (`resources:`), falling back to `resources.default`."""
+    table = config["resources"]
+    return table.get(job, {}).get(key, table["default"][key])
+
+
+def downloaded(group, name):
+    """Where a downloaded source file is kept (resources/downloads/<group>/<name>)."""
+    return str(Path(RESOURCES, "downloads", group, name))
+
+
+def is_url(value):
+    return urlparse(str(value)).scheme in ("http", "https", "ftp", "file")
+
+
+def download_name(url):
+    """File name a URL is saved under."""
+    return Path(urlparse(url).path).name or "download"
+
+
+def conditions_with_masks():
+    return [c for c in CONDITIONS if c != "original"]
+
+
+# ---- input functions ------------------------------------------------------------------------------
+
+
+def nih_metadata(name):
+    if DEMO:
+        return results("demo", "nih", name)
+    return downloaded("nih", name)
+
+
+def nih_image_dirs(wildcards=None):
+    if DEMO:
+        return [results("demo", "nih", "images")]
+    return [str(Path(RESOURCES, "nih", f"images_{part:03d}")) for part in sorted(config["nih"]["archives"])]
+
+
+def seg_root(wildcards=None):
+    if config["seg_data"]["root"]:
+        return config["seg_data"]["root"]
+    if DEMO:
+        return results("demo", "airlangga")
+    return str(Path(RESOURCES, "seg_data", "extracted"))
+
+
+def truth_dir(wildcards=None):
+    """Ground-truth lung masks of the NIH-style images (the demo has them, NIH does not)."""
+    return [results("demo", "nih_lung_masks")] if DEMO else []
+
+
+def checkpoint_file(wildcards=None):
+    """The segmenter's starting weights as an input file ([] for LiteMedSAM's bundled weights)."""
+    weights = config["segmenter"]["checkpoint"]
+    if weights in (None, "bundled"):
+        return []
+    if is_url(weights):
+        return downloaded("checkpoints", download_name(weights))
+    return weights
+
+
+def checkpoint_value(wildcards, input):
+    """What the fine-tuning script loads: the input file, or `bundled` / None."""
+    return input.checkpoint if input.checkpoint else config["segmenter"]["checkpoint"]
+
+
+def download_source(wildcards):
+    """URL (or local path) of a file under resources/, by its place there."""
+    if wildcards.group == "nih" and wildcards.name in NIH_METADATA:
+        return config["nih"]["metadata_urls"][wildcards.name]
+    match = re.fullmatch(r"images_(\d{3})\.tar\.gz", wildcards.name)
+    if wildcards.group == "nih" and match:
+        return config["nih"]["archive_urls"][int(match.group(1)) - 1]
+    if wildcards.group == "seg_data":
+        return config["seg_data"]["url"]
+    if wildcards.group == "checkpoints":
+        return config["segmenter"]["checkpoint"]
+    raise WorkflowError(f"no download source for {wildcards.group}/{wildcards.name}")
+
+
+def download_sha256(wildcards):
+    if wildcards.group == "nih":
+        return config["nih"].get("sha256", {}).get(wildcards.name)
+    if wildcards.group == "seg_data":
+        return config["seg_data"].get("sha256")
+    return config["segmenter"].get("checkpoint_sha256")
+
+
+def seg_archive(wildcards=None):
+    return downloaded("seg_data", download_name(config["seg_data"]["url"]))
+
+
+def mask_dirs(condition):
+    return expand(results("masks", condition, "shard_{shard}"), shard=SHARDS)
+
+
+def mask_tables(condition):
+    return expand(results("masks", condition, "shard_{shard}.csv"), shard=SHARDS)
+
+
+def mask_cache(wildcards):
+    """The mask cache a classifier cell reads ([] for original images)."""
+    if wildcards.mask == "original":
+        return []
+    return results("cache", f"masks_{wildcards.mask}_{config['classifier']['image_size']}.npy")
+
+
+def cell_dir(backbone="{backbone}", mask="{mask}", seed="{seed}"):
+    return results("classify", backbone, mask, f"seed{seed}")
+
+
+CELLS = [
+    {"backbone": name, "mask": mask, "seed": seed}
+    for name in config["classifier"]["backbones"]
+    for mask in CONDITIONS
+    for seed in SEEDS
+]
+
+
+def cell_files(filename):
+    return [str(Path(cell_dir(c["backbone"].replace(":", "-"), c["mask"], c["seed"]), filename)) for c in CELLS]
+
+
+def run_records(wildcards=None):
+    """Every job's MLflow run record."""
+    return [
+        results("segment", "finetune_run.json"),
+        *expand(results("masks", "tight", "shard_{shard}_run.json"), shard=SHARDS),
+        *cell_files("run.json"),
+    ]
+
+
+def figure_files(wildcards=None):
+    return [
+        *expand(results("figures", "roc_{backbone}." + FIG), backbone=BACKBONES),
+        *expand(results("figures", "training_{backbone}." + FIG), backbone=BACKBONES),
+        results("figures", "auroc_heatmap." + FIG),
+        results("figures", "delta_auroc." + FIG),
+        results("figures", "mask_gallery." + FIG),
+    ]
+
+
+def classifier_settings():
+    """The classifier section less the grid (backbones, masks, seeds): adding a backbone retrains nothing else."""
+    return {k: v for k, v in config["classifier"].items() if k not in ("backbones", "masks", "seeds")}
+
+
+def backbone_cells(slug):
+    return [c for c in CELLS if c["backbone"] == BACKBONES[slug]]
+
+
+def backbone_cell_files(slug, filename):
+    return [str(Path(cell_dir(slug, c["mask"], c["seed"]), filename)) for c in backbone_cells(slug)]

@@ -1,0 +1,186 @@
+# Evaluation stage: AUROC tables, paired DeLong comparisons, figures, the report, MLflow.
+
+
+rule evaluate_classifiers:
+    input:
+        predictions=cell_files("predictions.csv"),
+        summaries=cell_files("summary.json"),
+    output:
+        auroc=results("tables", "auroc.csv"),
+        training=results("tables", "training.csv"),
+    params:
+        cells=CELLS,
+        labels=LABELS,
+        settings=config["evaluate"],
+        seed=config["seed"],
+    log:
+        results("logs", "evaluate_classifiers.log"),
+    benchmark:
+        results("benchmarks", "evaluate_classifiers.tsv")
+    threads: res("evaluate_classifiers", "threads")
+    resources:
+        mem_mb=res("evaluate_classifiers", "mem_mb"),
+        runtime=res("evaluate_classifiers", "runtime"),
+        gpu=res("evaluate_classifiers", "gpu"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/evaluate_classifiers.py"
+
+
+rule compare_conditions:
+    input:
+        cell_files("predictions.csv"),
+    output:
+        results("tables", "delong.csv"),
+    params:
+        cells=CELLS,
+        labels=LABELS,
+        settings=config["compare"],
+        alpha=config["evaluate"]["alpha"],
+    log:
+        results("logs", "compare_conditions.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/compare_conditions.py"
+
+
+rule plot_roc:
+    input:
+        lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
+    output:
+        report(
+            results("figures", "roc_{backbone}." + FIG),
+            caption="../report/figure.rst",
+            category="ROC curves",
+        ),
+    params:
+        cells=lambda w: backbone_cells(w.backbone),
+        backbone=lambda w: BACKBONES[w.backbone],
+        labels=LABELS,
+        style=config["figures"],
+    log:
+        results("logs", "plot_roc_{backbone}.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/plot_roc.py"
+
+
+rule plot_training_curves:
+    input:
+        lambda w: backbone_cell_files(w.backbone, "history.csv"),
+    output:
+        report(
+            results("figures", "training_{backbone}." + FIG),
+            caption="../report/figure.rst",
+            category="Training",
+        ),
+    params:
+        cells=lambda w: backbone_cells(w.backbone),
+        backbone=lambda w: BACKBONES[w.backbone],
+        style=config["figures"],
+    log:
+        results("logs", "plot_training_curves_{backbone}.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/plot_training_curves.py"
+
+
+rule plot_auroc_heatmap:
+    input:
+        results("tables", "auroc.csv"),
+    output:
+        report(
+            results("figures", "auroc_heatmap." + FIG),
+            caption="../report/figure.rst",
+            category="AUROC",
+        ),
+    params:
+        style=config["figures"],
+    log:
+        results("logs", "plot_auroc_heatmap.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/plot_auroc_heatmap.py"
+
+
+rule plot_delta_auroc:
+    input:
+        results("tables", "delong.csv"),
+    output:
+        report(
+            results("figures", "delta_auroc." + FIG),
+            caption="../report/figure.rst",
+            category="DeLong",
+        ),
+    params:
+        style=config["figures"],
+    log:
+        results("logs", "plot_delta_auroc.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/plot_delta_auroc.py"
+
+
+rule plot_mask_gallery:
+    input:
+        index=results("cache", f"index_{config['classifier']['image_size']}.csv"),
+        tight=mask_dirs("tight"),
+        loose=mask_dirs("loose"),
+        truth=truth_dir(),
+    output:
+        report(
+            results("figures", "mask_gallery." + FIG),
+            caption="../report/figure.rst",
+            category="Masks",
+        ),
+    params:
+        style=config["figures"],
+    log:
+        results("logs", "plot_mask_gallery.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/plot_mask_gallery.py"
+
+
+rule write_report:
+    input:
+        curation=results("nih", "curation.json"),
+        finetune=results("segment", "finetune_summary.json"),
+        tight=mask_tables("tight"),
+        loose=mask_tables("loose"),
+        auroc=results("tables", "auroc.csv"),
+        delong=results("tables", "delong.csv"),
+        training=results("tables", "training.csv"),
+        figures=figure_files(),
+    output:
+        results("report.md"),
+    log:
+        results("logs", "write_report.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    script:
+        "../scripts/write_report.py"
+
+
+rule log_mlflow:
+    input:
+        run_records(),
+    output:
+        results("mlflow", "runs.csv"),
+    params:
+        settings=config["mlflow"],
+        results=RESULTS,
+    log:
+        results("logs", "log_mlflow.log"),
+    localrule: True
+    conda:
+        "../../envs/mlflow.yaml"
+    script:
+        "../scripts/log_mlflow.py"
