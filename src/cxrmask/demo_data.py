@@ -34,8 +34,10 @@ import importlib.util
 import io
 import logging
 import math
+import os
 import zipfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from skimage import draw
 from tqdm import tqdm
 
 from cxrmask.atomic import atomic_dir
-from cxrmask.errors import ConfigError, InputError
+from cxrmask.errors import ConfigError, CxrmaskError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ OTHER_COLABEL_RATE = 0.1  # chance that an abnormal image also lists one finding
 
 WORK_SIZE = 512  # chest anatomy is drawn at most at this size, then upsampled
 MARKER_MIN_GAP = 0.09  # marker keeps this fraction of the width away from the lungs
+MARKER_MAX_SIZE = 0.065  # marker side, fraction of the width
 _PLACEMENT_CHECK_SIZE = 128
 _LUT_LEVELS = 4096
 
@@ -206,7 +209,7 @@ def _lung_shapes_archive() -> bytes:
 
 
 def _two_lungs(mask: np.ndarray) -> np.ndarray | None:
-    """Return the mask's two lungs as a cropped, smoothed (2, h, w) float stack, or None if it is not two lungs."""
+    """Return the two lungs as a cropped, smoothed (2, h, w) float stack; None if it is not two lungs."""
     labels, count = ndi.label(mask)
     if count < 2:
         return None
@@ -234,8 +237,8 @@ def _two_lungs(mask: np.ndarray) -> np.ndarray | None:
     return ndi.gaussian_filter(stack, sigma=(0, 1.0, 1.0))
 
 
-def place_lungs(shape: np.ndarray, placement: Placement, size: int) -> np.ndarray:
-    """Map a (2, h, w) lung stack into a (2, size, size) frame by scale, aspect, rotation and shift (bilinear)."""
+def _place_lungs(shape: np.ndarray, placement: Placement, size: int) -> np.ndarray:
+    """Map a (2, h, w) lung stack into a (2, size, size) frame: scale, aspect, rotation, shift (bilinear)."""
     _, crop_h, crop_w = shape.shape
     scale_x = placement.width * size / crop_w
     scale_y = scale_x * placement.aspect
@@ -268,7 +271,7 @@ def _smoothstep(values: np.ndarray) -> np.ndarray:
 
 def _polyline(canvas: ImageDraw.ImageDraw, xs: np.ndarray, ys: np.ndarray, width: float) -> None:
     """Draw a thick polyline (ribs, clavicles) at full strength; blurring later softens its edges."""
-    canvas.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=1.0, width=max(int(round(width)), 1))
+    canvas.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=1.0, width=max(round(width), 1))
 
 
 def _smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -427,7 +430,7 @@ def _between_lungs(thorax: _Thorax) -> np.ndarray:
     rows = np.nonzero(inside.any(axis=1))[0]
     if rows.size:
         inside[: rows[0]] = inside[rows[0]]
-    return ndi.gaussian_filter(inside.astype(np.float32), 0.012 * thorax.size)
+    return ndi.gaussian_filter(inside.astype(np.float32), 0.02 * thorax.size)
 
 
 def _vessels(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -447,7 +450,7 @@ def _vessels(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
                 x, y, a, ln, weight, depth = stack.pop()
                 x2 = x + outward * ln * math.cos(a)
                 y2 = y + ln * math.sin(a)
-                pen.line([(x, y), (x2, y2)], fill=weight, width=max(int(round(weight * 0.008 * size)), 1))
+                pen.line([(x, y), (x2, y2)], fill=weight, width=max(round(weight * 0.008 * size), 1))
                 if depth < 4:
                     for turn in (-1.0, 1.0):
                         spread = math.radians(rng.uniform(12.0, 32.0))
@@ -460,8 +463,8 @@ def _vessels(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
 def _draw_marker(density: np.ndarray, marker: Marker) -> None:
     """Stamp a bright tag with a dark letter onto ``density`` (in place)."""
     size = density.shape[0]
-    x0, y0 = int(round(marker.x * size)), int(round(marker.y * size))
-    side = max(int(round(marker.size * size)), 9)
+    x0, y0 = round(marker.x * size), round(marker.y * size)
+    side = max(round(marker.size * size), 9)
     glyph = np.array([[c == "#" for c in row] for row in _GLYPHS[marker.letter]], dtype=bool)
     density[y0 : y0 + side, x0 : x0 + side] = 1.1
     cell = max(side // 9, 1)
@@ -486,7 +489,7 @@ def _pick_point(thorax: _Thorax, rng: np.random.Generator, weight: np.ndarray) -
 def _draw_mass(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     """One large round-ish opacity with a soft, slightly lobulated edge."""
     width = thorax.box[2] - thorax.box[0]
-    radius = rng.uniform(0.06, 0.1) * width
+    radius = rng.uniform(0.08, 0.13) * width
     cx, cy = _pick_point(thorax, rng, thorax.depth > 0.7 * radius)
     ys, xs = thorax.ys, thorax.xs
     theta = np.arctan2(ys - cy, xs - cx)
@@ -494,7 +497,7 @@ def _draw_mass(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
         rng.uniform(0.0, 0.08) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
     )
     distance = np.hypot(xs - cx, ys - cy) / (radius * lobes)
-    return rng.uniform(0.14, 0.3) * _smoothstep((1.0 - distance) / 0.45)
+    return rng.uniform(0.2, 0.36) * _smoothstep((1.0 - distance) / 0.4)
 
 
 def _draw_nodules(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -503,11 +506,11 @@ def _draw_nodules(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     ys, xs = thorax.ys, thorax.xs
     layer = np.zeros((size, size), np.float32)
     for _ in range(int(rng.integers(1, 5))):
-        radius = rng.uniform(0.014, 0.028) * size
+        radius = rng.uniform(0.02, 0.034) * size
         cx, cy = _pick_point(thorax, rng, thorax.depth > 1.2 * radius)
         distance = np.hypot(xs - cx, ys - cy)
         edge = max(0.0025 * size, 1.0)
-        layer = np.maximum(layer, rng.uniform(0.16, 0.3) * _smoothstep((radius - distance) / edge))
+        layer = np.maximum(layer, rng.uniform(0.2, 0.35) * _smoothstep((radius - distance) / edge))
     return layer
 
 
@@ -523,7 +526,7 @@ def _draw_pneumonia(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     envelope = np.exp(-(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2) * 1.5)
     patches = ndi.gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), 0.012 * size)
     patches = _smoothstep((patches / patches.std() + 1.0) / 1.5)
-    return rng.uniform(0.2, 0.34) * envelope * patches * (thorax.per_lung[lung] > 0.5)
+    return rng.uniform(0.26, 0.4) * envelope * patches * (thorax.per_lung[lung] > 0.5)
 
 
 def _draw_edema(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -531,7 +534,7 @@ def _draw_edema(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     size = thorax.size
     ys, xs = thorax.ys, thorax.xs
     layer = np.zeros((size, size), np.float32)
-    strength = rng.uniform(0.13, 0.26)
+    strength = rng.uniform(0.18, 0.3)
     lines = np.zeros((size, size), np.float32)
     for index, (bx0, by0, bx1, by1) in enumerate(thorax.lung_boxes):
         lung_w, lung_h = bx1 - bx0, by1 - by0
@@ -542,10 +545,10 @@ def _draw_edema(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
         lateral_x = bx0 if index == 0 else bx1
         inward = 1.0 if index == 0 else -1.0
         for _ in range(int(rng.integers(5, 10))):
-            y = int(round(by0 + rng.uniform(0.6, 0.9) * lung_h))
+            y = round(by0 + rng.uniform(0.6, 0.9) * lung_h)
             x_start = lateral_x + inward * rng.uniform(0.0, 0.05) * lung_w
             x_end = x_start + inward * rng.uniform(0.06, 0.12) * lung_w
-            rr, cc, val = draw.line_aa(y, int(round(x_start)), y, int(round(x_end)))
+            rr, cc, val = draw.line_aa(y, round(x_start), y, round(x_end))
             keep = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size)
             lines[rr[keep], cc[keep]] = np.maximum(lines[rr[keep], cc[keep]], val[keep])
     lines = ndi.gaussian_filter(lines, 0.0015 * size + 0.3)
@@ -559,13 +562,13 @@ def _draw_fibrosis(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     size = thorax.size
     ys = thorax.ys
     noise = rng.standard_normal((size, size)).astype(np.float32)
-    band = ndi.gaussian_filter(noise, 0.007 * size) - ndi.gaussian_filter(noise, 0.014 * size)
+    band = ndi.gaussian_filter(noise, 0.01 * size) - ndi.gaussian_filter(noise, 0.02 * size)
     network = np.exp(-((band / (0.3 * band.std())) ** 2))
     y0, y1 = thorax.box[1], thorax.box[3]
     lower = _smoothstep((ys - y0) / (y1 - y0) * 1.6 - 0.3)
     peripheral = np.exp(-thorax.depth / (0.05 * size))
     weight = np.clip(0.25 + 0.75 * lower, 0, 1) * np.clip(0.2 + peripheral, 0, 1)
-    return rng.uniform(0.1, 0.2) * network * weight
+    return rng.uniform(0.16, 0.28) * network * weight
 
 
 _FINDING_DRAWERS = {
@@ -604,7 +607,7 @@ def render_case(case: Case, size: int, shapes: tuple[np.ndarray, ...] | None = N
             raise ConfigError(f"finding {name!r}: not one of {', '.join(FINDINGS)}.")
     shapes = shapes if shapes is not None else load_lung_shapes()
     work = min(size, WORK_SIZE)
-    per_lung = place_lungs(shapes[case.placement.shape_index % len(shapes)], case.placement, work)
+    per_lung = _place_lungs(shapes[case.placement.shape_index % len(shapes)], case.placement, work)
     thorax = _Thorax.from_masks(per_lung)
     anatomy_rng = np.random.default_rng([case.seed, _STREAM_ANATOMY])
     density = _draw_anatomy(thorax, anatomy_rng, case.heart_scale)
@@ -631,7 +634,7 @@ def render_case(case: Case, size: int, shapes: tuple[np.ndarray, ...] | None = N
 # Sampling cases
 
 
-def sample_placement(rng: np.random.Generator, n_shapes: int) -> Placement:
+def _sample_placement(rng: np.random.Generator, n_shapes: int) -> Placement:
     """Draw a lung placement centred roughly as in a PA film: lungs span ~60-70% of the width."""
     return Placement(
         shape_index=int(rng.integers(0, n_shapes)),
@@ -643,7 +646,7 @@ def sample_placement(rng: np.random.Generator, n_shapes: int) -> Placement:
     )
 
 
-def jitter_placement(base: Placement, rng: np.random.Generator) -> Placement:
+def _jitter_placement(base: Placement, rng: np.random.Generator) -> Placement:
     """The same patient on another day: small changes of position, size and tilt."""
     return dataclasses.replace(
         base,
@@ -654,7 +657,7 @@ def jitter_placement(base: Placement, rng: np.random.Generator) -> Placement:
     )
 
 
-def fit_placement(placement: Placement, shape: np.ndarray) -> Placement:
+def _fit_placement(placement: Placement, shape: np.ndarray) -> Placement:
     """Shrink a placement whose lungs would reach below 88% of the frame (tall lung shapes)."""
     _, crop_h, crop_w = shape.shape
     height = placement.width * placement.aspect * crop_h / crop_w
@@ -664,29 +667,40 @@ def fit_placement(placement: Placement, shape: np.ndarray) -> Placement:
     return dataclasses.replace(placement, width=placement.width * limit / height)
 
 
-def marker_spots(placement: Placement, shape: np.ndarray, size: float) -> list[Marker]:
+def _marker_spots(placement: Placement, shape: np.ndarray, size: float) -> list[Marker]:
     """Return marker positions in the upper corners that keep MARKER_MIN_GAP of the width from the lungs."""
     coarse = _PLACEMENT_CHECK_SIZE
-    lungs = place_lungs(shape, placement, coarse).max(axis=0) > 0.5
+    lungs = _place_lungs(shape, placement, coarse).max(axis=0) > 0.5
     gap = ndi.distance_transform_edt(~lungs) / coarse
     spots = []
     for x in (0.02, 0.04, 0.06, 0.94 - size, 0.92 - size, 0.9 - size):
         for y in (0.02, 0.035, 0.05):
-            rows = slice(int(y * coarse), int(math.ceil((y + size) * coarse)) + 1)
-            cols = slice(int(x * coarse), int(math.ceil((x + size) * coarse)) + 1)
+            rows = slice(int(y * coarse), math.ceil((y + size) * coarse) + 1)
+            cols = slice(int(x * coarse), math.ceil((x + size) * coarse) + 1)
             if gap[rows, cols].min() >= MARKER_MIN_GAP + 1.5 / coarse:
                 spots.append(Marker(x=x, y=y, size=size, letter="L"))
     return spots
 
 
-def sample_marker(rng: np.random.Generator, placement: Placement, shape: np.ndarray) -> Marker | None:
-    """Pick one valid marker spot and letter at random, or None when the lungs leave no room."""
-    size = rng.uniform(0.05, 0.065)
-    spots = marker_spots(placement, shape, size)
+def _sample_marker(rng: np.random.Generator, placement: Placement, shape: np.ndarray) -> Marker:
+    """Pick one valid marker spot, size and letter at random.
+
+    Placements are only accepted when a marker of the largest size fits
+    (:func:`_room_for_marker`); smaller markers fit wherever the largest does.
+    """
+    size = rng.uniform(0.05, MARKER_MAX_SIZE)
+    spots = _marker_spots(placement, shape, size)
     if not spots:
-        return None
+        raise CxrmaskError(
+            f"no room for a marker beside lungs placed as {placement}; placements must be checked."
+        )
     spot = spots[int(rng.integers(0, len(spots)))]
     return dataclasses.replace(spot, letter=str(rng.choice(sorted(_GLYPHS))))
+
+
+def _room_for_marker(placement: Placement, shape: np.ndarray) -> bool:
+    """True when a marker of the largest size fits in an upper corner, far enough from these lungs."""
+    return bool(_marker_spots(placement, shape, MARKER_MAX_SIZE))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -721,8 +735,8 @@ def _assign_labels(rng: np.random.Generator, count: int) -> list[tuple[str, ...]
     Primary findings go round-robin before shuffling, so every finding is
     common enough to learn even in a small set.
     """
-    n_normal = int(round(NO_FINDING_SHARE * count))
-    n_other = int(round(OTHER_ONLY_SHARE * count))
+    n_normal = round(NO_FINDING_SHARE * count)
+    n_other = round(OTHER_ONLY_SHARE * count)
     labels: list[tuple[str, ...]] = [(NO_FINDING,)] * n_normal
     labels += [(str(rng.choice(OTHER_FINDINGS)),) for _ in range(n_other)]
     for k in range(count - n_normal - n_other):
@@ -738,10 +752,16 @@ def _assign_labels(rng: np.random.Generator, count: int) -> list[tuple[str, ...]
 def _sample_chest(rng: np.random.Generator, shapes: tuple[np.ndarray, ...]) -> Placement:
     """Draw a patient's lung placement, redrawn until a marker fits in an upper corner."""
     while True:
-        placement = sample_placement(rng, len(shapes))
-        placement = fit_placement(placement, shapes[placement.shape_index])
-        if marker_spots(placement, shapes[placement.shape_index], 0.065):
+        placement = _sample_placement(rng, len(shapes))
+        placement = _fit_placement(placement, shapes[placement.shape_index])
+        if _room_for_marker(placement, shapes[placement.shape_index]):
             return placement
+
+
+def _follow_up_placement(base: Placement, rng: np.random.Generator, shape: np.ndarray) -> Placement:
+    """Jitter a patient's placement for one image; keep the patient's own if that leaves no marker room."""
+    placement = _fit_placement(_jitter_placement(base, rng), shape)
+    return placement if _room_for_marker(placement, shape) else base
 
 
 def build_nih_records(
@@ -757,7 +777,7 @@ def build_nih_records(
     test_fraction: float,
 ) -> list[NihRecord]:
     """Sample patients, follow-ups, table fields, labels, split and marker for every NIH-style image."""
-    n_test = min(max(int(round(test_fraction * n_patients)), 1), n_patients - 1) if n_patients > 1 else 0
+    n_test = min(max(round(test_fraction * n_patients), 1), n_patients - 1) if n_patients > 1 else 0
     test_patients = {int(p) + 1 for p in rng.permutation(n_patients)[:n_test]}
     patients = []
     for patient_id in range(1, n_patients + 1):
@@ -777,7 +797,7 @@ def build_nih_records(
             geometry = NIH_GEOMETRIES[int(rng.choice(len(NIH_GEOMETRIES), p=_geometry_weights()))]
             view = "PA" if rng.random() < 0.6 else "AP"
             heart = (1.25 if "Cardiomegaly" in image_labels else 1.0) * rng.uniform(0.9, 1.1)
-            image_placement = fit_placement(jitter_placement(placement, rng), shapes[placement.shape_index])
+            image_placement = _follow_up_placement(placement, rng, shapes[placement.shape_index])
             drafts.append(
                 {
                     "name": f"{patient_id:08d}_{follow_up:03d}.png",
@@ -801,7 +821,7 @@ def build_nih_records(
     records = []
     for index, item in enumerate(drafts):
         shape = shapes[item["placement"].shape_index]
-        marker = sample_marker(rng, item["placement"], shape) if index in with_marker else None
+        marker = _sample_marker(rng, item["placement"], shape) if index in with_marker else None
         findings = tuple(label for label in item["labels"] if label in FINDINGS)
         case = Case(
             seed=item["seed"],
@@ -856,7 +876,7 @@ def _choose_marked(
             rate = rate_test
         else:
             rate = rate_train if positive else rate_other
-        count = int(round(rate * len(members)))
+        count = round(rate * len(members))
         chosen.update(int(i) for i in rng.permutation(members)[:count])
     return chosen
 
@@ -873,7 +893,7 @@ def build_seg_cases(
         if group == "Abnormal":
             count = int(rng.integers(1, 3))
             findings = tuple(sorted(str(f) for f in rng.choice(FINDINGS, size=count, replace=False)))
-        marker = sample_marker(rng, placement, shapes[placement.shape_index]) if rng.random() < 0.3 else None
+        marker = _sample_marker(rng, placement, shapes[placement.shape_index]) if rng.random() < 0.3 else None
         cases.append(
             (
                 group,
@@ -893,6 +913,48 @@ def _save(image: np.ndarray, path: Path, fmt: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"compress_level": 3} if fmt == "PNG" else {}
     Image.fromarray(image, mode="L").save(path, format=fmt, **options)
+
+
+@dataclass(frozen=True)
+class _DrawJob:
+    """One image to draw and where its file goes; its true lung mask goes to the matching mask path."""
+
+    case: Case
+    size: int
+    image_path: Path
+    fmt: str
+
+    @property
+    def mask_path(self) -> Path:
+        """Airlangga masks sit in ``masks/`` beside ``images/``; NIH masks in ``nih_lung_masks/``."""
+        if self.fmt == "BMP":
+            return self.image_path.parent.parent / "masks" / self.image_path.name
+        return self.image_path.parent.parent.parent / "nih_lung_masks" / self.image_path.name
+
+
+def _draw_job(job: _DrawJob) -> None:
+    """Draw one image and write it and its lung mask (runs in a worker process)."""
+    drawn = render_case(job.case, job.size)
+    _save(drawn.image, job.image_path, job.fmt)
+    _save(drawn.lungs.astype(np.uint8) * 255, job.mask_path, job.fmt)
+
+
+def _draw_all(jobs: list[_DrawJob], workers: int) -> None:
+    """Draw every job, in ``workers`` processes when more than one.
+
+    Each image depends only on its own case, so the files are the same
+    whatever the number of workers or the order they finish in.
+    """
+    progress = tqdm(total=len(jobs), desc="demo images", unit="img")
+    if workers <= 1:
+        for job in jobs:
+            _draw_job(job)
+            progress.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(_draw_job, jobs, chunksize=4):
+                progress.update()
+    progress.close()
 
 
 def _table(records: list[NihRecord]) -> str:
@@ -921,6 +983,7 @@ def make_demo_data(
     shortcut_rate_other: float = 0.1,
     shortcut_rate_test: float | None = None,
     test_fraction: float = 0.3,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Write the whole demo dataset under ``out_dir`` (replaced as a whole, atomically); return a summary.
 
@@ -928,7 +991,8 @@ def make_demo_data(
     ``nih/images/*.png``, ``nih/Data_Entry_2017_v2020.csv``,
     ``nih/train_val_list.txt``, ``nih/test_list.txt`` and
     ``nih_lung_masks/*.png``. Everything follows from ``seed``: two runs
-    write byte-identical files.
+    write byte-identical files, whatever ``workers`` (processes drawing
+    images; default: one per CPU core).
     """
     _check_parameters(
         n_seg_images=n_seg_images,
@@ -942,6 +1006,7 @@ def make_demo_data(
         shortcut_rate_test=shortcut_rate_test,
         test_fraction=test_fraction,
     )
+    workers = workers if workers is not None else os.cpu_count() or 1
     shapes = load_lung_shapes()
     rng = np.random.default_rng(seed)
     seg_cases = build_seg_cases(rng, shapes, n_seg_images)
@@ -965,17 +1030,12 @@ def make_demo_data(
     )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        for index, (group, case) in enumerate(tqdm(seg_cases, desc="Airlangga-style images", unit="img")):
-            drawn = render_case(case, seg_size, shapes)
-            stem = f"{index + 1:04d}"
-            _save(drawn.image, tmp / "airlangga" / group / "images" / f"{stem}.bmp", "BMP")
-            _save(
-                drawn.lungs.astype(np.uint8) * 255, tmp / "airlangga" / group / "masks" / f"{stem}.bmp", "BMP"
-            )
-        for record in tqdm(records, desc="NIH-style images", unit="img"):
-            drawn = render_case(record.case, nih_size, shapes)
-            _save(drawn.image, tmp / "nih" / "images" / record.name, "PNG")
-            _save(drawn.lungs.astype(np.uint8) * 255, tmp / "nih_lung_masks" / record.name, "PNG")
+        jobs = [
+            _DrawJob(case, seg_size, tmp / "airlangga" / group / "images" / f"{index + 1:04d}.bmp", "BMP")
+            for index, (group, case) in enumerate(seg_cases)
+        ]
+        jobs += [_DrawJob(r.case, nih_size, tmp / "nih" / "images" / r.name, "PNG") for r in records]
+        _draw_all(jobs, workers)
         (tmp / "nih" / "Data_Entry_2017_v2020.csv").write_text(_table(records))
         for split, filename in (("train_val", "train_val_list.txt"), ("test", "test_list.txt")):
             names = sorted(r.name for r in records if r.split == split)

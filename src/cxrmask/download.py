@@ -270,6 +270,9 @@ def _http_attempt(
         _stream(response, part, digest, offset, bar, chunk_size)
 
     size = part.stat().st_size
+    if total is not None and size > total:  # never progress: a .part cannot outgrow the file
+        part.unlink()
+        raise _RetryError(f"{size} bytes received for a {total}-byte file; restarting from zero")
     if total is not None and size != total:
         raise _RetryError(f"incomplete transfer: {size} of {total} bytes")
 

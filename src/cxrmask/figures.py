@@ -351,10 +351,13 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
     if "macro" in labels:
         labels = ["macro", *[label for label in labels if label != "macro"]]
     values = auroc_table["auroc"].astype(float)
-    if not np.isfinite(values).all():
-        raise InputError("AUROC table: column 'auroc' holds NaN or infinite values.")
+    if np.isinf(values).any():
+        raise InputError("AUROC table: column 'auroc' holds infinite values.")
+    if values.isna().all():
+        raise InputError("AUROC table: no AUROC is defined (every label lacks a class in the test split).")
+    # An undefined AUROC (a label with one class in a small test split) is drawn as n/a.
     stats = (
-        auroc_table.assign(auroc=values)
+        auroc_table.assign(auroc=values)[values.notna()]
         .groupby(["label", "backbone", "mask"], sort=False)["auroc"]
         .agg(mean="mean", sd="std", n="count")
     )

@@ -1,0 +1,263 @@
+"""The demo dataset generator: real on-disk formats, determinism, findings in the lungs, the shortcut."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage as ndi
+
+from cxrmask.demo_data import (
+    FINDINGS,
+    NihRecord,
+    build_nih_records,
+    load_lung_shapes,
+    make_demo_data,
+    render_case,
+)
+from cxrmask.errors import ConfigError
+
+# Written out here, not imported, so a change to the generator's constant cannot pass unnoticed.
+REAL_HEADER = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+    "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
+)
+NIH_LABELS = {
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Effusion",
+    "Emphysema",
+    "Fibrosis",
+    "Hernia",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pleural_Thickening",
+    "Pneumonia",
+    "Pneumothorax",
+}
+SMALL = {"n_seg_images": 4, "n_patients": 4, "max_images_per_patient": 2}
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``root``, keyed by relative path."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A small demo set at the real sizes, drawn in one process."""
+    out = tmp_path_factory.mktemp("demo") / "data"
+    summary = make_demo_data(out, seed=3, workers=1, **SMALL)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def records() -> list[NihRecord]:
+    """Table rows and cases for a larger set, sampled without drawing any image."""
+    return build_nih_records(
+        np.random.default_rng(11),
+        load_lung_shapes(),
+        n_patients=150,
+        max_images_per_patient=3,
+        shortcut_label="Pneumonia",
+        shortcut_rate_train=0.85,
+        shortcut_rate_other=0.1,
+        shortcut_rate_test=None,
+        test_fraction=0.3,
+    )
+
+
+def test_airlangga_files_are_256px_grey_bmp_with_binary_lung_masks(demo: tuple[Path, dict]) -> None:
+    out, summary = demo
+    images = sorted((out / "airlangga").glob("*/images/*.bmp"))
+    assert len(images) == SMALL["n_seg_images"] == summary["files"]["airlangga_images"]
+    assert {path.parent.parent.name for path in images} == {"Normal", "Abnormal"}
+    for path in images:
+        mask_path = path.parent.parent / "masks" / path.name
+        with Image.open(path) as image, Image.open(mask_path) as mask:
+            assert (image.format, image.mode, image.size) == ("BMP", "L", (256, 256))
+            assert (mask.format, mask.mode, mask.size) == ("BMP", "L", (256, 256))
+            pixels, lungs = np.asarray(image), np.asarray(mask)
+        assert set(np.unique(lungs)) == {0, 255}
+        # Lungs are air: darker than the tissue around them.
+        ring = ndi.binary_dilation(lungs > 0, iterations=12) & (lungs == 0)
+        assert pixels[lungs > 0].mean() < pixels[ring].mean() - 20
+
+
+def test_nih_files_are_1024px_grey_png_named_like_nih(demo: tuple[Path, dict]) -> None:
+    out, _ = demo
+    images = sorted((out / "nih" / "images").glob("*"))
+    assert images
+    for path in images:
+        assert re.fullmatch(r"\d{8}_\d{3}\.png", path.name)
+        with Image.open(path) as image, Image.open(out / "nih_lung_masks" / path.name) as mask:
+            assert (image.format, image.mode, image.size) == ("PNG", "L", (1024, 1024))
+            assert (mask.format, mask.mode, mask.size) == ("PNG", "L", (1024, 1024))
+            lungs = np.asarray(mask)
+        assert set(np.unique(lungs)) == {0, 255}
+        assert 0.08 < (lungs > 0).mean() < 0.5
+    assert sorted(p.name for p in (out / "nih_lung_masks").iterdir()) == [p.name for p in images]
+
+
+def test_data_entry_table_matches_the_real_format(demo: tuple[Path, dict]) -> None:
+    out, _ = demo
+    text = (out / "nih" / "Data_Entry_2017_v2020.csv").read_text()
+    assert text.split("\n", 1)[0] == REAL_HEADER
+    rows = list(csv.reader(text.splitlines()[1:]))
+    names = sorted(p.name for p in (out / "nih" / "images").iterdir())
+    assert [row[0] for row in rows] == names
+    for name, labels, follow_up, patient, age, sex, view, width, height, sx, sy in rows:
+        assert name == f"{int(patient):08d}_{int(follow_up):03d}.png"
+        parts = labels.split("|")
+        assert parts == ["No Finding"] or (set(parts) <= NIH_LABELS and parts == sorted(set(parts)))
+        assert 1 <= int(age) <= 100 and sex in {"M", "F"} and view in {"PA", "AP"}
+        assert 1500 <= int(width) <= 3500 and 1500 <= int(height) <= 3500
+        assert sx == sy and 0.1 < float(sx) < 0.2
+
+
+def test_split_lists_cover_every_image_once_and_keep_patients_whole(demo: tuple[Path, dict]) -> None:
+    out, summary = demo
+    lists = {
+        name: (out / "nih" / name).read_text().splitlines()
+        for name in ("train_val_list.txt", "test_list.txt")
+    }
+    train, test = lists["train_val_list.txt"], lists["test_list.txt"]
+    assert train and test
+    assert sorted(train + test) == sorted(p.name for p in (out / "nih" / "images").iterdir())
+    assert {n[:8] for n in train}.isdisjoint({n[:8] for n in test})
+    assert summary["nih"]["images"] == {"train_val": len(train), "test": len(test)}
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_workers(
+    demo: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, _ = demo
+    make_demo_data(tmp_path / "again", seed=3, workers=2, **SMALL)
+    assert _digests(tmp_path / "again") == _digests(out)
+
+
+def test_other_seed_gives_other_images(tmp_path: Path) -> None:
+    small = {**SMALL, "nih_size": 128, "seg_size": 128}
+    make_demo_data(tmp_path / "a", seed=0, workers=1, **small)
+    make_demo_data(tmp_path / "b", seed=1, workers=1, **small)
+    a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    shared = set(a) & set(b)
+    images = [key for key in shared if key.endswith((".png", ".bmp"))]
+    assert images and all(a[key] != b[key] for key in images)
+
+
+def test_findings_change_only_lung_pixels(records: list[NihRecord]) -> None:
+    case = dataclasses.replace(records[0].case, findings=FINDINGS, marker=None)
+    clear = dataclasses.replace(case, findings=())
+    for size in (1024, 256):
+        sick, healthy = render_case(case, size), render_case(clear, size)
+        assert np.array_equal(sick.lungs, healthy.lungs)
+        changed = sick.image != healthy.image
+        assert not changed[~sick.lungs].any()
+        assert changed[sick.lungs].mean() > 0.2
+        # Findings are opacities: they brighten the lungs.
+        assert sick.image[sick.lungs].mean() > healthy.image[healthy.lungs].mean() + 5
+
+
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_each_finding_draws_inside_the_lungs(records: list[NihRecord], finding: str) -> None:
+    case = dataclasses.replace(records[1].case, findings=(finding,), marker=None)
+    sick, healthy = render_case(case, 256), render_case(dataclasses.replace(case, findings=()), 256)
+    changed = np.abs(sick.image.astype(int) - healthy.image.astype(int)) > 8
+    assert changed.sum() > 20
+    assert not changed[~sick.lungs].any()
+
+
+def test_marker_lies_outside_the_dilated_lungs(records: list[NihRecord]) -> None:
+    marked = [r for r in records if r.case.marker is not None][:6]
+    assert marked
+    for record in marked:
+        with_marker = render_case(record.case, 512)
+        without = render_case(dataclasses.replace(record.case, marker=None), 512)
+        changed = with_marker.image != without.image
+        assert changed.sum() > 0.002 * changed.size
+        distance = ndi.distance_transform_edt(~with_marker.lungs)
+        assert distance[changed].min() > 0.08 * 512
+
+
+def test_label_mix(records: list[NihRecord]) -> None:
+    count = len(records)
+    normal = [r for r in records if r.labels == ("No Finding",)]
+    other_only = [r for r in records if r.labels != ("No Finding",) and not set(r.labels) & set(FINDINGS)]
+    assert 0.3 <= len(normal) / count <= 0.4
+    assert 0 < len(other_only) <= 0.1 * count
+    assert all(set(r.labels) <= NIH_LABELS - set(FINDINGS) for r in other_only)
+    for finding in FINDINGS:
+        assert sum(finding in r.labels for r in records) >= 0.15 * count
+    assert any(len(set(r.labels) & set(FINDINGS)) > 1 for r in records)
+    for r in records:
+        assert "No Finding" not in r.labels or len(r.labels) == 1
+        assert set(r.case.findings) == set(r.labels) & set(FINDINGS)
+
+
+def test_patients_have_follow_ups_in_one_split(records: list[NihRecord]) -> None:
+    by_patient: dict[int, list[NihRecord]] = {}
+    for r in records:
+        by_patient.setdefault(r.patient_id, []).append(r)
+    assert max(len(v) for v in by_patient.values()) > 1
+    for images in by_patient.values():
+        assert len({r.split for r in images}) == 1
+        assert sorted(r.follow_up for r in images) == list(range(len(images)))
+    test_share = sum(images[0].split == "test" for images in by_patient.values()) / len(by_patient)
+    assert test_share == pytest.approx(0.3, abs=0.01)
+
+
+def test_marker_rates_follow_the_shortcut_design(records: list[NihRecord]) -> None:
+    def share(split: str, positive: bool) -> float:
+        group = [r for r in records if r.split == split and ("Pneumonia" in r.labels) == positive]
+        return sum(r.case.marker is not None for r in group) / len(group)
+
+    assert share("train_val", True) == pytest.approx(0.85, abs=0.03)
+    assert share("train_val", False) == pytest.approx(0.1, abs=0.01)
+    assert share("test", True) == pytest.approx(0.85, abs=0.06)
+    shifted = build_nih_records(
+        np.random.default_rng(11),
+        load_lung_shapes(),
+        n_patients=150,
+        max_images_per_patient=3,
+        shortcut_label="Pneumonia",
+        shortcut_rate_train=0.85,
+        shortcut_rate_other=0.1,
+        shortcut_rate_test=0.5,
+        test_fraction=0.3,
+    )
+    for positive in (True, False):
+        group = [r for r in shifted if r.split == "test" and ("Pneumonia" in r.labels) == positive]
+        assert sum(r.case.marker is not None for r in group) / len(group) == pytest.approx(0.5, abs=0.05)
+
+
+def test_lung_shapes_are_two_real_lungs_side_by_side() -> None:
+    shapes = load_lung_shapes()
+    assert len(shapes) >= 32
+    for shape in shapes:
+        assert shape.shape[0] == 2
+        left, right = (np.nonzero(channel > 0.5)[1].mean() for channel in shape)
+        assert left < right
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("shortcut_label", "Hernia"), ("shortcut_rate_train", 1.5), ("test_fraction", 1.0), ("n_patients", 0)],
+)
+def test_bad_parameters_fail_before_writing(tmp_path: Path, key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key):
+        make_demo_data(tmp_path / "out", **{**SMALL, key: value})
+    assert not (tmp_path / "out").exists()
