@@ -24,7 +24,7 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         results("report.md"),
         results("mlflow/runs.csv"),
-    default_target: True

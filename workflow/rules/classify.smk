@@ -7,21 +7,21 @@ rule cache_images:
     output:
         cache=results("cache", "images_{size}.npy"),
         index=results("cache", "index_{size}.csv"),
-    wildcard_constraints:
-        size=r"\d+",
-    params:
-        on_bad=config["data"]["on_bad_image"],
     log:
         results("logs", "cache_images_{size}.log"),
     benchmark:
         results("benchmarks", "cache_images_{size}.tsv")
+    wildcard_constraints:
+        size=r"\d+",
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("cache_images", "threads")
     resources:
         mem_mb=res("cache_images", "mem_mb"),
         runtime=res("cache_images", "runtime"),
         gpu=res("cache_images", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        on_bad=config["data"]["on_bad_image"],
     script:
         "../scripts/cache_images.py"
 
@@ -32,19 +32,19 @@ rule cache_masks:
         masks=lambda w: mask_dirs(w.condition),
     output:
         results("cache", "masks_{condition}_{size}.npy"),
-    wildcard_constraints:
-        size=r"\d+",
     log:
         results("logs", "cache_masks_{condition}_{size}.log"),
     benchmark:
         results("benchmarks", "cache_masks_{condition}_{size}.tsv")
+    wildcard_constraints:
+        size=r"\d+",
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("cache_masks", "threads")
     resources:
         mem_mb=res("cache_masks", "mem_mb"),
         runtime=res("cache_masks", "runtime"),
         gpu=res("cache_masks", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
     script:
         "../scripts/cache_masks.py"
 
@@ -60,21 +60,21 @@ rule train_classifier:
         summary=str(Path(cell_dir(), "summary.json")),
         model=str(Path(cell_dir(), "model.pt")),
         record=str(Path(cell_dir(), "run.json")),
-    params:
-        backbone=lambda w: BACKBONES[w.backbone],
-        labels=LABELS,
-        settings=classifier_settings(),
-        device=config["device"],
     log:
         results("logs", "train_classifier", "{backbone}_{mask}_seed{seed}.log"),
     benchmark:
         results("benchmarks", "train_classifier", "{backbone}_{mask}_seed{seed}.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("train_classifier", "threads")
     resources:
         mem_mb=res("train_classifier", "mem_mb"),
         runtime=res("train_classifier", "runtime"),
         gpu=res("train_classifier", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        backbone=lambda w: BACKBONES[w.backbone],
+        labels=LABELS,
+        settings=classifier_settings(),
+        device=config["device"],
     script:
         "../scripts/train_classifier.py"

@@ -12,13 +12,17 @@ from snakemake.exceptions import WorkflowError
 # environment is inherited) means jobs always run this checkout's code, with no install step to forget.
 SRC = str(Path(workflow.basedir, "src").resolve())
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+)
 
 from cxrmask.config import load_schema, validate_config
 from cxrmask.errors import ConfigError
 
 try:
-    validate_config(config, load_schema(Path(workflow.basedir, "config", "schema.yaml")))
+    validate_config(
+        config, load_schema(Path(workflow.basedir, "config", "schema.yaml"))
+    )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -85,7 +89,10 @@ def nih_metadata(name):
 def nih_image_dirs(wildcards=None):
     if DEMO:
         return [results("demo", "nih", "images")]
-    return [str(Path(RESOURCES, "nih", f"images_{part:03d}")) for part in sorted(config["nih"]["archives"])]
+    return [
+        str(Path(RESOURCES, "nih", f"images_{part:03d}"))
+        for part in sorted(config["nih"]["archives"])
+    ]
 
 
 def seg_root(wildcards=None):
@@ -154,7 +161,9 @@ def mask_cache(wildcards):
     """The mask cache a classifier cell reads ([] for original images)."""
     if wildcards.mask == "original":
         return []
-    return results("cache", f"masks_{wildcards.mask}_{config['classifier']['image_size']}.npy")
+    return results(
+        "cache", f"masks_{wildcards.mask}_{config['classifier']['image_size']}.npy"
+    )
 
 
 def cell_dir(backbone="{backbone}", mask="{mask}", seed="{seed}"):
@@ -170,7 +179,15 @@ CELLS = [
 
 
 def cell_files(filename):
-    return [str(Path(cell_dir(c["backbone"].replace(":", "-"), c["mask"], c["seed"]), filename)) for c in CELLS]
+    return [
+        str(
+            Path(
+                cell_dir(c["backbone"].replace(":", "-"), c["mask"], c["seed"]),
+                filename,
+            )
+        )
+        for c in CELLS
+    ]
 
 
 def run_records(wildcards=None):
@@ -184,17 +201,21 @@ def run_records(wildcards=None):
 
 def figure_files(wildcards=None):
     return [
-        *expand(results("figures", "roc_{backbone}." + FIG), backbone=BACKBONES),
-        *expand(results("figures", "training_{backbone}." + FIG), backbone=BACKBONES),
-        results("figures", "auroc_heatmap." + FIG),
-        results("figures", "delta_auroc." + FIG),
-        results("figures", "mask_gallery." + FIG),
+        *expand(results("figures", f"roc_{{backbone}}.{FIG}"), backbone=BACKBONES),
+        *expand(results("figures", f"training_{{backbone}}.{FIG}"), backbone=BACKBONES),
+        results("figures", f"auroc_heatmap.{FIG}"),
+        results("figures", f"delta_auroc.{FIG}"),
+        results("figures", f"mask_gallery.{FIG}"),
     ]
 
 
 def classifier_settings():
     """The classifier section less the grid (backbones, masks, seeds): adding a backbone retrains nothing else."""
-    return {k: v for k, v in config["classifier"].items() if k not in ("backbones", "masks", "seeds")}
+    return {
+        k: v
+        for k, v in config["classifier"].items()
+        if k not in ("backbones", "masks", "seeds")
+    }
 
 
 def backbone_cells(slug):
@@ -202,4 +223,7 @@ def backbone_cells(slug):
 
 
 def backbone_cell_files(slug, filename):
-    return [str(Path(cell_dir(slug, c["mask"], c["seed"]), filename)) for c in backbone_cells(slug)]
+    return [
+        str(Path(cell_dir(slug, c["mask"], c["seed"]), filename))
+        for c in backbone_cells(slug)
+    ]

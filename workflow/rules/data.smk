@@ -9,20 +9,20 @@ rule make_demo_data:
         images=directory(results("demo", "nih", "images")),
         truth=directory(results("demo", "nih_lung_masks")),
         seg=directory(results("demo", "airlangga")),
-    params:
-        demo=config.get("demo", {}),
-        out_dir=results("demo"),
     log:
         results("logs", "make_demo_data.log"),
     benchmark:
         results("benchmarks", "make_demo_data.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("make_demo_data", "threads")
     resources:
         mem_mb=res("make_demo_data", "mem_mb"),
         runtime=res("make_demo_data", "runtime"),
         gpu=res("make_demo_data", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        demo=config.get("demo", {}),
+        out_dir=lambda w, output: str(Path(output.labels).parents[1]),
     script:
         "../scripts/make_demo_data.py"
 
@@ -30,19 +30,19 @@ rule make_demo_data:
 rule download:
     output:
         downloaded("{group}", "{name}"),
+    log:
+        str(Path(RESOURCES, "logs", "download_{group}_{name}.log")),
     wildcard_constraints:
         group="nih|seg_data|checkpoints",
         name=r"[^/]+",
+    localrule: True
+    conda:
+        "../../envs/cxrmask.yaml"
     params:
         source=download_source,
         sha256=download_sha256,
         lock_file=str(Path(RESOURCES, "downloads.lock.json")),
         settings=config["download"],
-    log:
-        str(Path(RESOURCES, "logs", "download_{group}_{name}.log")),
-    localrule: True
-    conda:
-        "../../envs/cxrmask.yaml"
     script:
         "../scripts/download.py"
 
@@ -56,13 +56,13 @@ rule extract_nih_archive:
         str(Path(RESOURCES, "logs", "extract_nih_archive_{part}.log")),
     benchmark:
         str(Path(RESOURCES, "benchmarks", "extract_nih_archive_{part}.tsv"))
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("extract_nih_archive", "threads")
     resources:
         mem_mb=res("extract_nih_archive", "mem_mb"),
         runtime=res("extract_nih_archive", "runtime"),
         gpu=res("extract_nih_archive", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
     script:
         "../scripts/extract_archive.py"
 
@@ -90,13 +90,16 @@ rule curate_nih:
     output:
         subset=results("nih", "subset.csv"),
         summary=results("nih", "curation.json"),
-    params:
-        settings={k: config["nih"][k] for k in ("labels", "no_finding", "views", "val_fraction")},
-        seed=config["seed"],
     log:
         results("logs", "curate_nih.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        settings={
+            k: config["nih"][k]
+            for k in ("labels", "no_finding", "views", "val_fraction")
+        },
+        seed=config["seed"],
     script:
         "../scripts/curate_nih.py"
 
@@ -108,21 +111,24 @@ rule prepare_seg_data:
         data=results("segment", "seg_data.npz"),
         prior=results("segment", "box_prior.json"),
         pairs=results("segment", "pairs.csv"),
-    params:
-        settings={k: config["seg_data"][k] for k in ("images", "masks", "val_fraction", "box_margin")},
-        segmenter=config["segmenter"],
-        seed=config["seed"],
-        on_bad=config["data"]["on_bad_image"],
     log:
         results("logs", "prepare_seg_data.log"),
     benchmark:
         results("benchmarks", "prepare_seg_data.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("prepare_seg_data", "threads")
     resources:
         mem_mb=res("prepare_seg_data", "mem_mb"),
         runtime=res("prepare_seg_data", "runtime"),
         gpu=res("prepare_seg_data", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        settings={
+            k: config["seg_data"][k]
+            for k in ("images", "masks", "val_fraction", "box_margin")
+        },
+        segmenter=config["segmenter"],
+        seed=config["seed"],
+        on_bad=config["data"]["on_bad_image"],
     script:
         "../scripts/prepare_seg_data.py"

@@ -8,22 +8,22 @@ rule evaluate_classifiers:
     output:
         auroc=results("tables", "auroc.csv"),
         training=results("tables", "training.csv"),
-    params:
-        cells=CELLS,
-        labels=LABELS,
-        settings=config["evaluate"],
-        seed=config["seed"],
     log:
         results("logs", "evaluate_classifiers.log"),
     benchmark:
         results("benchmarks", "evaluate_classifiers.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("evaluate_classifiers", "threads")
     resources:
         mem_mb=res("evaluate_classifiers", "mem_mb"),
         runtime=res("evaluate_classifiers", "runtime"),
         gpu=res("evaluate_classifiers", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        cells=CELLS,
+        labels=LABELS,
+        settings=config["evaluate"],
+        seed=config["seed"],
     script:
         "../scripts/evaluate_classifiers.py"
 
@@ -33,15 +33,15 @@ rule compare_conditions:
         cell_files("predictions.csv"),
     output:
         results("tables", "delong.csv"),
+    log:
+        results("logs", "compare_conditions.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
     params:
         cells=CELLS,
         labels=LABELS,
         settings=config["compare"],
         alpha=config["evaluate"]["alpha"],
-    log:
-        results("logs", "compare_conditions.log"),
-    conda:
-        "../../envs/cxrmask.yaml"
     script:
         "../scripts/compare_conditions.py"
 
@@ -51,19 +51,19 @@ rule plot_roc:
         lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
     output:
         report(
-            results("figures", "roc_{backbone}." + FIG),
+            results("figures", f"roc_{{backbone}}.{FIG}"),
             caption="../report/figure.rst",
             category="ROC curves",
         ),
+    log:
+        results("logs", "plot_roc_{backbone}.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
     params:
         cells=lambda w: backbone_cells(w.backbone),
         backbone=lambda w: BACKBONES[w.backbone],
         labels=LABELS,
         style=config["figures"],
-    log:
-        results("logs", "plot_roc_{backbone}.log"),
-    conda:
-        "../../envs/cxrmask.yaml"
     script:
         "../scripts/plot_roc.py"
 
@@ -73,18 +73,18 @@ rule plot_training_curves:
         lambda w: backbone_cell_files(w.backbone, "history.csv"),
     output:
         report(
-            results("figures", "training_{backbone}." + FIG),
+            results("figures", f"training_{{backbone}}.{FIG}"),
             caption="../report/figure.rst",
             category="Training",
         ),
-    params:
-        cells=lambda w: backbone_cells(w.backbone),
-        backbone=lambda w: BACKBONES[w.backbone],
-        style=config["figures"],
     log:
         results("logs", "plot_training_curves_{backbone}.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        cells=lambda w: backbone_cells(w.backbone),
+        backbone=lambda w: BACKBONES[w.backbone],
+        style=config["figures"],
     script:
         "../scripts/plot_training_curves.py"
 
@@ -94,16 +94,16 @@ rule plot_auroc_heatmap:
         results("tables", "auroc.csv"),
     output:
         report(
-            results("figures", "auroc_heatmap." + FIG),
+            results("figures", f"auroc_heatmap.{FIG}"),
             caption="../report/figure.rst",
             category="AUROC",
         ),
-    params:
-        style=config["figures"],
     log:
         results("logs", "plot_auroc_heatmap.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        style=config["figures"],
     script:
         "../scripts/plot_auroc_heatmap.py"
 
@@ -113,16 +113,16 @@ rule plot_delta_auroc:
         results("tables", "delong.csv"),
     output:
         report(
-            results("figures", "delta_auroc." + FIG),
+            results("figures", f"delta_auroc.{FIG}"),
             caption="../report/figure.rst",
             category="DeLong",
         ),
-    params:
-        style=config["figures"],
     log:
         results("logs", "plot_delta_auroc.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        style=config["figures"],
     script:
         "../scripts/plot_delta_auroc.py"
 
@@ -135,16 +135,16 @@ rule plot_mask_gallery:
         truth=truth_dir(),
     output:
         report(
-            results("figures", "mask_gallery." + FIG),
+            results("figures", f"mask_gallery.{FIG}"),
             caption="../report/figure.rst",
             category="Masks",
         ),
-    params:
-        style=config["figures"],
     log:
         results("logs", "plot_mask_gallery.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        style=config["figures"],
     script:
         "../scripts/plot_mask_gallery.py"
 
@@ -174,13 +174,13 @@ rule log_mlflow:
         run_records(),
     output:
         results("mlflow", "runs.csv"),
-    params:
-        settings=config["mlflow"],
-        results=RESULTS,
     log:
         results("logs", "log_mlflow.log"),
     localrule: True
     conda:
         "../../envs/mlflow.yaml"
+    params:
+        settings=config["mlflow"],
+        results=lambda w, output: str(Path(output[0]).parents[1]),
     script:
         "../scripts/log_mlflow.py"

@@ -11,23 +11,23 @@ rule finetune_medsam:
         history=results("segment", "finetune_history.csv"),
         summary=results("segment", "finetune_summary.json"),
         record=results("segment", "finetune_run.json"),
+    log:
+        results("logs", "finetune_medsam.log"),
+    benchmark:
+        results("benchmarks", "finetune_medsam.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
+    threads: res("finetune_medsam", "threads")
+    resources:
+        mem_mb=res("finetune_medsam", "mem_mb"),
+        runtime=res("finetune_medsam", "runtime"),
+        gpu=res("finetune_medsam", "gpu"),
     params:
         checkpoint=checkpoint_value,
         segmenter=config["segmenter"],
         settings=config["finetune"],
         device=config["device"],
         seed=config["seed"],
-    log:
-        results("logs", "finetune_medsam.log"),
-    benchmark:
-        results("benchmarks", "finetune_medsam.tsv")
-    threads: res("finetune_medsam", "threads")
-    resources:
-        mem_mb=res("finetune_medsam", "mem_mb"),
-        runtime=res("finetune_medsam", "runtime"),
-        gpu=res("finetune_medsam", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
     script:
         "../scripts/finetune_medsam.py"
 
@@ -42,21 +42,21 @@ rule generate_masks:
         masks=directory(results("masks", "tight", "shard_{shard}")),
         table=results("masks", "tight", "shard_{shard}.csv"),
         record=results("masks", "tight", "shard_{shard}_run.json"),
-    params:
-        segmenter=config["segmenter"],
-        settings=config["segment"],
-        device=config["device"],
     log:
         results("logs", "generate_masks_{shard}.log"),
     benchmark:
         results("benchmarks", "generate_masks_{shard}.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("generate_masks", "threads")
     resources:
         mem_mb=res("generate_masks", "mem_mb"),
         runtime=res("generate_masks", "runtime"),
         gpu=res("generate_masks", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        segmenter=config["segmenter"],
+        settings=config["segment"],
+        device=config["device"],
     script:
         "../scripts/generate_masks.py"
 
@@ -69,18 +69,18 @@ rule dilate_masks:
     output:
         masks=directory(results("masks", "loose", "shard_{shard}")),
         table=results("masks", "loose", "shard_{shard}.csv"),
-    params:
-        settings=config["loose"],
     log:
         results("logs", "dilate_masks_{shard}.log"),
     benchmark:
         results("benchmarks", "dilate_masks_{shard}.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
     threads: res("dilate_masks", "threads")
     resources:
         mem_mb=res("dilate_masks", "mem_mb"),
         runtime=res("dilate_masks", "runtime"),
         gpu=res("dilate_masks", "gpu"),
-    conda:
-        "../../envs/cxrmask.yaml"
+    params:
+        settings=config["loose"],
     script:
         "../scripts/dilate_masks.py"

@@ -1,0 +1,58 @@
+# cxrmask: two commands on a fresh machine (Python 3.11 and pip are all it needs).
+#   make demo   set up .venv, run the whole pipeline on the embedded demo (offline, CPU, minutes)
+#   make test   set up .venv, run the test suite
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_RESULTS := results/demo_run
+
+.PHONY: setup demo test test-fast lint format bench dry-run clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11) and "cxrmask needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores all --configfile config/demo.yaml
+	$(BIN)/snakemake --cores 1 --configfile config/demo.yaml --report $(DEMO_RESULTS)/report.html
+	@echo
+	@echo "Demo finished."
+	@echo "  report      $(DEMO_RESULTS)/report.md  (HTML with figures: $(DEMO_RESULTS)/report.html)"
+	@echo "  figures     $(DEMO_RESULTS)/figures/"
+	@echo "  tables      $(DEMO_RESULTS)/tables/auroc.csv, $(DEMO_RESULTS)/tables/delong.csv"
+	@echo "  MLflow      sqlite:///$(abspath $(DEMO_RESULTS))/mlflow/mlflow.db"
+	@echo "  browse it:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO_RESULTS))/mlflow/mlflow.db"
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_delong.py
+	$(BIN)/python benchmarks/bench_download.py
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --quiet rules
+
+clean:
+	rm -rf $(DEMO_RESULTS) .snakemake
