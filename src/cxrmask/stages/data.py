@@ -12,7 +12,7 @@ import pandas as pd
 
 from cxrmask import nih
 from cxrmask.archive import extract
-from cxrmask.atomic import write_csv, write_json
+from cxrmask.atomic import atomic_dir, write_csv, write_json
 from cxrmask.demo_data import make_demo_data
 from cxrmask.download import fetch
 from cxrmask.segment.dataset import prepare
@@ -45,8 +45,16 @@ def download(source: str, dest: PathLike, sha256: str | None, lock_file: PathLik
 
 
 def extract_archive(archive: PathLike, out_dir: PathLike) -> None:
-    """Unpack one archive safely into ``out_dir`` (complete or absent)."""
-    members = extract(Path(archive), Path(out_dir))
+    """Unpack one archive safely into ``out_dir`` (complete or absent), and any zip it contains.
+
+    Mendeley's whole-dataset download is a zip of the dataset's own zips, so
+    inner zips are unpacked next to themselves before the folder appears.
+    """
+    with atomic_dir(out_dir) as tmp:
+        members = extract(Path(archive), tmp)
+        for inner in sorted(tmp.rglob("*.zip")):
+            members += extract(inner, inner.with_suffix(""))
+            inner.unlink()
     log.info("extracted %d members of %s", len(members), archive)
 
 

@@ -1,0 +1,214 @@
+"""The workflow as a whole: its plans, its lint, its profiles, and the demo end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from PIL import Image
+from snakerun import DEMO, REPO, TINY, dry_run, overlay, planned_jobs, snakemake
+
+FULL_PLAN = {
+    "download": 17,
+    "extract_nih_archive": 12,
+    "extract_seg_data": 1,
+    "curate_nih": 1,
+    "prepare_seg_data": 1,
+    "finetune_medsam": 1,
+    "cache_images": 1,
+    "generate_masks": 8,
+    "dilate_masks": 8,
+    "cache_masks": 2,
+    "train_classifier": 9,
+    "evaluate_classifiers": 1,
+    "compare_conditions": 1,
+    "plot_roc": 3,
+    "plot_training_curves": 3,
+    "plot_auroc_heatmap": 1,
+    "plot_delta_auroc": 1,
+    "plot_mask_gallery": 1,
+    "write_report": 1,
+    "log_mlflow": 1,
+    "all": 1,
+}
+
+
+def test_full_reproduction_plans_every_job_with_no_data(tmp_path):
+    jobs = dry_run("--config", f"results={tmp_path}/results", f"resources_dir={tmp_path}/resources")
+    assert jobs == FULL_PLAN
+
+
+def test_full_plan_downloads_each_source_file_once(tmp_path):
+    result = snakemake("-n", "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d")
+    downloads = re.findall(rf"rule download:\n\s+output: {tmp_path}/d/downloads/(\S+)", result.stdout)
+    archives = [f"nih/images_{i:03d}.tar.gz" for i in range(1, 13)]
+    metadata = ["nih/Data_Entry_2017_v2020.csv", "nih/test_list.txt", "nih/train_val_list.txt"]
+    expected = [*archives, *metadata, "seg_data/2jg8vfdmpm-1.zip", "checkpoints/medsam_vit_b.pth"]
+    assert sorted(downloads) == sorted(expected)
+
+
+def test_subset_of_archives_plans_only_those(tmp_path):
+    subset = overlay(tmp_path, "subset", {"nih": {"archives": [1, 2]}})
+    jobs = dry_run("--configfile", subset, "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d")
+    assert jobs["extract_nih_archive"] == 2
+    assert jobs["download"] == 2 + 3 + 2
+
+
+def test_demo_plan(tmp_path):
+    jobs = dry_run("--configfile", DEMO, "--config", f"results={tmp_path}")
+    assert "download" not in jobs
+    assert jobs["make_demo_data"] == 1
+    assert jobs["train_classifier"] == 2 * 3
+    assert jobs["generate_masks"] == 2
+
+
+@pytest.mark.parametrize("configs", [[], [DEMO]], ids=["full", "demo"])
+def test_lint_has_nothing_to_say(configs):
+    result = snakemake("--lint", *(["--configfile", *configs] if configs else []), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_rules_are_snakefmt_formatted():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_is_ruff_clean():
+    for args in (["check", "."], ["format", "--check", "."]):
+        command = [sys.executable, "-m", "ruff", *args]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_slurm_profile_plans_with_resources_from_config(tmp_path):
+    result = snakemake(
+        "--profile", "profiles/slurm", "-n", "--configfile", DEMO, "--config", f"results={tmp_path}"
+    )
+    jobs = planned_jobs(result.stdout + result.stderr)
+    assert jobs["train_classifier"] == 6
+    # resources come from config/demo.yaml's `resources:` section
+    assert "mem_mb=4000" in result.stdout
+    assert "runtime=60" in result.stdout
+
+
+# ---- the demo, end to end, on a few images ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The whole workflow on the tiny demo; yields the results folder."""
+    results = tmp_path_factory.mktemp("demo") / "results"
+    snakemake("--cores", "2", *demo_args(results))
+    yield results
+    shutil.rmtree(results, ignore_errors=True)
+
+
+def demo_args(results, *configs) -> list:
+    """Arguments of the tiny demo run into ``results``, with more config files layered on top."""
+    return ["--configfile", DEMO, TINY, *configs, "--config", f"results={results}"]
+
+
+def with_overlay(results, config: dict) -> list:
+    """The demo run's arguments with ``config`` layered on top (as a user editing one key would)."""
+    return demo_args(results, overlay(results.parent, "overlay", config))
+
+
+@pytest.mark.slow
+def test_demo_writes_every_output(demo_run):
+    results = demo_run
+    report = (results / "report.md").read_text()
+    assert "zero-shot" in report and "fine-tuned" in report
+    assert "Against the ground-truth lungs: mean Dice" in report
+    for name in ("roc_resnet10t", "training_resnet10t", "auroc_heatmap", "delta_auroc", "mask_gallery"):
+        with Image.open(results / "figures" / f"{name}.png") as image:
+            assert image.size[0] > 50 and image.size[1] > 50
+    auroc = pd.read_csv(results / "tables" / "auroc.csv")
+    assert set(auroc["mask"]) == {"original", "tight", "loose"}
+    assert set(auroc["label"]) == {"Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "No Finding", "macro"}
+    delong = pd.read_csv(results / "tables" / "delong.csv")
+    assert len(delong) == 3 * 6
+    assert {"auc_a", "auc_b", "z", "p_value", "p_holm", "significant"} <= set(delong.columns)
+    summary = json.loads((results / "segment" / "finetune_summary.json").read_text())
+    assert 0 < summary["zero_shot_val_dice"] <= 1 and 0 < summary["finetuned_val_dice"] <= 1
+    tight = pd.concat(pd.read_csv(p) for p in sorted((results / "masks" / "tight").glob("shard_*.csv")))
+    index = pd.read_csv(results / "cache" / "index_64.csv")
+    assert len(tight) == int(index["ok"].sum())
+    assert tight["dice"].mean() > 0.7
+
+
+@pytest.mark.slow
+def test_every_job_is_one_mlflow_run(demo_run):
+    from mlflow.tracking import MlflowClient
+
+    results = demo_run
+    runs = pd.read_csv(results / "mlflow" / "runs.csv")
+    assert len(runs) == 1 + 2 + 3  # fine-tuning, two mask shards, three classifier cells
+    client = MlflowClient(tracking_uri=runs["tracking_uri"].iloc[0])
+    experiment = client.get_experiment_by_name("cxrmask")
+    logged = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_id for r in logged) == sorted(runs["run_id"])
+    for run in logged:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["cxrmask.config_hash"]
+        assert run.data.metrics
+    train = [r for r in logged if r.data.tags["cxrmask.rule"] == "train_classifier"]
+    history = client.get_metric_history(train[0].info.run_id, "val_macro_auroc")
+    assert [m.step for m in history] == [1, 2]
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(demo_run):
+    assert dry_run(*demo_args(demo_run)) == {}
+
+
+@pytest.mark.slow
+def test_figure_keys_rerun_only_figures(demo_run):
+    jobs = dry_run(*with_overlay(demo_run, {"figures": {"dpi": 41}}))
+    assert set(jobs) == {
+        "plot_roc",
+        "plot_training_curves",
+        "plot_auroc_heatmap",
+        "plot_delta_auroc",
+        "plot_mask_gallery",
+        "write_report",
+        "all",
+    }
+
+
+@pytest.mark.slow
+def test_loose_radius_reruns_only_the_loose_branch(demo_run):
+    jobs = dry_run(*with_overlay(demo_run, {"loose": {"radius": 60}}))
+    assert jobs["dilate_masks"] == 2
+    assert jobs["cache_masks"] == 1
+    assert jobs["train_classifier"] == 1
+    assert "generate_masks" not in jobs and "finetune_medsam" not in jobs and "cache_images" not in jobs
+
+
+@pytest.mark.slow
+def test_new_backbone_trains_only_its_cells(demo_run):
+    jobs = dry_run(*with_overlay(demo_run, {"classifier": {"backbones": ["resnet10t", "resnet14t"]}}))
+    assert jobs["train_classifier"] == 3
+    assert jobs["plot_roc"] == 1
+    assert "generate_masks" not in jobs and "cache_masks" not in jobs
+
+
+@pytest.mark.slow
+def test_cpu_rerun_gives_identical_numbers(demo_run):
+    results = demo_run
+    cells = sorted((results / "classify").glob("*/*/seed*/predictions.csv"))
+    before = {p: p.read_bytes() for p in cells}
+    snakemake("--cores", "2", *demo_args(results), "--forcerun", "train_classifier")
+    assert {p: p.read_bytes() for p in cells} == before
+    runs = pd.read_csv(results / "mlflow" / "runs.csv")
+    assert int(runs["logged"].sum()) == 3  # the three retrained cells are new runs; the rest already logged
