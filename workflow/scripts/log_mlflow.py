@@ -1,7 +1,7 @@
 """Rule log_mlflow: the single writer that logs every job's run record into MLflow."""
 
 from cxrmask.logs import run_step
-from cxrmask.tracking import log_pipeline_runs
+from cxrmask.mlflow_store import log_pipeline_runs
 
 run_step(
     snakemake.log[0],
