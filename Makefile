@@ -50,6 +50,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_delong.py
 	$(BIN)/python benchmarks/bench_download.py
+	$(BIN)/python benchmarks/bench_dilation.py
+	$(BIN)/python benchmarks/bench_cache.py
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules
