@@ -72,9 +72,8 @@ def main() -> None:
     print(f"decode PNGs every epoch (baseline) {decoded:8.3f} s/epoch")
     print(f"uint8 cache (cxrmask)              {cached:8.3f} s/epoch")
     print(f"speed-up per epoch                 {decoded / cached:8.1f}x")
-    print(
-        f"one-off cache build                {build:8.3f} s (pays for itself after {build / max(decoded - cached, 1e-9):.1f} epochs)"
-    )
+    payback = build / max(decoded - cached, 1e-9)
+    print(f"one-off cache build                {build:8.3f} s (pays for itself after {payback:.1f} epochs)")
 
 
 if __name__ == "__main__":
