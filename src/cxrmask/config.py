@@ -34,12 +34,15 @@ def _key(error: ValidationError) -> str:
 def _describe(error: ValidationError) -> str:
     """One line per problem: the key, what is wrong, what is allowed."""
     key = _key(error)
+    prefix = "" if key == "(top level)" else f"{key}."
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{key}: unknown key(s) {extra}; allowed: {allowed}"
-    if error.validator == "propertyNames":
-        return f"{key}: key {error.instance!r} is not allowed; allowed: {error.validator_value.get('enum')}"
+        extra = sorted(str(name) for name in set(error.instance) - set(error.schema.get("properties", {})))
+        names = ", ".join(prefix + name for name in extra)
+        return f"{names}: unknown key{'s' if len(extra) > 1 else ''}; allowed here: {allowed}"
+    if list(error.schema_path)[-2:-1] == ["propertyNames"]:
+        # jsonschema reports a bad property name as the name failing the inner check (enum), at the parent.
+        return f"{prefix}{error.instance}: unknown key; allowed here: {error.validator_value}"
     if error.validator == "enum":
         return f"{key}: {error.instance!r} is not one of {error.validator_value}"
     if error.validator == "required":

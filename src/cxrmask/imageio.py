@@ -48,7 +48,7 @@ def _load_array(path: Path) -> np.ndarray:
                 image.load()
                 if image.mode in ("RGB", "RGBA", "LA", "P", "CMYK", "YCbCr", "1", "PA", "RGBX"):
                     image = image.convert("L")
-                array = np.asarray(image)
+                array = np.array(image)
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise InputError(
             f"{path}: cannot decode ({exc}). The file is corrupt or truncated: "
@@ -62,6 +62,11 @@ def _load_array(path: Path) -> np.ndarray:
         raise InputError(f"{path}: expected a 2-D image, found an array of shape {array.shape}.")
     if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
         raise InputError(f"{path}: unsupported pixel type {array.dtype}.")
+    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+        raise InputError(
+            f"{path}: holds NaN or infinite values, which have no grey level. "
+            "Re-export the array with finite values."
+        )
     return array
 
 

@@ -74,7 +74,7 @@ def read_label_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         with opener(path, "rt") as handle:
             first_line = handle.readline().strip()
         frame = pd.read_csv(path, header=None, skiprows=1, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, EOFError) as exc:
         raise InputError(f"{path}: cannot parse the NIH label table ({exc}). Download it again.") from exc
     if not first_line.startswith(HEADER_PREFIX):
         raise InputError(
@@ -193,8 +193,9 @@ def curate(
         frame = frame[frame["image"].isin(images.keys())]
 
     wanted = set(labels)
-    positive = frame["labels"].map(lambda row: bool(wanted.intersection(row)))
-    clean = frame["labels"].map(lambda row: row == (NO_FINDING,))
+    # astype(bool): on an empty frame map() gives an object Series, which [] would take for column names.
+    positive = frame["labels"].map(lambda row: bool(wanted.intersection(row))).astype(bool)
+    clean = frame["labels"].map(lambda row: row == (NO_FINDING,)).astype(bool)
     log.info(
         "%d images with a target finding, %d No Finding, %d with other findings only (left out)",
         int(positive.sum()),

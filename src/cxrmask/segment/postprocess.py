@@ -12,6 +12,8 @@ from scipy import ndimage
 from skimage.measure import label
 from skimage.morphology import isotropic_dilation
 
+from cxrmask.errors import ConfigError
+
 
 def keep_largest(mask: np.ndarray, n: int) -> np.ndarray:
     """Keep the ``n`` largest 8-connected components (all when ``n`` is 0)."""
@@ -40,7 +42,7 @@ def dilation_radius(value: float, units: str, width: int) -> float:
         return value * width / 1024.0
     if units == "fraction":
         return value * width
-    raise ValueError(f"unknown dilation units {units!r}")
+    raise ConfigError(f"loose.units: {units!r} is not one of ['px1024', 'fraction'].")
 
 
 def dilate(mask: np.ndarray, radius: float) -> np.ndarray:

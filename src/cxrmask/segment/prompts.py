@@ -99,8 +99,9 @@ class BoxPrior:
         else:
             raise ConfigError(f"segment.prompt: {prompt!r} is not one of {list(PROMPTS)}.")
         widened = normalised + self.margin * np.array([-1, -1, 1, 1])
-        scale = np.array([width - 1, height - 1] * 2)
-        return np.clip(widened, 0, 1) * scale
+        # Same scale as fit() and scale_boxes(), so a prompt is the box the model was trained with.
+        pixels = widened * np.array([width, height] * 2)
+        return np.clip(pixels, 0, np.array([width - 1, height - 1] * 2))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the prior as JSON (it travels with the fine-tuned checkpoint)."""

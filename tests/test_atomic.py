@@ -1,0 +1,134 @@
+"""cxrmask.atomic: a finished-looking output exists only when it is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrmask.atomic import atomic_dir, atomic_path, write_csv, write_json, write_text
+
+
+class JobDiedError(RuntimeError):
+    """Raised inside a writing block to stand for a job that dies halfway."""
+
+
+def _names(folder: Path) -> list[str]:
+    """Everything in ``folder``, hidden temporaries included."""
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_atomic_path_renames_on_success_and_keeps_the_suffix(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "mask.png"
+    with atomic_path(target) as tmp:
+        # Libraries choose the format from the extension, so the temporary keeps it.
+        assert tmp.suffix == ".png"
+        assert tmp.parent == target.parent
+        assert not target.exists()
+        tmp.write_bytes(b"data")
+    assert target.read_bytes() == b"data"
+    assert _names(target.parent) == ["mask.png"]
+
+
+def test_atomic_path_explicit_suffix(tmp_path: Path) -> None:
+    with atomic_path(tmp_path / "weights", suffix=".pt") as tmp:
+        assert tmp.name.endswith(".pt")
+        tmp.write_bytes(b"x")
+    assert _names(tmp_path) == ["weights"]
+
+
+def test_atomic_path_exception_leaves_neither_target_nor_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    with pytest.raises(JobDiedError), atomic_path(target) as tmp:
+        tmp.write_text("half a table")
+        raise JobDiedError
+    assert _names(tmp_path) == []
+
+
+def test_atomic_path_cleans_up_on_keyboard_interrupt(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("partial")
+        raise KeyboardInterrupt
+    assert _names(tmp_path) == []
+
+
+def test_existing_target_survives_a_failed_rewrite(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+    write_text(target, "old, complete")
+    with pytest.raises(JobDiedError), atomic_path(target) as tmp:
+        tmp.write_text("new, incomplete")
+        raise JobDiedError
+    assert target.read_text() == "old, complete"
+    assert _names(tmp_path) == ["result.json"]
+
+
+def test_successful_rewrite_replaces_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "result.txt"
+    write_text(target, "first")
+    write_text(target, "second")
+    assert target.read_text() == "second"
+    assert _names(tmp_path) == ["result.txt"]
+
+
+def test_atomic_dir_renames_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "shard_0"
+    with atomic_dir(target) as tmp:
+        assert tmp.is_dir() and tmp.parent == tmp_path
+        assert not target.exists()
+        (tmp / "a.png").write_bytes(b"a")
+        (tmp / "b.png").write_bytes(b"b")
+    assert _names(target) == ["a.png", "b.png"]
+    assert _names(tmp_path) == ["shard_0"]
+
+
+def test_atomic_dir_exception_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(JobDiedError), atomic_dir(tmp_path / "shard_0") as tmp:
+        (tmp / "a.png").write_bytes(b"a")
+        raise JobDiedError
+    assert _names(tmp_path) == []
+
+
+def test_atomic_dir_existing_target_survives_a_failed_rewrite(tmp_path: Path) -> None:
+    target = tmp_path / "shard_0"
+    with atomic_dir(target) as tmp:
+        (tmp / "old.png").write_bytes(b"old")
+    with pytest.raises(JobDiedError), atomic_dir(target) as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+        raise JobDiedError
+    assert _names(target) == ["old.png"]
+    assert (target / "old.png").read_bytes() == b"old"
+    assert _names(tmp_path) == ["shard_0"]
+
+
+def test_atomic_dir_successful_rewrite_replaces_the_old_content(tmp_path: Path) -> None:
+    target = tmp_path / "shard_0"
+    with atomic_dir(target) as tmp:
+        (tmp / "old.png").write_bytes(b"old")
+    with atomic_dir(target) as tmp:
+        (tmp / "new.png").write_bytes(b"new")
+    assert _names(target) == ["new.png"]
+    assert _names(tmp_path) == ["shard_0"]
+
+
+def test_write_json_is_sorted_and_serialises_numpy_and_paths(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    write_json(target, {"b": np.float32(0.5), "a": np.int64(3), "path": Path("x/y.png")})
+    text = target.read_text()
+    assert text.index('"a"') < text.index('"b"') < text.index('"path"')
+    assert json.loads(text) == {"a": 3, "b": 0.5, "path": "x/y.png"}
+
+
+def test_write_json_unserialisable_value_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="cannot serialise"):
+        write_json(tmp_path / "bad.json", {"value": object()})
+    assert _names(tmp_path) == []
+
+
+def test_write_csv_without_index(tmp_path: Path) -> None:
+    target = tmp_path / "table.csv"
+    write_csv(target, pd.DataFrame({"image": ["a.png", "b.png"], "score": [0.25, 0.75]}))
+    assert target.read_text().splitlines() == ["image,score", "a.png,0.25", "b.png,0.75"]
+    assert _names(tmp_path) == ["table.csv"]
