@@ -94,11 +94,11 @@ def build_cache(
                 array[index] = item
         array.flush()
         del array
-    bad = sum(bool(e) for e in errors)
+        bad = sum(bool(e) for e in errors)
+        if bad and bad == len(paths):  # inside the atomic write: a cache of nothing is never left behind
+            raise InputError(f"none of the {len(paths)} files could be decoded (first: {errors[0]}).")
     if bad:
         log.warning("%d of %d files could not be decoded and are marked in the index", bad, len(paths))
-    if bad == len(paths) and paths:
-        raise InputError(f"none of the {len(paths)} files could be decoded (first: {errors[0]}).")
     return errors
 
 

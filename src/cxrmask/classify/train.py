@@ -78,7 +78,10 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> t
     if mode == "zero":
         return images * masks
     size = images.shape[-1]
+    # masks_to_boxes gives the last row and column inside the mask; roi_align (aligned) wants pixel
+    # edges, so the box ends one pixel further and a full mask crops to the image itself.
     boxes = masks_to_boxes(masks[:, 0].bool())
+    boxes[:, 2:] += 1
     rois = torch.cat(
         [torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1
     )

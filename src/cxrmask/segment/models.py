@@ -68,9 +68,10 @@ class PromptableSegmenter(nn.Module):
     def decode(self, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Mask logits (B, K, m, m) for K boxes (B, K, 4) per image, in input-pixel coordinates.
 
-        The stock ``segment_anything`` decoder repeats one image's embedding for
-        each of its prompts, so a batch of B images with B boxes would give B²
-        masks; decoding image by image keeps every box with its own image.
+        The stock ``segment_anything`` decoder repeats every image embedding in
+        the call once per prompt in the call, so B images with their B boxes
+        become B² embeddings against B prompts, a shape error; decoding image
+        by image keeps every box with its own image.
         """
         if boxes.ndim == 2:
             boxes = boxes[:, None, :]
@@ -220,14 +221,21 @@ def load_segmenter(spec: Mapping[str, Any], checkpoint: str | os.PathLike[str] |
         return model
     state, _ = load_state(path)
     state = {key: value for key, value in state.items() if not key.startswith(("pixel_mean", "pixel_std"))}
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    # Compared before loading: torch reports a tensor of another shape (another width or
+    # image size) as a bare RuntimeError, which would hide the config fix.
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    reshaped = [key for key in state if key in expected and state[key].shape != expected[key].shape]
+    if missing or unexpected or reshaped:
         raise InputError(
             f"{path}: checkpoint does not fit arch {spec['arch']} "
-            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}, "
-            f"{len(result.missing_keys)} + {len(result.unexpected_keys)} in all). "
-            "Set segmenter.arch (and segmenter.encoder) to the checkpoint's architecture."
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, other shape {reshaped[:3]}, "
+            f"{len(missing)} + {len(unexpected)} + {len(reshaped)} in all). "
+            "Set segmenter.arch (and segmenter.encoder, segmenter.image_size) to the checkpoint's "
+            "architecture."
         )
+    model.load_state_dict(state)
     log.info("loaded segmenter %s from %s", spec["arch"], path)
     return model
 

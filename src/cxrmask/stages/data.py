@@ -68,7 +68,7 @@ def curate(
     settings: Mapping[str, Any],
     seed: int,
 ) -> pd.DataFrame:
-    """Select the study's NIH subset from the present images; write it and its counts."""
+    """Select the study's NIH subset from the present images; write it (with each image's source archive)."""
     subset = nih.curate(
         nih.read_label_table(labels_csv),
         nih.read_split_list(train_val),
@@ -80,6 +80,8 @@ def curate(
         views=settings["views"],
         seed=seed,
     )
+    folders = [Path(d) for d in image_dirs]
+    subset["source"] = [next(f.name for f in folders if Path(p).is_relative_to(f)) for p in subset["path"]]
     summary = nih.summarise(subset, settings["labels"])
     log.info("curated subset: %s", summary)
     write_csv(out_subset, subset)

@@ -1,0 +1,536 @@
+"""Classifiers: backbones by name, masks applied on the fly, the uint8 cache, training on a learnable task."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from cxrmask.classify.backbones import build_backbone
+from cxrmask.classify.cache import build_cache, image_index, load_cache
+from cxrmask.classify.train import (
+    SplitData,
+    TrainSettings,
+    _predict,
+    apply_mask,
+    augment,
+    macro_auroc,
+    split_data,
+    train_classifier,
+)
+from cxrmask.errors import ConfigError, InputError
+from cxrmask.imageio import read_grey, read_mask, write_png
+from cxrmask.metrics import NO_FINDING, auroc
+from cxrmask.segment.preprocess import resize_grey, resize_mask
+from cxrmask.stages.classify import cache_images, cache_masks, train_cell
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CPU = torch.device("cpu")
+LABELS = ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis"]
+SIZE, PATCH = 64, 14
+CELLS = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]  # (row, column) of each label's region in a 2 x 3 grid
+
+
+def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+# ---------------------------------------------------------------- backbones
+
+
+def test_a_timm_backbone_takes_one_channel_and_gives_k_logits():
+    torch.manual_seed(0)
+    model = build_backbone("resnet10t", pretrained=False, num_classes=3).eval()
+    assert first_conv(model).in_channels == 1
+    assert model(torch.rand(2, 1, SIZE, SIZE)).shape == (2, 3)
+    assert type(build_backbone("timm:resnet10t", False, 3)) is type(model)
+
+
+def test_a_torchvision_backbone_gets_a_summed_grey_stem_and_a_new_head():
+    torch.manual_seed(0)
+    stock = torchvision.models.resnet18()
+    torch.manual_seed(0)
+    model = build_backbone("torchvision:resnet18", pretrained=False, num_classes=4)
+    assert model.conv1.in_channels == 1 and model.conv1.out_channels == 64
+    torch.testing.assert_close(model.conv1.weight, stock.conv1.weight.sum(dim=1, keepdim=True))
+    assert (model.fc.in_features, model.fc.out_features) == (512, 4)
+    # summing the stem's weights makes a grey image mean what it meant to the RGB model
+    model.fc, stock.fc = torch.nn.Identity(), torch.nn.Identity()
+    model.load_state_dict(stock.state_dict() | {"conv1.weight": model.conv1.weight}, strict=True)
+    grey = torch.rand(2, 1, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(grey), stock.eval()(grey.expand(-1, 3, -1, -1)))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("resnet_does_not_exist", "timm has no model 'resnet_does_not_exist'"),
+        ("timm:resnet_does_not_exist", "timm has no model"),
+        ("torchvision:resnet_does_not_exist", "torchvision has no model 'resnet_does_not_exist'"),
+        ("keras:resnet50", "prefix must be timm: or torchvision:"),
+    ],
+)
+def test_unknown_backbones_and_prefixes_are_config_errors(name, message):
+    with pytest.raises(ConfigError, match=message):
+        build_backbone(name, pretrained=False, num_classes=2)
+
+
+def test_pretrained_torchvision_weights_without_network_are_a_config_error_saying_what_to_do(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: the download must be tried
+    with pytest.raises(ConfigError, match="ImageNet weights for resnet18 could not be fetched") as caught:
+        build_backbone("torchvision:resnet18", pretrained=True, num_classes=2)
+    assert "classifier.pretrained: false" in str(caught.value)
+    assert "TORCH_HOME" in str(caught.value)
+
+
+def test_pretrained_timm_weights_without_network_are_a_config_error_saying_what_to_do(tmp_path, monkeypatch):
+    """The Hugging Face hub is unreachable here; its offline mode fails at once instead of after retries."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ConfigError, match="ImageNet weights for resnet10t could not be fetched") as caught:
+        build_backbone("resnet10t", pretrained=True, num_classes=2)
+    assert "classifier.pretrained: false" in str(caught.value)
+
+
+# ---------------------------------------------------------------- masks and augmentation
+
+
+def gradient_image() -> torch.Tensor:
+    """(1, 1, S, S) values rising left to right and top to bottom, so any shift of a crop shows."""
+    ramp = torch.linspace(0, 1, SIZE)
+    return (0.7 * ramp[None, :] + 0.3 * ramp[:, None])[None, None]
+
+
+def test_zero_mode_blanks_everything_outside_the_mask():
+    image = gradient_image() + 0.1
+    mask = torch.zeros(1, 1, SIZE, SIZE)
+    mask[..., 10:40, 5:30] = 1
+    out = apply_mask(image, mask, "zero")
+    assert torch.equal(out[mask == 1], image[mask == 1])
+    assert (out[mask == 0] == 0).all()
+    assert apply_mask(image, None, "zero") is image
+
+
+def test_crop_mode_maps_the_masks_box_onto_the_whole_output():
+    image = gradient_image() + 0.1
+    mask = torch.zeros(2, 1, SIZE, SIZE)
+    mask[0, :, 16:48, 8:40] = 1  # a rectangle: its box is itself
+    mask[1] = 1  # the full-image fallback mask
+    out = apply_mask(image.expand(2, -1, -1, -1), mask, "crop")
+    assert out.shape == (2, 1, SIZE, SIZE)
+    expected = F.interpolate(image[..., 16:48, 8:40], size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    # inside the border every output pixel samples the box only, exactly where a resize would
+    torch.testing.assert_close(out[0, :, 1:-1, 1:-1], expected[0, :, 1:-1, 1:-1])
+    torch.testing.assert_close(out[1], image[0])  # a full mask leaves the image as it is
+
+
+def test_crop_mode_keeps_pixels_outside_the_mask_at_zero():
+    yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+    disk = (((yy - 32) ** 2 + (xx - 32) ** 2) <= 20**2).float()[None, None]  # box 12..52
+    out = apply_mask(torch.ones(1, 1, SIZE, SIZE), disk, "crop")
+    # the disk fills its box: corners of the box are outside it, the centre inside
+    assert out[0, 0, :3, :3].abs().max() < 1e-6 and out[0, 0, -3:, -3:].abs().max() < 1e-6
+    torch.testing.assert_close(out[0, 0, 24:40, 24:40], torch.ones(16, 16))
+    # the disk covers the same share of the output as of its 41 x 41 box
+    assert float((out > 0.5).float().mean()) == pytest.approx(float(disk.sum()) / 41**2, abs=0.01)
+
+
+def test_augment_keeps_the_shape_and_is_deterministic_per_generator():
+    images = torch.rand(4, 1, SIZE, SIZE)
+    first = augment(images, torch.Generator().manual_seed(7))
+    again = augment(images, torch.Generator().manual_seed(7))
+    other = augment(images, torch.Generator().manual_seed(8))
+    assert first.shape == images.shape
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    assert not torch.equal(first, images)
+    # a small affine: most of the picture stays close to where it was
+    assert float((first - images).abs().mean()) < float((images - images.flip(-1)).abs().mean())
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_ignore_the_grid_keys_and_reject_unknown_ones():
+    config = {
+        "backbones": ["resnet50"],
+        "masks": ["original"],
+        "seeds": [0],
+        "epochs": 3,
+        "mask_mode": "crop",
+    }
+    settings = TrainSettings.from_config(config)
+    assert (settings.epochs, settings.mask_mode, settings.image_size) == (3, "crop", 224)
+    with pytest.raises(ConfigError, match=r"unknown keys \['dropout'\]"):
+        TrainSettings.from_config({"dropout": 0.2})
+    with pytest.raises(ConfigError, match=r"classifier\.mask_mode: 'blur'"):
+        TrainSettings.from_config({"mask_mode": "blur"})
+    with pytest.raises(ConfigError, match="No Finding score"):
+        TrainSettings.from_config({"no_finding_score": "mean"})
+
+
+# ---------------------------------------------------------------- the cache
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """Five grey PNGs of different sizes and their masks; the fourth image is truncated."""
+    rng = np.random.default_rng(0)
+    images, masks = [], []
+    for index, (height, width) in enumerate([(90, 120), (64, 64), (200, 150), (80, 80), (100, 100)]):
+        images.append(tmp_path / "images" / f"{index:08d}_000.png")
+        masks.append(tmp_path / "masks" / images[-1].name)
+        write_png(images[-1], rng.integers(0, 256, (height, width), dtype=np.uint8))
+        write_png(masks[-1], rng.random((height, width)) < 0.5)
+    images[3].write_bytes(images[3].read_bytes()[:60])
+    return images, masks
+
+
+def test_the_cache_holds_every_image_resized_as_uint8(image_files, tmp_path):
+    images, masks = image_files
+    good = [p for i, p in enumerate(images) if i != 3]
+    errors = build_cache(good, 32, tmp_path / "images.npy")
+    cache = load_cache(tmp_path / "images.npy")
+    assert errors == [""] * 4
+    assert cache.shape == (4, 32, 32) and cache.dtype == np.uint8
+    for row, path in zip(cache, good, strict=True):
+        assert np.array_equal(row, resize_grey(read_grey(path), 32))
+    build_cache(masks, 32, tmp_path / "masks.npy", is_mask=True, num_workers=1)
+    mask_cache = load_cache(tmp_path / "masks.npy")
+    assert set(np.unique(mask_cache)) == {0, 1}
+    for row, path in zip(mask_cache, masks, strict=True):
+        assert np.array_equal(row, resize_mask(read_mask(path), 32))
+
+
+def test_a_corrupt_image_is_marked_with_skip(image_files, tmp_path):
+    images, _ = image_files
+    errors = build_cache(images, 32, tmp_path / "cache.npy", on_bad="skip")
+    assert [bool(e) for e in errors] == [False, False, False, True, False]
+    assert images[3].name in errors[3]
+    cache = load_cache(tmp_path / "cache.npy")
+    assert cache.shape == (5, 32, 32) and not cache[3].any() and cache[4].any()
+    index = image_index(pd.DataFrame({"image": [p.name for p in images]}), errors)
+    assert index["ok"].tolist() == [True, True, True, False, True]
+    assert index["cache_row"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_corrupt_image_fails_with_fail_and_leaves_no_file(image_files, tmp_path):
+    images, _ = image_files
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InputError, match=r"data\.on_bad_image: skip") as caught:
+        build_cache(images, 32, out / "cache.npy", on_bad="fail")
+    assert images[3].name in str(caught.value)
+    assert list(out.iterdir()) == []
+
+
+def test_a_cache_of_nothing_but_bad_images_is_an_error(image_files, tmp_path):
+    images, _ = image_files
+    paths = pd.Series([str(images[3]), str(tmp_path / "missing.png")])  # as the stage passes its column
+    with pytest.raises(InputError, match="none of the 2 files could be decoded"):
+        build_cache(paths, 32, tmp_path / "cache.npy", on_bad="skip")
+    assert not (tmp_path / "cache.npy").exists()
+    with pytest.raises(ConfigError, match="on_bad_image"):
+        build_cache(images, 32, tmp_path / "cache.npy", on_bad="ignore")
+
+
+def test_the_stages_cache_images_and_row_aligned_masks(image_files, tmp_path):
+    images, masks = image_files
+    subset = pd.DataFrame({"image": [p.name for p in images], "path": [str(p) for p in images]})
+    subset.to_csv(tmp_path / "subset.csv", index=False)
+    cache_images(tmp_path / "subset.csv", tmp_path / "images.npy", tmp_path / "index.csv", 32, "skip", 1)
+    index = pd.read_csv(tmp_path / "index.csv")
+    assert index["ok"].tolist() == [True, True, True, False, True]
+    shard_dirs = [tmp_path / "shard0", tmp_path / "shard1"]
+    for i, path in enumerate(masks):
+        if i != 3:  # no mask for the image that did not decode
+            (shard_dirs[i % 2]).mkdir(exist_ok=True)
+            (shard_dirs[i % 2] / path.name).write_bytes(path.read_bytes())
+    cache_masks(tmp_path / "index.csv", shard_dirs, tmp_path / "masks.npy", 32, 1)
+    mask_cache = load_cache(tmp_path / "masks.npy")
+    assert mask_cache.shape == (5, 32, 32) and not mask_cache[3].any()
+    for i in (0, 1, 2, 4):
+        assert np.array_equal(mask_cache[i], resize_mask(read_mask(masks[i]), 32))
+    (shard_dirs[0] / masks[2].name).unlink()
+    with pytest.raises(InputError, match=f"no mask for 1 images \\(e.g. {masks[2].name}\\)"):
+        cache_masks(tmp_path / "index.csv", shard_dirs, tmp_path / "masks2.npy", 32, 1)
+    assert not (tmp_path / "masks2.npy").exists()
+
+
+# ---------------------------------------------------------------- training
+
+
+def synthetic_split(n: int, rng: np.random.Generator) -> SplitData:
+    """Noisy 64x64 images; label k adds its own texture in its own region of a 2 x 3 grid."""
+    yy, xx = np.mgrid[0:PATCH, 0:PATCH]
+    textures = [
+        np.full((PATCH, PATCH), 100.0),  # bright
+        np.full((PATCH, PATCH), -70.0),  # dark
+        90.0 * ((yy // 2 + xx // 2) % 2),  # checks
+        90.0 * (yy // 2 % 2),  # horizontal stripes
+        90.0 * (xx // 2 % 2),  # vertical stripes
+    ]
+    images = rng.normal(80, 15, (n, SIZE, SIZE))
+    targets = (rng.random((n, len(LABELS))) < 0.3).astype(np.float32)
+    targets[rng.random(n) < 0.25] = 0  # No Finding is common, as in the study's subset
+    cell_h, cell_w = SIZE // 2, SIZE // 3
+    for i, k in zip(*np.nonzero(targets), strict=True):
+        row, col = CELLS[k]
+        y = row * cell_h + rng.integers(0, cell_h - PATCH)
+        x = col * cell_w + rng.integers(0, cell_w - PATCH)
+        images[i, y : y + PATCH, x : x + PATCH] += textures[k]
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    return SplitData(torch.from_numpy(images), None, torch.from_numpy(targets))
+
+
+def table_for(split: SplitData) -> pd.DataFrame:
+    n = len(split.targets)
+    normal = (split.targets.numpy().sum(axis=1) == 0).astype(int)
+    return pd.DataFrame(
+        {"image": [f"{i:08d}_000.png" for i in range(n)], "patient_id": np.arange(n) // 2, NO_FINDING: normal}
+    )
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, SplitData]:
+    rng = np.random.default_rng(0)
+    return {name: synthetic_split(n, rng) for name, n in (("train", 60), ("val", 20), ("test", 20))}
+
+
+def settings(**overrides) -> TrainSettings:
+    values = {
+        "image_size": SIZE,
+        "pretrained": False,
+        "epochs": 4,
+        "batch_size": 8,
+        "lr": 5e-3,
+        "patience": 0,
+        "augment": True,
+        "amp": False,
+        "channels_last": False,
+    }
+    return TrainSettings(**{**values, **overrides})
+
+
+def train(splits, seed: int = 0, val: SplitData | None = None, **overrides):
+    seen = []
+    result = train_classifier(
+        "resnet10t",
+        splits["train"],
+        val or splits["val"],
+        splits["test"],
+        table_for(splits["test"]),
+        LABELS,
+        settings(**overrides),
+        CPU,
+        seed,
+        on_epoch=seen.append,
+    )
+    return result, seen
+
+
+@pytest.fixture(scope="module")
+def trained(splits):
+    return train(splits)
+
+
+def test_training_learns_the_synthetic_findings(trained):
+    result, _ = trained
+    assert result.summary["test_macro_auroc"] >= 0.75
+    assert result.summary["best_val_macro_auroc"] >= 0.75
+    losses = result.history["train_loss"].to_numpy()
+    assert losses[-1] < losses[0]
+
+
+def test_the_predictions_table_has_the_stages_format(trained, splits):
+    result, _ = trained
+    predictions = result.predictions
+    columns = ["image", "patient_id"]
+    for label in [*LABELS, NO_FINDING]:
+        columns += [f"true_{label}", f"score_{label}"]
+    assert list(predictions.columns) == columns
+    table = table_for(splits["test"])
+    assert predictions["image"].tolist() == table["image"].tolist()
+    assert predictions["patient_id"].tolist() == table["patient_id"].tolist()
+    truth = splits["test"].targets.numpy().astype(int)
+    assert np.array_equal(predictions[[f"true_{label}" for label in LABELS]].to_numpy(), truth)
+    assert np.array_equal(predictions[f"true_{NO_FINDING}"], table[NO_FINDING])
+    scores = predictions[[f"score_{label}" for label in LABELS]].to_numpy()
+    assert ((scores > 0) & (scores < 1)).all()
+    np.testing.assert_allclose(predictions[f"score_{NO_FINDING}"], 1 - scores.max(axis=1))
+    assert macro_auroc(truth, scores) == pytest.approx(result.summary["test_macro_auroc"])
+    assert auroc(table[NO_FINDING], predictions[f"score_{NO_FINDING}"]) > 0.75
+
+
+def test_history_and_summary_describe_the_run(trained):
+    result, seen = trained
+    history = result.history
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert list(history.columns) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_macro_auroc",
+        "seconds",
+        "elapsed",
+    ]
+    assert (history["seconds"] > 0).all() and history["elapsed"].is_monotonic_increasing
+    assert seen == history.to_dict("records")
+    best = int(history["val_macro_auroc"].idxmax())
+    assert result.summary["best_epoch"] == history["epoch"][best]
+    assert result.summary["best_val_macro_auroc"] == history["val_macro_auroc"][best]
+    assert result.summary["epochs_run"] == 4
+    assert result.summary["seconds_to_best"] == history["elapsed"][best]
+
+
+def test_the_returned_weights_make_the_returned_predictions(trained, splits):
+    result, _ = trained
+    model = build_backbone("resnet10t", False, len(LABELS))
+    model.load_state_dict(result.state)
+    probs = _predict(model, splits["test"], settings(), CPU)
+    np.testing.assert_allclose(
+        result.predictions[[f"score_{label}" for label in LABELS]].to_numpy(), probs, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_patience_stops_training_and_keeps_the_best_epoch(splits):
+    """With shuffled validation labels the score wanders, so patience must end the run early."""
+    rng = np.random.default_rng(1)
+    val = splits["val"]
+    noise = SplitData(val.images, None, val.targets[torch.from_numpy(rng.permutation(len(val.targets)))])
+    result, _ = train(splits, val=noise, epochs=8, patience=1, augment=False)
+    epochs_run = result.summary["epochs_run"]
+    assert epochs_run < 8 and len(result.history) == epochs_run
+    scores = result.history["val_macro_auroc"].tolist()
+    assert result.summary["best_epoch"] == epochs_run - 1  # patience 1: the epoch after the best stops it
+    assert scores[-1] <= scores[-2] == max(scores)
+    assert all(a < b for a, b in itertools.pairwise(scores[:-1]))  # each earlier epoch improved
+
+
+def test_same_seed_same_predictions_on_cpu(splits):
+    first, _ = train(splits, epochs=2)
+    again, _ = train(splits, epochs=2)
+    other, _ = train(splits, seed=1, epochs=1)
+    pd.testing.assert_frame_equal(first.predictions, again.predictions)
+    pd.testing.assert_frame_equal(
+        first.history.drop(columns=["seconds", "elapsed"]), again.history.drop(columns=["seconds", "elapsed"])
+    )
+    assert other.history["train_loss"][0] != first.history["train_loss"][0]
+
+
+def test_a_mask_hides_what_is_outside_it(splits):
+    """Masking out Fibrosis' region (zero mode): the model cannot see it, so only that label is lost."""
+    mask = torch.ones(SIZE, SIZE, dtype=torch.uint8)
+    row, col = CELLS[LABELS.index("Fibrosis")]
+    hidden = (slice(row * SIZE // 2, (row + 1) * SIZE // 2), slice(col * SIZE // 3, None))
+    mask[hidden] = 0
+    masked = {
+        name: SplitData(split.images, mask.expand(len(split.targets), -1, -1), split.targets)
+        for name, split in splits.items()
+    }
+    result, _ = train(masked)
+    predictions = result.predictions
+    per_label = {
+        label: auroc(predictions[f"true_{label}"], predictions[f"score_{label}"]) for label in LABELS
+    }
+    assert per_label["Fibrosis"] < 0.8, per_label
+    assert min(v for k, v in per_label.items() if k != "Fibrosis") > 0.85, per_label
+    # whatever the hidden region holds, the trained model's predictions stay the same
+    model = build_backbone("resnet10t", False, len(LABELS))
+    model.load_state_dict(result.state)
+    test = masked["test"]
+    scrambled = test.images.clone()
+    scrambled[(slice(None), *hidden)] = torch.randint(0, 256, scrambled[(slice(None), *hidden)].shape).byte()
+    assert not torch.equal(scrambled, test.images)
+    np.testing.assert_array_equal(
+        _predict(model, SplitData(scrambled, test.masks, test.targets), settings(), CPU),
+        _predict(model, test, settings(), CPU),
+    )
+
+
+def test_split_data_keeps_the_decoded_images_of_one_split(splits):
+    images = np.arange(4 * 8 * 8, dtype=np.uint8).reshape(4, 8, 8)
+    table = pd.DataFrame(
+        {
+            "split": ["train", "test", "train", "train"],
+            "ok": [True, True, False, True],
+            "cache_row": [0, 1, 2, 3],
+            "Mass": [1, 0, 1, 0],
+            "Nodule": [0, 1, 0, 1],
+        }
+    )
+    data, rows = split_data(images, images % 2, table, ["Mass", "Nodule"], "train")
+    assert torch.equal(data.images, torch.from_numpy(images[[0, 3]]))
+    assert torch.equal(data.masks, torch.from_numpy(images[[0, 3]] % 2))
+    assert data.targets.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    assert rows.index.tolist() == [0, 1]
+    with pytest.raises(ConfigError, match="the val split is empty"):
+        split_data(images, None, table, ["Mass"], "val")
+
+
+def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
+    """``train_cell`` reads the caches and the index as the cache stages write them; a row that did not
+    decode stays out, and every output is written."""
+    order = ("train", "val", "test")
+    images = np.concatenate([splits[name].images.numpy() for name in order])
+    targets = np.concatenate([splits[name].targets.numpy() for name in order]).astype(int)
+    n = len(images)
+    index = pd.DataFrame(
+        {
+            "image": [f"{i:08d}_000.png" for i in range(n)],
+            "patient_id": np.arange(n),
+            "split": [name for name in order for _ in range(len(splits[name].targets))],
+            **{label: targets[:, k] for k, label in enumerate(LABELS)},
+            NO_FINDING: (targets.sum(axis=1) == 0).astype(int),
+            "cache_row": np.arange(n),
+            "ok": np.arange(n) != n - 1,  # the last test image did not decode
+        }
+    )
+    index.to_csv(tmp_path / "index.csv", index=False)
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "masks.npy", np.ones_like(images))
+    outputs = {
+        name: tmp_path / name for name in ("pred.csv", "history.csv", "summary.json", "model.pth", "run.json")
+    }
+    summary = train_cell(
+        tmp_path / "images.npy",
+        tmp_path / "index.csv",
+        tmp_path / "masks.npy",
+        *outputs.values(),
+        backbone="resnet10t",
+        condition="tight",
+        seed=0,
+        labels=LABELS,
+        settings={"backbones": ["resnet10t"], "seeds": [0], **settings(epochs=1).__dict__},
+        device="cpu",
+        threads=1,
+    )
+    assert all(path.is_file() for path in outputs.values())
+    predictions = pd.read_csv(outputs["pred.csv"])
+    assert len(predictions) == len(splits["test"].targets) - 1
+    assert predictions["image"].tolist() == index["image"][index["split"].eq("test") & index["ok"]].tolist()
+    assert json.loads(outputs["summary.json"].read_text()) == {
+        "backbone": "resnet10t",
+        "mask": "tight",
+        "seed": 0,
+        **summary,
+    }
+    saved = torch.load(outputs["model.pth"], weights_only=True)
+    assert saved["meta"] == {"backbone": "resnet10t", "mask": "tight", "seed": 0, "labels": LABELS}
+    build_backbone("resnet10t", False, len(LABELS)).load_state_dict(saved["model"])
+    assert (
+        json.loads(outputs["run.json"].read_text())["name"]
+        == "train_classifier/backbone=resnet10t/mask=tight/seed=0"
+    )

@@ -1,0 +1,249 @@
+"""Mask generation: masks at each image's own size, QC rows, the empty-mask policy, shards."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from tinysam import TINY_ENCODER, force_constant_logits, tiny_sam, write_lung_set
+
+from cxrmask.errors import ConfigError, InputError
+from cxrmask.imageio import read_mask
+from cxrmask.segment.dataset import prepare
+from cxrmask.segment.finetune import FinetuneSettings, finetune
+from cxrmask.segment.inference import QC_COLUMNS, InferenceSettings, generate_masks, shard
+from cxrmask.segment.models import save_segmenter
+from cxrmask.segment.pairs import find_pairs
+from cxrmask.segment.postprocess import dice
+from cxrmask.segment.prompts import BoxPrior
+from cxrmask.stages.segment import loose_masks, masks
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CPU = torch.device("cpu")
+SIZES = [(260, 300), (512, 512), (320, 200)]  # (height, width)
+BASE = InferenceSettings(batch_size=2, num_workers=0, amp=False)
+SEGMENTER = {"arch": "vit_b", "image_size": 256, "encoder": TINY_ENCODER}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The small SAM fine-tuned for a few epochs on synthetic lungs, and its box prior.
+
+    Its masks follow the ellipses of each image, so a mask written for the
+    wrong image, or at the wrong size or orientation, scores a low Dice.
+    """
+    root = tmp_path_factory.mktemp("train")
+    write_lung_set(root, [(256, 256)] * 8, seed=0)
+    data = prepare(find_pairs(root, "images/{id}.png", ["masks/{id}.png"]), 256, 64, 0.25, seed=0)
+    prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.03)
+    model = tiny_sam(seed=0)
+    settings = FinetuneSettings(mode="full", epochs=5, batch_size=4, lr=1e-3, amp=False)
+    result = finetune(model, data, prior, settings, CPU)
+    assert result.best["val_dice"] > 0.8
+    model.load_state_dict(result.state)
+    return model.eval(), prior
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> tuple[list[tuple[str, Path]], Path]:
+    """Three images of different sizes and shapes; ground truth for the first two only."""
+    root = tmp_path_factory.mktemp("nih")
+    keys = write_lung_set(root, SIZES, seed=5)
+    (root / "masks" / f"{keys[2]}.png").unlink()
+    return [(f"{key}.png", root / "images" / f"{key}.png") for key in keys], root / "masks"
+
+
+def run(model, items, prior, out_dir, truth_dir=None, **overrides) -> pd.DataFrame:
+    return generate_masks(
+        model, items, prior, out_dir, dataclasses.replace(BASE, **overrides), CPU, truth_dir=truth_dir
+    )
+
+
+def test_masks_are_written_at_each_images_size_and_follow_its_lungs(trained, images, tmp_path):
+    model, prior = trained
+    items, truth_dir = images
+    qc = run(model, items, prior, tmp_path, truth_dir)
+    assert list(qc.columns) == [*QC_COLUMNS, "dice"]
+    assert qc["image"].tolist() == [name for name, _ in items]
+    assert list(zip(qc["height"], qc["width"], strict=True)) == SIZES
+    for row in qc.itertuples():
+        with Image.open(tmp_path / row.image) as png:
+            assert png.mode == "L"
+            assert png.size == (row.width, row.height)
+            pixels = np.asarray(png)
+        assert set(np.unique(pixels)) <= {0, 255}
+        assert row.lung_fraction == pytest.approx((pixels == 255).mean())
+        assert 0.1 < row.lung_fraction < 0.6
+        assert row.raw_lung_fraction > 0 and not row.fallback
+    assert np.isnan(qc["dice"][2])  # no ground truth for the third image
+    for row in qc.iloc[:2].itertuples():
+        truth = read_mask(truth_dir / row.image)
+        assert row.dice == pytest.approx(dice(read_mask(tmp_path / row.image), truth))
+        assert row.dice > 0.75
+
+
+def test_batching_and_worker_processes_do_not_change_the_masks(trained, images, tmp_path):
+    model, prior = trained
+    items, _ = images
+    run(model, items, prior, tmp_path / "one", batch_size=1)
+    run(model, items, prior, tmp_path / "workers", batch_size=3, num_workers=2)
+    for name, _ in items:
+        one, workers = read_mask(tmp_path / "one" / name), read_mask(tmp_path / "workers" / name)
+        assert (one != workers).mean() < 1e-3, name
+
+
+def test_per_lung_prompts_are_unioned(trained, images, tmp_path):
+    model, prior = trained
+    items, truth_dir = images
+    qc = run(model, items[:2], prior, tmp_path, truth_dir, prompt="per_lung")
+    assert (qc["dice"] > 0.6).all()
+    with pytest.raises(ConfigError, match=r"segment\.prompt"):
+        run(model, items[:1], prior, tmp_path, prompt="three_boxes")
+
+
+def test_an_empty_mask_fails_the_job_by_default_naming_the_image(images, tmp_path):
+    items, _ = images
+    empty = force_constant_logits(tiny_sam(seed=0), -1.0).eval()
+    prior = BoxPrior.fit([np.ones((8, 8), bool)], margin=0.0)
+    with pytest.raises(InputError, match=r"segment\.on_empty: full_image") as caught:
+        run(empty, items, prior, tmp_path)
+    assert items[0][0] in str(caught.value)
+
+
+def test_full_image_replaces_empty_masks_and_counts_them(images, tmp_path):
+    items, truth_dir = images
+    empty = force_constant_logits(tiny_sam(seed=0), -1.0).eval()
+    prior = BoxPrior.fit([np.ones((8, 8), bool)], margin=0.0)
+    qc = run(empty, items, prior, tmp_path, truth_dir, on_empty="full_image", max_empty_fraction=1.0)
+    assert qc["fallback"].tolist() == [True, True, True]
+    assert (qc["raw_lung_fraction"] == 0).all() and (qc["lung_fraction"] == 1).all()
+    for name, path in items:
+        mask = read_mask(tmp_path / name)
+        assert mask.all() and mask.shape == np.asarray(Image.open(path)).shape
+    with pytest.raises(InputError, match=r"3 of 3 masks are empty or below 2% of the image \(limit 50\.0%\)"):
+        run(empty, items, prior, tmp_path / "strict", on_empty="full_image", max_empty_fraction=0.5)
+
+
+def test_masks_below_the_minimum_fraction_fall_back_one_by_one(trained, images, tmp_path):
+    model, prior = trained
+    items, _ = images
+    fractions = run(model, items, prior, tmp_path / "plain")["lung_fraction"].to_numpy()
+    assert len(set(fractions)) == 3
+    threshold = float(np.sort(fractions)[1])  # the smallest mask falls below it, the others do not
+    kwargs = {"on_empty": "full_image", "min_lung_fraction": threshold}
+    qc = run(model, items, prior, tmp_path / "fallback", max_empty_fraction=0.5, **kwargs)
+    assert qc["fallback"].tolist() == list(fractions < threshold)
+    assert qc["fallback"].sum() == 1
+    small = qc.loc[qc["fallback"], "image"].item()
+    assert read_mask(tmp_path / "fallback" / small).all()
+    with pytest.raises(InputError, match="1 of 3 masks"):
+        run(model, items, prior, tmp_path / "strict", max_empty_fraction=0.2, **kwargs)
+
+
+def test_a_full_mask_is_kept_as_it_is(images, tmp_path):
+    items, _ = images
+    full = force_constant_logits(tiny_sam(seed=0), 1.0).eval()
+    prior = BoxPrior.fit([np.ones((8, 8), bool)], margin=0.0)
+    qc = run(full, items[:1], prior, tmp_path)
+    assert qc["lung_fraction"].item() == 1 and qc["raw_lung_fraction"].item() == 1
+    assert not qc["fallback"].item()
+
+
+def test_an_unknown_empty_mask_policy_is_a_config_error(trained, images, tmp_path):
+    model, prior = trained
+    with pytest.raises(ConfigError, match=r"segment\.on_empty"):
+        run(model, images[0], prior, tmp_path, on_empty="skip")
+
+
+@pytest.mark.parametrize(("n", "count"), [(10, 3), (7, 7), (2, 3), (0, 2), (101, 8)])
+def test_shards_cover_every_item_exactly_once(n, count):
+    items = [f"{i:05d}.png" for i in range(n)]
+    parts = [shard(items, index, count) for index in range(count)]
+    assert [item for part in parts for item in part] == items
+    sizes = [len(part) for part in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_a_shard_outside_the_count_is_a_config_error():
+    with pytest.raises(ConfigError, match="shard 3 does not exist among 3 shards"):
+        shard(list(range(5)), 3, 3)
+    with pytest.raises(ConfigError):
+        shard(list(range(5)), -1, 3)
+
+
+def test_an_empty_shard_gives_an_empty_table_with_the_columns(trained, tmp_path):
+    model, prior = trained
+    empty_shard = shard([("a.png", Path("a.png"))], 0, 2)
+    assert empty_shard == []
+    qc = run(model, empty_shard, prior, tmp_path / "out")
+    assert qc.empty and list(qc.columns) == list(QC_COLUMNS)
+    qc = run(model, empty_shard, prior, tmp_path / "out", truth_dir=tmp_path)
+    assert qc.empty and list(qc.columns) == [*QC_COLUMNS, "dice"]
+    assert not any((tmp_path / "out").glob("*.png"))
+
+
+def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
+    """``masks`` then ``loose_masks`` over three shards of two images: one shard is empty."""
+    model, prior = trained
+    items, truth_dir = images
+    save_segmenter(model, tmp_path / "model.pth", {})
+    prior.save(tmp_path / "prior.json")
+    index = pd.DataFrame(
+        {
+            "image": [name for name, _ in items],
+            "path": [str(path) for _, path in items],
+            "ok": [True, False, True],  # the second image did not decode
+        }
+    )
+    index.to_csv(tmp_path / "index.csv", index=False)
+    settings = {**dataclasses.asdict(BASE), "shards": 3}
+    tables = []
+    for shard_index in range(3):
+        out = tmp_path / f"shard{shard_index}"
+        tables.append(
+            masks(
+                tmp_path / "model.pth",
+                tmp_path / "prior.json",
+                tmp_path / "index.csv",
+                shard_index,
+                out / "tight",
+                out / "tight.csv",
+                out / "record.json",
+                SEGMENTER,
+                settings,
+                "cpu",
+                threads=1,
+                truth_dir=truth_dir,
+            )
+        )
+        assert pd.read_csv(out / "tight.csv").shape == tables[-1].shape
+        assert json.loads((out / "record.json").read_text())["name"] == f"generate_masks/shard={shard_index}"
+    assert [len(table) for table in tables] == [1, 0, 1]
+    assert sorted(p.name for i in range(3) for p in (tmp_path / f"shard{i}" / "tight").iterdir()) == [
+        items[0][0],
+        items[2][0],
+    ]
+    out = tmp_path / "shard0"
+    loose = loose_masks(
+        out / "tight", out / "tight.csv", out / "loose", out / "loose.csv", {"radius": 40, "units": "px1024"}
+    )
+    tight = read_mask(out / "tight" / items[0][0])
+    dilated = read_mask(out / "loose" / items[0][0])
+    assert (dilated >= tight).all() and dilated.sum() > tight.sum()
+    assert loose["radius_px"].item() == pytest.approx(40 * SIZES[0][1] / 1024)
+    assert loose["lung_fraction"].item() == pytest.approx(dilated.mean())
+    empty = loose_masks(
+        tmp_path / "shard1" / "tight",
+        tmp_path / "shard1" / "tight.csv",
+        tmp_path / "shard1" / "loose",
+        tmp_path / "shard1" / "loose.csv",
+        {"radius": 40, "units": "px1024"},
+    )
+    assert empty.empty and (tmp_path / "shard1" / "loose").is_dir()
