@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 
@@ -201,9 +202,10 @@ def image_files(tmp_path):
 def test_the_cache_holds_every_image_resized_as_uint8(image_files, tmp_path):
     images, masks = image_files
     good = [p for i, p in enumerate(images) if i != 3]
-    errors = build_cache(good, 32, tmp_path / "images.npy")
+    errors, digests = build_cache(good, 32, tmp_path / "images.npy")
     cache = load_cache(tmp_path / "images.npy")
     assert errors == [""] * 4
+    assert digests == [hashlib.sha256(p.read_bytes()).hexdigest() for p in good]
     assert cache.shape == (4, 32, 32) and cache.dtype == np.uint8
     for row, path in zip(cache, good, strict=True):
         assert np.array_equal(row, resize_grey(read_grey(path), 32))
@@ -216,14 +218,16 @@ def test_the_cache_holds_every_image_resized_as_uint8(image_files, tmp_path):
 
 def test_a_corrupt_image_is_marked_with_skip(image_files, tmp_path):
     images, _ = image_files
-    errors = build_cache(images, 32, tmp_path / "cache.npy", on_bad="skip")
+    errors, digests = build_cache(images, 32, tmp_path / "cache.npy", on_bad="skip")
     assert [bool(e) for e in errors] == [False, False, False, True, False]
     assert images[3].name in errors[3]
     cache = load_cache(tmp_path / "cache.npy")
     assert cache.shape == (5, 32, 32) and not cache[3].any() and cache[4].any()
-    index = image_index(pd.DataFrame({"image": [p.name for p in images]}), errors)
+    index = image_index(pd.DataFrame({"image": [p.name for p in images]}), errors, digests)
     assert index["ok"].tolist() == [True, True, True, False, True]
     assert index["cache_row"].tolist() == [0, 1, 2, 3, 4]
+    # the manifest records the digest even of the corrupt file, so a re-download can be checked against it
+    assert index["sha256"].tolist() == [hashlib.sha256(p.read_bytes()).hexdigest() for p in images]
 
 
 def test_a_corrupt_image_fails_with_fail_and_leaves_no_file(image_files, tmp_path):

@@ -13,6 +13,7 @@ in the index and left out downstream.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -43,15 +44,19 @@ class _Decode(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray, str]:
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray, str, str]:
+        path = self.paths[index]
         try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
             if self.is_mask:
-                array = resize_mask(read_mask(self.paths[index]), self.size).astype(np.uint8)
+                array = resize_mask(read_mask(path), self.size).astype(np.uint8)
             else:
-                array = resize_grey(read_grey(self.paths[index]), self.size)
+                array = resize_grey(read_grey(path), self.size)
+        except OSError as exc:
+            return index, np.zeros((self.size, self.size), np.uint8), f"{path}: cannot read ({exc}).", ""
         except InputError as exc:
-            return index, np.zeros((self.size, self.size), np.uint8), str(exc)
-        return index, array, ""
+            return index, np.zeros((self.size, self.size), np.uint8), str(exc), digest
+        return index, array, "", digest
 
 
 def _collate(batch: list) -> list:
@@ -66,8 +71,8 @@ def build_cache(
     is_mask: bool = False,
     on_bad: str = "fail",
     num_workers: int = 0,
-) -> list[str]:
-    """Write an (N, size, size) uint8 ``.npy`` of ``paths``; return per-file error texts ('' if fine).
+) -> tuple[list[str], list[str]]:
+    """Write an (N, size, size) uint8 ``.npy`` of ``paths``; return per-file errors ('' if fine) and SHA-256s.
 
     Masks are stored as 0/1. With ``on_bad: fail`` the first unreadable file
     fails the job and no cache is left; with ``skip`` its slot stays zero
@@ -75,7 +80,7 @@ def build_cache(
     """
     if on_bad not in ON_BAD:
         raise ConfigError(f"data.on_bad_image: {on_bad!r} is not one of {list(ON_BAD)}.")
-    errors = [""] * len(paths)
+    errors, digests = [""] * len(paths), [""] * len(paths)
     loader = DataLoader(
         _Decode([Path(p) for p in paths], size, is_mask),
         batch_size=16,
@@ -85,7 +90,8 @@ def build_cache(
     with atomic_path(out) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size))
         for batch in tqdm(loader, desc=f"cache {'masks' if is_mask else 'images'} at {size}", unit="batch"):
-            for index, item, error in batch:
+            for index, item, error, digest in batch:
+                digests[index] = digest
                 if error:
                     if on_bad == "fail":
                         raise InputError(f"{error} Or set data.on_bad_image: skip to leave such images out.")
@@ -99,13 +105,14 @@ def build_cache(
             raise InputError(f"none of the {len(paths)} files could be decoded (first: {errors[0]}).")
     if bad:
         log.warning("%d of %d files could not be decoded and are marked in the index", bad, len(paths))
-    return errors
+    return errors, digests
 
 
-def image_index(subset: pd.DataFrame, errors: Sequence[str]) -> pd.DataFrame:
-    """The subset with its row in the cache and whether the image decoded."""
+def image_index(subset: pd.DataFrame, errors: Sequence[str], digests: Sequence[str]) -> pd.DataFrame:
+    """The subset's manifest: each image's cache row, SHA-256 and whether it decoded (and why not)."""
     index = subset.copy()
     index["cache_row"] = np.arange(len(index))
+    index["sha256"] = list(digests)
     index["ok"] = [not e for e in errors]
     index["error"] = list(errors)
     return index

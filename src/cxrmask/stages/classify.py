@@ -28,8 +28,10 @@ def cache_images(
 ):
     """Decode every curated image once at the classifier's size; index which decoded."""
     table = pd.read_csv(subset)
-    errors = build_cache(table["path"], size, out_cache, on_bad=on_bad, num_workers=max(0, threads - 1))
-    write_csv(out_index, image_index(table, errors))
+    errors, digests = build_cache(
+        table["path"], size, out_cache, on_bad=on_bad, num_workers=max(0, threads - 1)
+    )
+    write_csv(out_index, image_index(table, errors, digests))
 
 
 def cache_masks(index: PathLike, mask_dirs: Sequence[PathLike], out_cache: PathLike, size: int, threads: int):
@@ -45,7 +47,9 @@ def cache_masks(index: PathLike, mask_dirs: Sequence[PathLike], out_cache: PathL
         raise InputError(f"no mask for {len(missing)} images (e.g. {missing[0]}): rerun the mask rules.")
     paths = [found[name] if ok else Path(name) for name, ok in zip(table["image"], table["ok"], strict=True)]
     with atomic_path(out_cache) as tmp:
-        errors = build_cache(paths, size, tmp, is_mask=True, on_bad="skip", num_workers=max(0, threads - 1))
+        errors, _ = build_cache(
+            paths, size, tmp, is_mask=True, on_bad="skip", num_workers=max(0, threads - 1)
+        )
         bad = [error for error, ok in zip(errors, table["ok"], strict=True) if ok and error]
         if bad:
             raise InputError(f"{len(bad)} masks could not be read: {bad[0]} Rerun the mask rules.")
