@@ -67,7 +67,9 @@ def no_finding_score(probs: np.ndarray, method: str) -> NDArray[np.float64]:
         return 1.0 - p.max(axis=1)
     if method == "prod_one_minus":
         return np.prod(1.0 - p, axis=1)
-    raise ConfigError(f"unknown No Finding score method {method!r}; allowed: {', '.join(NO_FINDING_METHODS)}")
+    raise ConfigError(
+        f"classifier.no_finding_score: unknown method {method!r}; allowed: {', '.join(NO_FINDING_METHODS)}"
+    )
 
 
 def evaluate_predictions(
