@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 FINDINGS = ("Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis")
 OTHER_FINDINGS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Pleural_Thickening")
 NO_FINDING = "No Finding"
+SPLITS = ("train_val", "test")
 NIH_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
     "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
@@ -84,6 +85,7 @@ OTHER_COLABEL_RATE = 0.1  # chance that an abnormal image also lists one finding
 WORK_SIZE = 512  # chest anatomy is drawn at most at this size, then upsampled
 MARKER_MIN_GAP = 0.09  # marker keeps this fraction of the width away from the lungs
 MARKER_MAX_SIZE = 0.065  # marker side, fraction of the width
+SEG_MARKER_RATE = 0.3  # share of Airlangga-style images with a marker
 _PLACEMENT_CHECK_SIZE = 128
 _LUT_LEVELS = 4096
 
@@ -260,7 +262,7 @@ def _place_lungs(shape: np.ndarray, placement: Placement, size: int) -> np.ndarr
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Drawing helpers
+# Drawing primitives
 
 
 def _smoothstep(values: np.ndarray) -> np.ndarray:
@@ -296,7 +298,7 @@ def _inner_depth(mask: np.ndarray) -> np.ndarray:
     """
     depth = np.zeros(mask.shape, np.float32)
     rows, cols = np.nonzero(mask)
-    box = (slice(rows.min() - 1, rows.max() + 2), slice(cols.min() - 1, cols.max() + 2))
+    box = (slice(max(rows.min() - 1, 0), rows.max() + 2), slice(max(cols.min() - 1, 0), cols.max() + 2))
     depth[box] = ndi.distance_transform_edt(mask[box])
     return depth
 
@@ -434,30 +436,31 @@ def _between_lungs(thorax: _Thorax) -> np.ndarray:
 
 
 def _vessels(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
-    """Branching vessel trees from each hilum, as a blurred line drawing in [0, ~1]."""
+    """Branching, tapering vessel trees from each hilum plus fine mottle: the lungs' markings."""
     size = thorax.size
     canvas = Image.new("F", (size, size), 0.0)
     pen = ImageDraw.Draw(canvas)
     for index, (bx0, by0, bx1, by1) in enumerate(thorax.lung_boxes):
+        lung_w, lung_h = bx1 - bx0, by1 - by0
         outward = -1.0 if index == 0 else 1.0
-        hilum_x = bx1 - 0.1 * (bx1 - bx0) if index == 0 else bx0 + 0.1 * (bx1 - bx0)
-        hilum_y = by0 + 0.45 * (by1 - by0)
-        length = 0.2 * (bx1 - bx0)
-        for base_angle in (-70.0, -35.0, 0.0, 35.0, 70.0, 100.0):
-            angle = math.radians(base_angle + rng.normal(0.0, 8.0))
-            stack = [(hilum_x, hilum_y, angle, length, 1.0, 0)]
+        for base_angle in (-75.0, -45.0, -15.0, 15.0, 45.0, 75.0, 100.0):
+            # Trees leave the hilum from slightly different points, so the markings do not form a star.
+            x = (bx1 - 0.08 * lung_w if index == 0 else bx0 + 0.08 * lung_w) + rng.normal(0.0, 0.03 * lung_w)
+            y = by0 + (0.45 + 0.0015 * base_angle) * lung_h + rng.normal(0.0, 0.03 * lung_h)
+            stack = [(x, y, math.radians(base_angle + rng.normal(0.0, 10.0)), 0.14 * lung_w, 0.8, 0)]
             while stack:
                 x, y, a, ln, weight, depth = stack.pop()
                 x2 = x + outward * ln * math.cos(a)
                 y2 = y + ln * math.sin(a)
-                pen.line([(x, y), (x2, y2)], fill=weight, width=max(round(weight * 0.008 * size), 1))
-                if depth < 4:
+                pen.line([(x, y), (x2, y2)], fill=weight, width=max(round(weight * 0.009 * size), 1))
+                if depth < 5:
                     for turn in (-1.0, 1.0):
-                        spread = math.radians(rng.uniform(12.0, 32.0))
-                        stack.append(
-                            (x2, y2, a + turn * spread, ln * rng.uniform(0.62, 0.8), weight * 0.75, depth + 1)
-                        )
-    return ndi.gaussian_filter(np.asarray(canvas), 0.002 * size + 0.4)
+                        spread = math.radians(rng.uniform(8.0, 30.0))
+                        shrink = rng.uniform(0.65, 0.85)
+                        stack.append((x2, y2, a + turn * spread, ln * shrink, weight * 0.78, depth + 1))
+    markings = ndi.gaussian_filter(np.asarray(canvas), 0.002 * size + 0.4)
+    mottle = ndi.gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), 0.004 * size)
+    return markings + rng.uniform(0.06, 0.12) * mottle / (mottle.std() + 1e-6)
 
 
 def _draw_marker(density: np.ndarray, marker: Marker) -> None:
@@ -479,25 +482,30 @@ def _draw_marker(density: np.ndarray, marker: Marker) -> None:
 # Findings (each drawn as a non-negative opacity layer inside the lungs)
 
 
-def _pick_point(thorax: _Thorax, rng: np.random.Generator, weight: np.ndarray) -> tuple[float, float]:
-    """Draw a pixel (x, y) with probability proportional to ``weight``."""
-    flat = weight.ravel().astype(np.float64)
-    index = rng.choice(flat.size, p=flat / flat.sum())
+def _pick_centre(thorax: _Thorax, rng: np.random.Generator, radius: float) -> tuple[float, float]:
+    """Draw a lesion centre (x, y) uniformly among lung pixels at least ``radius`` from the lung edge.
+
+    Lungs too narrow for that (a small lung shape, a large lesion) fall back
+    to their deepest pixels, so a lesion is always drawn.
+    """
+    depth = thorax.depth.ravel()
+    candidates = np.flatnonzero(depth >= min(radius, 0.8 * float(depth.max())))
+    index = int(candidates[rng.integers(0, candidates.size)])
     return float(index % thorax.size), float(index // thorax.size)
 
 
 def _draw_mass(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     """One large round-ish opacity with a soft, slightly lobulated edge."""
     width = thorax.box[2] - thorax.box[0]
-    radius = rng.uniform(0.08, 0.13) * width
-    cx, cy = _pick_point(thorax, rng, thorax.depth > 0.7 * radius)
+    radius = rng.uniform(0.12, 0.19) * width
+    cx, cy = _pick_centre(thorax, rng, 0.7 * radius)
     ys, xs = thorax.ys, thorax.xs
     theta = np.arctan2(ys - cy, xs - cx)
     lobes = 1.0 + sum(
         rng.uniform(0.0, 0.08) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
     )
     distance = np.hypot(xs - cx, ys - cy) / (radius * lobes)
-    return rng.uniform(0.2, 0.36) * _smoothstep((1.0 - distance) / 0.4)
+    return rng.uniform(0.24, 0.4) * _smoothstep((1.0 - distance) / 0.4)
 
 
 def _draw_nodules(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -506,8 +514,8 @@ def _draw_nodules(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
     ys, xs = thorax.ys, thorax.xs
     layer = np.zeros((size, size), np.float32)
     for _ in range(int(rng.integers(1, 5))):
-        radius = rng.uniform(0.02, 0.034) * size
-        cx, cy = _pick_point(thorax, rng, thorax.depth > 1.2 * radius)
+        radius = rng.uniform(0.016, 0.03) * size
+        cx, cy = _pick_centre(thorax, rng, 1.2 * radius)
         distance = np.hypot(xs - cx, ys - cy)
         edge = max(0.0025 * size, 1.0)
         layer = np.maximum(layer, rng.uniform(0.2, 0.35) * _smoothstep((radius - distance) / edge))
@@ -552,9 +560,8 @@ def _draw_edema(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
             keep = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size)
             lines[rr[keep], cc[keep]] = np.maximum(lines[rr[keep], cc[keep]], val[keep])
     lines = ndi.gaussian_filter(lines, 0.0015 * size + 0.3)
-    return strength * np.clip(layer, 0.0, 1.0) + rng.uniform(0.5, 0.8) * strength * lines / max(
-        lines.max(), 1e-6
-    )
+    lines /= max(float(lines.max()), 1e-6)
+    return strength * (np.clip(layer, 0.0, 1.0) + rng.uniform(0.5, 0.8) * lines)
 
 
 def _draw_fibrosis(thorax: _Thorax, rng: np.random.Generator) -> np.ndarray:
@@ -607,7 +614,7 @@ def render_case(case: Case, size: int, shapes: tuple[np.ndarray, ...] | None = N
             raise ConfigError(f"finding {name!r}: not one of {', '.join(FINDINGS)}.")
     shapes = shapes if shapes is not None else load_lung_shapes()
     work = min(size, WORK_SIZE)
-    per_lung = _place_lungs(shapes[case.placement.shape_index % len(shapes)], case.placement, work)
+    per_lung = _place_lungs(shapes[case.placement.shape_index], case.placement, work)
     thorax = _Thorax.from_masks(per_lung)
     anatomy_rng = np.random.default_rng([case.seed, _STREAM_ANATOMY])
     density = _draw_anatomy(thorax, anatomy_rng, case.heart_scale)
@@ -789,61 +796,41 @@ def build_nih_records(
     total = sum(p[1] for p in patients)
     labels = iter(_assign_labels(rng, total))
 
-    drafts = []
+    records = []
     for patient_id, n_images, sex, age, placement in patients:
-        split = "test" if patient_id in test_patients else "train_val"
         for follow_up in range(n_images):
             image_labels = next(labels)
             geometry = NIH_GEOMETRIES[int(rng.choice(len(NIH_GEOMETRIES), p=_geometry_weights()))]
             view = "PA" if rng.random() < 0.6 else "AP"
             heart = (1.25 if "Cardiomegaly" in image_labels else 1.0) * rng.uniform(0.9, 1.1)
-            image_placement = _follow_up_placement(placement, rng, shapes[placement.shape_index])
-            drafts.append(
-                {
-                    "name": f"{patient_id:08d}_{follow_up:03d}.png",
-                    "patient_id": patient_id,
-                    "follow_up": follow_up,
-                    "age": min(age + follow_up // 2, 95),
-                    "sex": sex,
-                    "view": view,
-                    "geometry": geometry,
-                    "labels": image_labels,
-                    "split": split,
-                    "placement": image_placement,
-                    "heart": heart,
-                    "seed": int(rng.integers(0, 2**31 - 1)),
-                }
+            case = Case(
+                seed=int(rng.integers(0, 2**31 - 1)),
+                placement=_follow_up_placement(placement, rng, shapes[placement.shape_index]),
+                findings=tuple(label for label in image_labels if label in FINDINGS),
+                heart_scale=heart,
+            )
+            records.append(
+                NihRecord(
+                    name=f"{patient_id:08d}_{follow_up:03d}.png",
+                    patient_id=patient_id,
+                    follow_up=follow_up,
+                    age=min(age + follow_up // 2, 95),
+                    sex=sex,
+                    view=view,
+                    geometry=geometry,
+                    labels=image_labels,
+                    split="test" if patient_id in test_patients else "train_val",
+                    case=case,
+                )
             )
 
-    with_marker = _choose_marked(
-        rng, drafts, shortcut_label, shortcut_rate_train, shortcut_rate_other, shortcut_rate_test
+    marked = _choose_marked(
+        rng, records, shortcut_label, shortcut_rate_train, shortcut_rate_other, shortcut_rate_test
     )
-    records = []
-    for index, item in enumerate(drafts):
-        shape = shapes[item["placement"].shape_index]
-        marker = _sample_marker(rng, item["placement"], shape) if index in with_marker else None
-        findings = tuple(label for label in item["labels"] if label in FINDINGS)
-        case = Case(
-            seed=item["seed"],
-            placement=item["placement"],
-            findings=findings,
-            marker=marker,
-            heart_scale=item["heart"],
-        )
-        records.append(
-            NihRecord(
-                name=item["name"],
-                patient_id=item["patient_id"],
-                follow_up=item["follow_up"],
-                age=item["age"],
-                sex=item["sex"],
-                view=item["view"],
-                geometry=item["geometry"],
-                labels=item["labels"],
-                split=item["split"],
-                case=case,
-            )
-        )
+    for index in sorted(marked):
+        case = records[index].case
+        marker = _sample_marker(rng, case.placement, shapes[case.placement.shape_index])
+        records[index] = dataclasses.replace(records[index], case=dataclasses.replace(case, marker=marker))
     return records
 
 
@@ -856,7 +843,7 @@ def _geometry_weights() -> np.ndarray:
 
 def _choose_marked(
     rng: np.random.Generator,
-    drafts: list[dict[str, Any]],
+    records: list[NihRecord],
     shortcut_label: str,
     rate_train: float,
     rate_other: float,
@@ -868,8 +855,8 @@ def _choose_marked(
     config says even in a set of a few dozen images.
     """
     groups: dict[tuple[str, bool], list[int]] = {}
-    for index, item in enumerate(drafts):
-        groups.setdefault((item["split"], shortcut_label in item["labels"]), []).append(index)
+    for index, record in enumerate(records):
+        groups.setdefault((record.split, shortcut_label in record.labels), []).append(index)
     chosen: set[int] = set()
     for (split, positive), members in sorted(groups.items()):
         if split == "test" and rate_test is not None:
@@ -884,7 +871,11 @@ def _choose_marked(
 def build_seg_cases(
     rng: np.random.Generator, shapes: tuple[np.ndarray, ...], n_images: int
 ) -> list[tuple[str, Case]]:
-    """Sample the Airlangga-style set: half Normal, half Abnormal (one or two findings), no shortcut."""
+    """Sample the Airlangga-style set: half Normal, half Abnormal (one or two findings).
+
+    Some images carry a marker, as real films do, but unrelated to the
+    group: this set teaches lung outlines, not labels.
+    """
     cases = []
     for index in range(n_images):
         group = "Normal" if index % 2 == 0 else "Abnormal"
@@ -893,7 +884,8 @@ def build_seg_cases(
         if group == "Abnormal":
             count = int(rng.integers(1, 3))
             findings = tuple(sorted(str(f) for f in rng.choice(FINDINGS, size=count, replace=False)))
-        marker = _sample_marker(rng, placement, shapes[placement.shape_index]) if rng.random() < 0.3 else None
+        has_marker = rng.random() < SEG_MARKER_RATE
+        marker = _sample_marker(rng, placement, shapes[placement.shape_index]) if has_marker else None
         cases.append(
             (
                 group,
@@ -1047,9 +1039,9 @@ def make_demo_data(
 
 def _summary(seed: int, seg_cases: list[tuple[str, Case]], records: list[NihRecord]) -> dict[str, Any]:
     """Counts per label and split, marker counts and file counts, for logs and the run record."""
-    labels: dict[str, Counter[str]] = {"train_val": Counter(), "test": Counter()}
+    labels: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
     images: Counter[str] = Counter()
-    patients: dict[str, set[int]] = {"train_val": set(), "test": set()}
+    patients: dict[str, set[int]] = {split: set() for split in SPLITS}
     markers: Counter[str] = Counter()
     for r in records:
         images[r.split] += 1
@@ -1062,10 +1054,10 @@ def _summary(seed: int, seg_cases: list[tuple[str, Case]], records: list[NihReco
         "seed": seed,
         "airlangga": {"Normal": groups["Normal"], "Abnormal": groups["Abnormal"]},
         "nih": {
-            "images": dict(images),
+            "images": {split: images[split] for split in SPLITS},
             "patients": {split: len(ids) for split, ids in patients.items()},
             "labels": {split: dict(sorted(counter.items())) for split, counter in labels.items()},
-            "markers": dict(markers),
+            "markers": {split: markers[split] for split in SPLITS},
             "marker_images": sorted(r.name for r in records if r.case.marker is not None),
         },
         "files": {

@@ -3,4 +3,10 @@
 from cxrmask.logs import run_step
 from cxrmask.stages.data import demo_data
 
-run_step(snakemake.log[0], demo_data, out_dir=snakemake.params.out_dir, demo=snakemake.params.demo)
+run_step(
+    snakemake.log[0],
+    demo_data,
+    out_dir=snakemake.params.out_dir,
+    demo=snakemake.params.demo,
+    threads=snakemake.threads,
+)
