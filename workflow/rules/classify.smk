@@ -38,6 +38,7 @@ rule cache_masks:
         results("benchmarks", "cache_masks_{condition}_{size}.tsv")
     wildcard_constraints:
         size=r"\d+",
+    priority: 10
     conda:
         "../../envs/cxrmask.yaml"
     threads: res("cache_masks", "threads")

@@ -115,6 +115,7 @@ rule prepare_seg_data:
         results("logs", "prepare_seg_data.log"),
     benchmark:
         results("benchmarks", "prepare_seg_data.tsv")
+    priority: 10
     conda:
         "../../envs/cxrmask.yaml"
     threads: res("prepare_seg_data", "threads")

@@ -1,4 +1,5 @@
 # Segmentation stage: fine-tune MedSAM (or LiteMedSAM), generate tight lung masks in shards, dilate them.
+# The segmentation chain is the critical path, so its rules have priority over classifiers that need no mask.
 
 
 rule finetune_medsam:
@@ -15,6 +16,7 @@ rule finetune_medsam:
         results("logs", "finetune_medsam.log"),
     benchmark:
         results("benchmarks", "finetune_medsam.tsv")
+    priority: 10
     conda:
         "../../envs/cxrmask.yaml"
     threads: res("finetune_medsam", "threads")
@@ -46,6 +48,7 @@ rule generate_masks:
         results("logs", "generate_masks_{shard}.log"),
     benchmark:
         results("benchmarks", "generate_masks_{shard}.tsv")
+    priority: 10
     conda:
         "../../envs/cxrmask.yaml"
     threads: res("generate_masks", "threads")
@@ -73,6 +76,7 @@ rule dilate_masks:
         results("logs", "dilate_masks_{shard}.log"),
     benchmark:
         results("benchmarks", "dilate_masks_{shard}.tsv")
+    priority: 10
     conda:
         "../../envs/cxrmask.yaml"
     threads: res("dilate_masks", "threads")

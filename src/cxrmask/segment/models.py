@@ -48,6 +48,7 @@ class PromptableSegmenter(nn.Module):
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.arch = dict(arch)
+        self.image_encoder.to(memory_format=torch.channels_last)
         for parameter in self.prompt_encoder.parameters():
             parameter.requires_grad_(False)
 
@@ -62,8 +63,13 @@ class PromptableSegmenter(nn.Module):
         return int(self.prompt_encoder.image_embedding_size[0]) * 4
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Embed a batch of preprocessed images (B, 3, S, S) in [0, 1]."""
-        return self.image_encoder(images)
+        """Embed a batch of preprocessed images (B, 3, S, S) in [0, 1].
+
+        Channels-last tensors make the encoder's convolutions faster
+        (benchmarks/bench_segment.py); the encoder's weights are converted
+        once, when the model is built.
+        """
+        return self.image_encoder(images.contiguous(memory_format=torch.channels_last))
 
     def decode(self, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Mask logits (B, K, m, m) for K boxes (B, K, 4) per image, in input-pixel coordinates.
