@@ -97,10 +97,12 @@ class _Embedder:
         self.model, self.images, self.device, self.amp = model, images, device, amp
         self.cache = None
         if cache:
+            # A CPU encodes fastest one image at a time (larger batches only add memory traffic); a GPU batches.
+            step = batch if device.type == "cuda" else 1
             parts = []
             with torch.no_grad():
-                for start in tqdm(range(0, len(images), batch), desc="embed images", unit="batch"):
-                    parts.append(self._encode(images[start : start + batch]).float())
+                for start in tqdm(range(0, len(images), step), desc="embed images", unit="batch"):
+                    parts.append(self._encode(images[start : start + step]).float())
             self.cache = torch.cat(parts)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
