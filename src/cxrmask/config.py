@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from cxrmask.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def load_schema(path: str | os.PathLike[str]) -> dict:
@@ -60,3 +63,17 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Non
             f"invalid configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):\n{lines}\n"
             "See config/schema.yaml for every key, its meaning and its allowed values."
         )
+
+
+def settings_from(cls: type[T], section: str, config: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> T:
+    """Build a settings dataclass from one config section; an unknown key is a ConfigError naming it.
+
+    The schema already rejects unknown keys in a workflow run; this keeps the
+    library's entry points as strict when called directly.
+    """
+    config = {key: value for key, value in config.items() if key not in ignore}
+    allowed = {field.name for field in fields(cls)}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ConfigError(f"{section}: unknown keys {unknown}; allowed: {sorted(allowed)}.")
+    return cls(**config)

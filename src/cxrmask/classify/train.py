@@ -14,7 +14,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from torchvision.ops import masks_to_boxes, roi_align
 from tqdm import tqdm
 
 from cxrmask.classify.backbones import build_backbone
+from cxrmask.config import settings_from
 from cxrmask.errors import ConfigError
 from cxrmask.metrics import auroc, no_finding_score
 from cxrmask.nih import NO_FINDING
@@ -57,12 +58,7 @@ class TrainSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
         """Build from the config section, naming unknown keys and bad choices."""
-        config = {k: v for k, v in config.items() if k not in WORKFLOW_KEYS}
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(config) - allowed
-        if unknown:
-            raise ConfigError(f"classifier: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
-        settings = cls(**config)
+        settings = settings_from(cls, "classifier", config, ignore=WORKFLOW_KEYS)
         if settings.mask_mode not in MASK_MODES:
             raise ConfigError(
                 f"classifier.mask_mode: {settings.mask_mode!r} is not one of {list(MASK_MODES)}."

@@ -14,7 +14,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from cxrmask.config import settings_from
 from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.models import PromptableSegmenter
@@ -51,11 +52,7 @@ class FinetuneSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FinetuneSettings:
         """Build from config, naming any unknown key or bad mode."""
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(config) - allowed
-        if unknown:
-            raise ConfigError(f"finetune: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
-        settings = cls(**config)
+        settings = settings_from(cls, "finetune", config)
         if settings.mode not in MODES:
             raise ConfigError(f"finetune.mode: {settings.mode!r} is not one of {list(MODES)}.")
         return settings
@@ -97,7 +94,7 @@ class _Embedder:
         self.model, self.images, self.device, self.amp = model, images, device, amp
         self.cache = None
         if cache:
-            # A CPU encodes fastest one image at a time (larger batches only add memory traffic); a GPU batches.
+            # A CPU encodes fastest one image at a time (batches only add memory traffic); a GPU batches.
             step = batch if device.type == "cuda" else 1
             parts = []
             with torch.no_grad():

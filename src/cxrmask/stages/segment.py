@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxrmask.atomic import atomic_dir, write_csv, write_json
+from cxrmask.config import settings_from
 from cxrmask.imageio import read_mask, write_png
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.finetune import FinetuneSettings, finetune
@@ -109,7 +110,7 @@ def masks(
     items = shard(list(zip(table["image"], table["path"], strict=True)), shard_index, shards)
     spec = arch_spec(segmenter["arch"], segmenter.get("image_size"), segmenter.get("encoder"))
     model = load_segmenter(spec, model_path)
-    inference = InferenceSettings(**{k: v for k, v in settings.items() if k != "shards"})
+    inference = settings_from(InferenceSettings, "segment", settings, ignore=("shards",))
     with atomic_dir(out_dir) as tmp:
         qc = generate_masks(
             model,
