@@ -178,7 +178,7 @@ def test_settings_ignore_the_grid_keys_and_reject_unknown_ones():
         TrainSettings.from_config({"dropout": 0.2})
     with pytest.raises(ConfigError, match=r"classifier\.mask_mode: 'blur'"):
         TrainSettings.from_config({"mask_mode": "blur"})
-    with pytest.raises(ConfigError, match="No Finding score"):
+    with pytest.raises(ConfigError, match=r"no_finding_score: unknown method .mean."):
         TrainSettings.from_config({"no_finding_score": "mean"})
 
 
