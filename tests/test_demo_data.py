@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
+from cxrmask import nih
 from cxrmask.demo_data import (
     FINDINGS,
     NihRecord,
@@ -28,22 +29,7 @@ REAL_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
     "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
 )
-NIH_LABELS = {
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Effusion",
-    "Emphysema",
-    "Fibrosis",
-    "Hernia",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pleural_Thickening",
-    "Pneumonia",
-    "Pneumothorax",
-}
+NIH_LABELS = set(nih.NIH_LABELS)  # the real table's vocabulary (checked against it in test_nih)
 SMALL = {"n_seg_images": 4, "n_patients": 3, "max_images_per_patient": 2}
 
 

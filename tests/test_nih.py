@@ -19,6 +19,7 @@ import pytest
 
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.nih import (
+    NIH_LABELS,
     NO_FINDING,
     check_labels,
     curate,
@@ -123,6 +124,7 @@ def test_bracketed_header_does_not_shift_columns(table: pd.DataFrame) -> None:
 def test_full_set_counts(table: pd.DataFrame) -> None:
     counts = Counter(label for labels in table["labels"] for label in labels)
     assert {label: counts[label] for label in FULL_SET_COUNTS} == FULL_SET_COUNTS
+    assert set(counts) == {*NIH_LABELS, NO_FINDING}
     # No Finding is never combined with a finding.
     assert all(labels == (NO_FINDING,) for labels in table["labels"] if NO_FINDING in labels)
 
