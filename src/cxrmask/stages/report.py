@@ -14,12 +14,13 @@ from cxrmask.atomic import write_text
 PathLike = str | os.PathLike[str]
 
 
-def _table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (no extra dependency)."""
+def _table(frame: pd.DataFrame, digits: int = 3, column_digits: Mapping[str, int] | None = None) -> str:
+    """A DataFrame as a Markdown table (no extra dependency); floats to ``digits`` unless named otherwise."""
     frame = frame.copy()
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
+            places = (column_digits or {}).get(column, digits)
+            frame[column] = frame[column].map(lambda v, n=places: "" if pd.isna(v) else f"{v:.{n}f}")
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
@@ -73,9 +74,7 @@ def write_report(
     mean = mean[["macro", *labels]].reset_index()
     tests = pd.read_csv(delong)
     train = pd.read_csv(training)
-    time_cols = [
-        c for c in ("best_epoch", "epochs_run", "seconds_to_best", "train_seconds", "test_macro_auroc")
-    ]
+    time_cols = ["best_epoch", "epochs_run", "seconds_to_best", "train_seconds", "test_macro_auroc"]
     train_summary = train.groupby(["backbone", "mask"], sort=False)[time_cols].mean().reset_index()
     splits = pd.DataFrame(cur["splits"]).T.reset_index(names="split")
     lines = [
@@ -113,7 +112,7 @@ def write_report(
         "",
         "## Training",
         "",
-        _table(train_summary, digits=1),
+        _table(train_summary, digits=1, column_digits={"test_macro_auroc": 3}),
         "",
         "## Figures",
         "",
