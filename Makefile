@@ -52,6 +52,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_download.py
 	$(BIN)/python benchmarks/bench_dilation.py
 	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python benchmarks/bench_postprocess.py
+	$(BIN)/python benchmarks/bench_segment.py
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules

@@ -191,6 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lungs", type=Path, required=True)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--steps", nargs="+", help="run only these steps (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not torch.cuda.is_available():
@@ -209,6 +210,8 @@ def main() -> None:
         "classifier_resnet50": lambda: classifier(device),
     }
     for name, step in steps.items():
+        if args.steps and name not in args.steps:
+            continue
         try:
             report[name] = step()
         except Exception as exc:  # report every step, even after one fails

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.measure import label
 
 from cxrmask.errors import ConfigError
-from cxrmask.segment.postprocess import clean_mask, dice, dilate, dilation_radius, keep_largest
+from cxrmask.segment.postprocess import (
+    clean_mask,
+    dice,
+    dilate,
+    dilation_radius,
+    fill_mask_holes,
+    keep_largest,
+)
 
 
 def _lungs_with_noise() -> np.ndarray:
@@ -64,6 +72,25 @@ def test_clean_mask_does_not_fill_a_notch_open_to_the_outside() -> None:
     mask[5:35, 5:35] = True
     mask[15:25, 0:20] = False  # a bay cut in from the left edge: not a hole
     assert np.array_equal(clean_mask(mask, keep_components=2), mask)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fill_mask_holes_matches_scipy_on_random_masks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        height, width = rng.integers(1, 48, size=2)
+        mask = rng.random((height, width)) < rng.random()
+        assert np.array_equal(fill_mask_holes(mask), ndimage.binary_fill_holes(mask))
+
+
+def test_fill_mask_holes_edge_cases() -> None:
+    assert fill_mask_holes(np.ones((5, 5), dtype=np.uint8)).all()
+    assert not fill_mask_holes(np.zeros((5, 5), dtype=bool)).any()
+    ring = np.zeros((7, 7), dtype=bool)
+    ring[1:6, 1:6] = True
+    ring[3, 3] = False
+    ring[2, 2] = False  # diagonal to the centre only: still a separate 4-connected hole
+    assert fill_mask_holes(ring)[1:6, 1:6].all()
 
 
 def test_clean_mask_options_off_change_nothing() -> None:

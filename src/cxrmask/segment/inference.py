@@ -2,17 +2,20 @@
 
 Images are decoded and resized by DataLoader workers while the model runs;
 the encoder sees batches; the logits of each image are upsampled to its own
-size, thresholded, cleaned (largest components, holes filled) and written as
-0/255 PNG. Every mask gets a row of QC numbers (lung fraction, components,
-Dice against a ground truth where one exists), so a failure of the
-segmenter shows in a table rather than in the classifier.
+size and thresholded, then host threads clean them (largest components,
+holes filled) and write them as 0/255 PNG while the next batch is encoded.
+Every mask gets a row of QC numbers (lung fraction, components, Dice
+against a ground truth where one exists), so a failure of the segmenter
+shows in a table rather than in the classifier.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +108,13 @@ def generate_masks(
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
+    # Clean-up and PNG writing release the GIL, so host threads keep pace with a GPU encoder; the
+    # window bounds how many full-size raw masks wait in memory.
+    threads = max(1, settings.num_workers)
+    window = 4 * threads
+    pending: deque[Future] = deque()
     rows = []
-    with torch.inference_mode():
+    with torch.inference_mode(), ThreadPoolExecutor(threads, thread_name_prefix="postprocess") as pool:
         for batch, heights, widths, indexes in tqdm(loader, desc="segment", unit="batch"):
             with autocast(device, settings.amp):
                 embeddings = model.encode(to_model_input(batch.to(device, non_blocking=True)))
@@ -114,7 +122,11 @@ def generate_masks(
             for logit, height, width, index in zip(logits.float(), heights, widths, indexes, strict=True):
                 name = images[int(index)][0]
                 full = F.interpolate(logit[None, None], size=(int(height), int(width)), mode="bilinear")
-                rows.append(_finish(name, (full[0, 0] > 0).cpu().numpy(), out_dir, settings, truth_dir))
+                raw = (full[0, 0] > 0).cpu().numpy()
+                pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir))
+                while len(pending) > window:
+                    rows.append(pending.popleft().result())
+        rows.extend(future.result() for future in pending)
     columns = [*QC_COLUMNS, "dice"] if truth_dir is not None else list(QC_COLUMNS)
     table = pd.DataFrame(rows, columns=columns)
     fallback = int(table["fallback"].sum())

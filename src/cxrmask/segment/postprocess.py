@@ -24,15 +24,34 @@ def keep_largest(mask: np.ndarray, n: int) -> np.ndarray:
         return mask
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    keep = np.argsort(sizes)[::-1][:n]
-    return np.isin(labels, keep)
+    keep = np.zeros(count + 1, dtype=bool)
+    keep[np.argsort(sizes)[::-1][:n]] = True
+    return keep[labels]
+
+
+def fill_mask_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill every background region that does not reach the border (as ``ndimage.binary_fill_holes``).
+
+    One labelling of the background (4-connected, like ``binary_fill_holes``'
+    default) instead of its iterated dilation: the same mask, about 3x faster
+    at 1024², which matters because post-processing, not the encoder, bounds
+    mask generation on a GPU (benchmarks/bench_postprocess.py).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    labels, count = ndimage.label(~mask)
+    if count == 0:
+        return mask
+    outside = np.zeros(count + 1, dtype=bool)
+    outside[labels[0]] = outside[labels[-1]] = outside[labels[:, 0]] = outside[labels[:, -1]] = True
+    outside[0] = False
+    return ~outside[labels]
 
 
 def clean_mask(mask: np.ndarray, keep_components: int = 2, fill_holes: bool = True) -> np.ndarray:
     """Largest components, then holes filled."""
     mask = keep_largest(mask.astype(bool), keep_components)
     if fill_holes:
-        mask = ndimage.binary_fill_holes(mask)
+        mask = fill_mask_holes(mask)
     return mask
 
 
