@@ -99,6 +99,21 @@ def test_batching_and_worker_processes_do_not_change_the_masks(trained, images, 
         assert (one != workers).mean() < 1e-3, name
 
 
+def test_more_masks_than_the_clean_up_window_keep_their_order_and_content(trained, images, tmp_path):
+    """Two clean-up threads hold at most eight masks in flight: twelve images pass through the window."""
+    model, prior = trained
+    items, _ = images
+    many = [(f"copy{i}_{name}", path) for i in range(4) for name, path in items]
+    qc = run(model, many, prior, tmp_path, batch_size=2, num_workers=2)
+    assert qc["image"].tolist() == [name for name, _ in many]
+    for i in range(1, 4):
+        for name, _ in items:
+            assert np.array_equal(
+                read_mask(tmp_path / f"copy{i}_{name}"), read_mask(tmp_path / f"copy0_{name}")
+            )
+    assert qc["height"].tolist() == [h for h, _ in SIZES] * 4
+
+
 def test_per_lung_prompts_are_unioned(trained, images, tmp_path):
     model, prior = trained
     items, truth_dir = images
