@@ -178,7 +178,7 @@ def classifier(device: torch.device) -> dict:
     out = {}
     for name, amp in (("fp32_default", False), ("bf16_channels_last", True)):
         settings = TrainSettings(
-            pretrained=False, epochs=3, batch_size=64, patience=0, amp=amp, channels_last=amp
+            pretrained=False, epochs=3, batch_size=32, patience=0, amp=amp, channels_last=amp
         )
         result = train_classifier("resnet50", train, val, test, table, labels, settings, device, seed=0)
         out[f"{name}_epoch_s"] = float(result.history["seconds"].iloc[1:].median())

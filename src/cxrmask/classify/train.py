@@ -167,7 +167,10 @@ def train_classifier(
     model = build_backbone(backbone, settings.pretrained, len(labels)).to(device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    # Fused AdamW: one kernel per step for all parameters instead of several per tensor.
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=device.type == "cuda"
+    )
     steps = settings.epochs * max(1, -(-len(train.targets) // settings.batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
@@ -178,7 +181,8 @@ def train_classifier(
         epoch_start = time.perf_counter()
         model.train()
         order = torch.randperm(len(train.targets), generator=generator)
-        losses = []
+        # Summed on the device: reading each step's loss would make the host wait for the GPU every step.
+        loss_sum, n_steps = torch.zeros((), device=device), 0
         for start in tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch}", leave=False):
             index = order[start : start + settings.batch_size]
             with autocast(device, settings.amp):
@@ -188,12 +192,13 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss.detach()))
+            loss_sum += loss.detach()
+            n_steps += 1
         probs = _predict(model, val, settings, device)
         targets = val.targets.numpy()
         row = {
             "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
+            "train_loss": float(loss_sum) / max(n_steps, 1),
             "val_loss": float(
                 F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7), val.targets)
             ),
