@@ -42,6 +42,7 @@ from cxrmask.segment.prompts import BoxPrior
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger("bench_gpu")
+STEPS = ("litemedsam_gpu_vs_cpu", "litemedsam_finetune_gpu", "medsam_vit_b", "classifier_resnet50")
 
 
 def _timed(fn, repeats: int) -> float:
@@ -111,7 +112,7 @@ def lite_finetune(data, prior: BoxPrior, device: torch.device) -> dict:
     }
 
 
-def vit_b(pairs, prior: BoxPrior, device: torch.device, workdir: Path) -> dict:
+def vit_b(pairs, prior: BoxPrior, device: torch.device) -> dict:
     """MedSAM ViT-B encoder throughput, one full fine-tuning epoch, and end-to-end mask generation."""
     spec = arch_spec("vit_b")
     model = load_segmenter(spec, None).to(device).eval()
@@ -151,11 +152,12 @@ def vit_b(pairs, prior: BoxPrior, device: torch.device, workdir: Path) -> dict:
     settings = InferenceSettings(
         batch_size=batch, num_workers=8, on_empty="full_image", max_empty_fraction=1.0
     )
-    generate_masks(model, images[:batch], prior, workdir / "warm", settings, device)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    generate_masks(model, images, prior, workdir / "masks", settings, device)
-    torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as workdir:
+        generate_masks(model, images[:batch], prior, Path(workdir, "warm"), settings, device)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        generate_masks(model, images, prior, Path(workdir, "masks"), settings, device)
+        torch.cuda.synchronize()
     out["generate_masks_images"] = len(images)
     out["generate_masks_images_per_s"] = len(images) / (time.perf_counter() - start)
     return out
@@ -191,7 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lungs", type=Path, required=True)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--steps", nargs="+", help="run only these steps (default: all)")
+    parser.add_argument("--steps", nargs="+", choices=STEPS, help="run only these steps (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not torch.cuda.is_available():
@@ -200,18 +202,16 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     pairs = find_pairs(args.lungs, "images/{id}.png", ["masks/{id}.png"])
     data = prepare(pairs, 256, 256, val_fraction=0.4, seed=0)
-    train_masks = [m for m, s in zip(data.masks, data.split, strict=True) if s == "train"]
-    prior = BoxPrior.fit(train_masks, margin=0.02)
+    prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.02)
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "pairs": len(pairs)}
     steps = {
         "litemedsam_gpu_vs_cpu": lambda: lite_agreement(data.subset("val"), device),
         "litemedsam_finetune_gpu": lambda: lite_finetune(data, prior, device),
-        "medsam_vit_b": lambda: vit_b(pairs, prior, device, Path(tempfile.mkdtemp())),
+        "medsam_vit_b": lambda: vit_b(pairs, prior, device),
         "classifier_resnet50": lambda: classifier(device),
     }
-    for name, step in steps.items():
-        if args.steps and name not in args.steps:
-            continue
+    for name in args.steps or STEPS:
+        step = steps[name]
         try:
             report[name] = step()
         except Exception as exc:  # report every step, even after one fails

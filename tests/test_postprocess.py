@@ -86,11 +86,12 @@ def test_fill_mask_holes_matches_scipy_on_random_masks(seed: int) -> None:
 def test_fill_mask_holes_edge_cases() -> None:
     assert fill_mask_holes(np.ones((5, 5), dtype=np.uint8)).all()
     assert not fill_mask_holes(np.zeros((5, 5), dtype=bool)).any()
-    ring = np.zeros((7, 7), dtype=bool)
-    ring[1:6, 1:6] = True
-    ring[3, 3] = False
-    ring[2, 2] = False  # diagonal to the centre only: still a separate 4-connected hole
-    assert fill_mask_holes(ring)[1:6, 1:6].all()
+    # The background is 4-connected (binary_fill_holes' default): a pixel that touches the outside
+    # only diagonally is a hole and gets filled; with 8-connectivity it would stay open.
+    diagonal = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], dtype=bool)
+    filled = fill_mask_holes(diagonal)
+    assert filled[2, 2]
+    assert np.array_equal(filled, diagonal | (np.arange(16).reshape(4, 4) == 10))
 
 
 def test_clean_mask_options_off_change_nothing() -> None:

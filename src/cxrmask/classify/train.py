@@ -182,8 +182,8 @@ def train_classifier(
         model.train()
         order = torch.randperm(len(train.targets), generator=generator)
         # Summed on the device: reading each step's loss would make the host wait for the GPU every step.
-        loss_sum, n_steps = torch.zeros((), device=device), 0
-        for start in tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch}", leave=False):
+        loss_sum, starts = torch.zeros((), device=device), range(0, len(order), settings.batch_size)
+        for start in tqdm(starts, desc=f"epoch {epoch}", leave=False):
             index = order[start : start + settings.batch_size]
             with autocast(device, settings.amp):
                 logits = model(_batch(train, index, settings, device, generator))
@@ -193,12 +193,11 @@ def train_classifier(
             optimizer.step()
             scheduler.step()
             loss_sum += loss.detach()
-            n_steps += 1
         probs = _predict(model, val, settings, device)
         targets = val.targets.numpy()
         row = {
             "epoch": epoch,
-            "train_loss": float(loss_sum) / max(n_steps, 1),
+            "train_loss": float(loss_sum) / len(starts),
             "val_loss": float(
                 F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7), val.targets)
             ),
