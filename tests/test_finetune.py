@@ -123,7 +123,7 @@ def test_patience_stops_when_val_dice_stalls(data, prior):
     """With a learning rate of zero nothing changes, so the run stops ``patience`` epochs after epoch 0."""
     model = tiny_sam(seed=0)
     initial = {key: value.clone() for key, value in model.state_dict().items()}
-    result = finetune(model, data, prior, settings(epochs=10, patience=2, lr=0.0), CPU)
+    result = finetune(model, data, prior, settings(epochs=10, patience=2).model_copy(update={"lr": 0.0}), CPU)
     assert [row["epoch"] for row in result.history] == [0, 1, 2]
     assert result.best["epoch"] == 0
     assert all(torch.equal(initial[key], value) for key, value in result.state.items())

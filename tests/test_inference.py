@@ -18,6 +18,7 @@ from cxrmask.config import (
     LooseSettings,
     SegmenterSettings,
     SegmentSettings,
+    parse,
 )
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_mask
@@ -178,10 +179,9 @@ def test_a_full_mask_is_kept_as_it_is(images, tmp_path):
     assert not qc["fallback"].item()
 
 
-def test_an_unknown_empty_mask_policy_is_a_config_error(trained, images, tmp_path):
-    model, prior = trained
-    with pytest.raises(ConfigError, match=r"segment\.on_empty"):
-        run(model, images[0], prior, tmp_path, on_empty="skip")
+def test_an_unknown_empty_mask_policy_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"segment\.on_empty: Input should be 'fail' or 'full_image'"):
+        parse(SegmentSettings, {"on_empty": "skip"}, where="segment")
 
 
 @pytest.mark.parametrize(("n", "count"), [(10, 3), (7, 7), (2, 3), (0, 2), (101, 8)])

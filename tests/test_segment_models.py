@@ -72,7 +72,7 @@ def test_input_and_mask_sizes_match_the_real_output_shapes(image_size):
 
 def test_a_size_that_is_not_a_multiple_of_the_patch_is_a_config_error():
     with pytest.raises(ConfigError, match="multiple of the ViT patch size"):
-        build_segmenter(tiny_spec(200))
+        build_segmenter({**tiny_spec(), "image_size": 200})
 
 
 def test_decode_keeps_each_image_with_its_own_boxes(model):

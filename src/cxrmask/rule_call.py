@@ -194,34 +194,40 @@ def _is_model(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, BaseModel)
 
 
-def coerce(name: str, value: Any, hint: Any) -> Any:
+def coerce(name: str, value: Any, hint: Any, files: bool = False) -> Any:
     """A Snakemake value as the stage's annotation wants it.
 
-    Settings sections become their typed model; file lists stay lists where a
-    sequence is wanted and collapse to one path (or None when empty) where one
-    optional path is; wildcards (strings) become ints where ints are wanted.
+    Settings sections become their typed model; file entries (``files``) stay
+    lists of paths where a sequence is wanted and collapse to one path (or
+    None when empty) where one optional path is; wildcards (strings) become
+    ints where ints are wanted. Other params pass as they are.
     """
     if _is_model(hint):
         return parse(hint, value, where=name)
-    if isinstance(value, list) and not isinstance(value, str):
-        values = [str(v) for v in value]
+    if files and isinstance(value, list):
+        paths = [str(v) for v in value]
         if hint is inspect.Parameter.empty or _accepts_sequence(hint):
-            return values
-        if len(values) > 1:
-            raise InputError(f"{name}: one file expected, the rule gives {len(values)}")
-        return values[0] if values else None
+            return paths
+        if len(paths) > 1:
+            raise InputError(f"{name}: one file expected, the rule gives {len(paths)}")
+        return paths[0] if paths else None
+    if files:
+        return str(value)
     if hint is int and isinstance(value, str):
         return int(value)
     return value
 
 
-def rule_arguments(rule: str, entries: Mapping[str, Any], threads: int) -> dict[str, Any]:
-    """Keyword arguments of ``stages.<rule>.<rule>`` from the rule's named entries."""
+def rule_arguments(
+    rule: str, entries: Mapping[str, Any], threads: int, files: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Keyword arguments of ``stages.<rule>.<rule>`` from the rule's named entries (``files``: file ones)."""
     function = stage_function(rule)
     hints = typing.get_type_hints(function)
     parameters = inspect.signature(function).parameters
+    files = set(files)
     kwargs = {
-        name: coerce(name, value, hints.get(name, inspect.Parameter.empty))
+        name: coerce(name, value, hints.get(name, inspect.Parameter.empty), name in files)
         for name, value in entries.items()
         if name != CODE_PARAM and name in parameters
     }
@@ -230,23 +236,34 @@ def rule_arguments(rule: str, entries: Mapping[str, Any], threads: int) -> dict[
     return kwargs
 
 
-def snakemake_entries(job: Any) -> dict[str, Any]:
-    """The named input, output, params and wildcards of a running job (Snakemake's ``snakemake`` object).
+def snakemake_entries(job: Any) -> tuple[dict[str, Any], set[str]]:
+    """The named input, output, params and wildcards of a running job, and which of them are files.
 
     Wildcards the stage does not declare are left out (:func:`rule_arguments`); every other entry is
     a parameter, as :func:`check_rule` ensures when the workflow is parsed.
     """
     entries: dict[str, Any] = {}
-    for group in (job.input, job.output, job.params, job.wildcards):
+    files: set[str] = set()
+    for group, are_files in (
+        (job.input, True),
+        (job.output, True),
+        (job.params, False),
+        (job.wildcards, False),
+    ):
         for name, value in group.items():
-            entries[name] = list(value) if isinstance(value, list) else value
-    return entries
+            entries[name] = list(value) if are_files and isinstance(value, list) else value
+            if are_files:
+                files.add(name)
+    return entries, files
 
 
 def run_rule(job: Any) -> Any:
     """Run the stage of the rule Snakemake is executing, logging to the rule's log."""
     rule = job.rule
     log_file = job.log[0] if job.log else None
-    return run_step(
-        log_file, lambda: stage_function(rule)(**rule_arguments(rule, snakemake_entries(job), job.threads))
-    )
+
+    def call() -> Any:
+        entries, files = snakemake_entries(job)
+        return stage_function(rule)(**rule_arguments(rule, entries, job.threads, files))
+
+    return run_step(log_file, call)

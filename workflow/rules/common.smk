@@ -65,25 +65,27 @@ def res(job, key):
 
 def check_stages():
     """Every rule that runs a stage names what its stage takes; resources name existing rules."""
-    names = {rule.name for rule in workflow.rules}
+    names = {definition.name for definition in workflow.rules}
     problems = [
-        f"resources.{name}: no rule of that name; rules: {sorted(names)}"
+        f"resources.{name}: the workflow has no such rule; its rules are {sorted(names)}"
         for name in config["resources"]
         if name != "default" and name not in names
     ]
-    for rule in workflow.rules:
-        if not str(rule.script or "").endswith("stage.py"):
+    for definition in workflow.rules:
+        if not str(definition.script or "").endswith("stage.py"):
             continue
         groups = {
-            "input": dict(rule.input._get_names()),
-            "output": dict(rule.output._get_names()),
-            "params": dict(rule.params._get_names()),
-            "wildcards": rule.wildcard_names,
+            "input": dict(definition.input._get_names()),
+            "output": dict(definition.output._get_names()),
+            "params": dict(definition.params._get_names()),
+            "wildcards": definition.wildcard_names,
         }
-        code = getattr(rule.params, "code", None)
-        problems += check_rule(rule.name, groups, code)
+        code = getattr(definition.params, "code", None)
+        problems += check_rule(definition.name, groups, code)
     if problems:
-        raise WorkflowError("rules and stages disagree:\n  " + "\n  ".join(problems))
+        raise WorkflowError(
+            "the workflow does not hold together:\n  " + "\n  ".join(problems)
+        )
 
 
 def downloaded(group, name):
