@@ -189,6 +189,9 @@ class SegDataSettings(Section):
         description="mask path patterns (several: one mask per lung, unioned)",
     )
     val_fraction: Fraction = Field(0.2, description="share of pairs held out for epoch selection")
+    test_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share of pairs held out for reporting only (0: no test split)"
+    )
     box_margin: float = Field(
         0.03, ge=0, le=0.5, description="widening of the learned lung-box prior, fraction of the side"
     )
@@ -257,6 +260,21 @@ class FinetuneSettings(Section):
         8, ge=0, description="epochs without a better validation Dice before stopping (0: never)"
     )
     amp: bool = Field(True, description="mixed precision on CUDA")
+    train_prompt: Literal["truth", "inference"] = Field(
+        "truth",
+        description="truth: ground-truth box jittered outward (MedSAM) | inference: boxes like the "
+        "no-ground-truth prompt's (ground truth moved both ways, or the prior box)",
+    )
+    inward_jitter: float = Field(
+        60.0, ge=0, description="px at 1024: with train_prompt inference, each side moved by U[-this, this]"
+    )
+    prior_share: float = Field(
+        0.5, ge=0, le=1, description="with train_prompt inference, share of steps prompted with the prior box"
+    )
+    select_on: Literal["val_dice", "val_dice_prior_box"] = Field(
+        "val_dice",
+        description="validation score that picks the epoch: with the ground-truth or the prior box",
+    )
 
 
 class InferenceSettings(Section):

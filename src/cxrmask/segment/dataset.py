@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ from cxrmask.imageio import read_grey, read_mask
 from cxrmask.segment.pairs import SegPair
 from cxrmask.segment.preprocess import resize_grey, resize_mask, scale_boxes
 from cxrmask.segment.prompts import mask_box
+from cxrmask.segment.splits import group_split
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class SegData:
     split: np.ndarray
 
     def subset(self, split: str) -> SegData:
-        """The items of one split ("train" or "val")."""
+        """The items of one split ("train", "val" or "test")."""
         keep = self.split == split
         return SegData(
             self.keys[keep], self.images[keep], self.masks[keep], self.boxes[keep], self.split[keep]
@@ -98,8 +99,14 @@ def prepare(
     val_fraction: float,
     seed: int,
     on_bad: str = "fail",
+    test_fraction: float = 0.0,
+    groups: Mapping[str, str] | None = None,
 ) -> SegData:
-    """Decode, check and resize every pair; bad pairs fail the job or are skipped and counted (``on_bad``)."""
+    """Decode, check and resize every pair; bad pairs fail the job or are skipped and counted (``on_bad``).
+
+    With ``test_fraction`` or ``groups`` (pair key -> patient id) the split is
+    three-way and patient-disjoint (:func:`cxrmask.segment.splits.group_split`).
+    """
     keys, images, masks, boxes, skipped = [], [], [], [], []
     for pair in tqdm(pairs, desc="decode lung-mask pairs", unit="pair"):
         try:
@@ -121,10 +128,15 @@ def prepare(
         raise InputError(
             f"only {len(keys)} usable image/mask pairs: fine-tuning needs a train and a val image."
         )
+    if groups is not None or test_fraction:
+        patients = [groups[key] for key in keys] if groups is not None else None
+        split = group_split(len(keys), val_fraction, test_fraction, seed, patients)
+    else:
+        split = assign_split(len(keys), val_fraction, seed)
     return SegData(
         keys=np.array(keys),
         images=np.stack(images),
         masks=np.stack(masks),
         boxes=np.stack(boxes).astype(np.float32),
-        split=assign_split(len(keys), val_fraction, seed),
+        split=split,
     )

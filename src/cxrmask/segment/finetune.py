@@ -10,10 +10,13 @@ bought, and the best epoch by validation Dice is kept.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,12 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from cxrmask.atomic import atomic_path
 from cxrmask.config import FinetuneSettings
 from cxrmask.early_stopping import EarlyStopping
+from cxrmask.errors import InputError
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.preprocess import to_model_input
 from cxrmask.segment.prompts import BoxPrior, jitter_box
+from cxrmask.segment.trainprompts import PromptSampler
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
@@ -63,11 +69,20 @@ class _Embedder:
     """Gives embeddings for item indices: cached once (decoder mode) or computed per batch (full mode)."""
 
     def __init__(
-        self, model: PromptableSegmenter, images: torch.Tensor, cache: bool, device, amp: bool, batch: int
+        self,
+        model: PromptableSegmenter,
+        images: torch.Tensor,
+        cache: bool,
+        device,
+        amp: bool,
+        batch: int,
+        precomputed: torch.Tensor | None = None,
     ):
         self.model, self.images, self.device, self.amp = model, images, device, amp
         self.cache = None
-        if cache:
+        if cache and precomputed is not None:
+            self.cache = precomputed.to(device)
+        elif cache:
             # A CPU encodes fastest one image at a time (batches only add memory traffic); a GPU batches.
             step = batch if device.type == "cuda" else 1
             parts = []
@@ -82,7 +97,7 @@ class _Embedder:
 
     def __call__(self, index: np.ndarray) -> torch.Tensor:
         if self.cache is not None:
-            return self.cache[torch.as_tensor(index)]
+            return self.cache[torch.as_tensor(index)].float()
         return self._encode(self.images[torch.as_tensor(index)])
 
 
@@ -119,12 +134,18 @@ def finetune(
     device: torch.device,
     seed: int = 0,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    embeddings: torch.Tensor | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``model`` on ``data``'s train split; select by val Dice with ground-truth boxes.
+    """Fine-tune ``model`` on ``data``'s train split; keep the epoch best on ``settings.select_on``.
 
     Validation reports Dice both with the ground-truth box (MedSAM's
     protocol) and with the prior box used on NIH images, which is what the
-    downstream masks will actually see.
+    downstream masks will actually see. ``embeddings`` (decoder mode) are
+    the encoder's outputs for ``data``'s items, computed once elsewhere.
+    With ``checkpoint``, the state after every epoch is written there, and a
+    run that finds one continues after its epoch with the same result as
+    an uninterrupted run.
     """
     model.to(device)
     train, val = data.subset("train"), data.subset("val")
@@ -137,16 +158,24 @@ def finetune(
     prior_boxes = torch.from_numpy(prior.boxes("box_prior", size, size).astype(np.float32))
     val_prior_boxes = prior_boxes[None].expand(len(val), -1, -1)
 
-    cache = settings.mode == "decoder"
-    model.eval()
-    val_embed = _Embedder(
-        model, torch.from_numpy(val.images), cache, device, settings.amp, settings.batch_size
-    )
-    train_embed = _Embedder(model, train_images, cache, device, settings.amp, settings.batch_size)
     for parameter in model.image_encoder.parameters():
         parameter.requires_grad_(settings.mode == "full")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    # Restored before the embeddings are made: a resumed run embeds with the checkpoint's encoder.
+    run_id = json.dumps({"settings": settings.model_dump(), "seed": seed, "keys": data.keys.tolist()})
+    stopping = EarlyStopping(settings.patience)
+    history = load_checkpoint(checkpoint, model, optimizer, rng, stopping, run_id)
+    cache = settings.mode == "decoder"
+    model.eval()
+
+    def embedder(images: torch.Tensor, split: str) -> _Embedder:
+        given = None if embeddings is None else embeddings[torch.from_numpy(data.split == split)]
+        return _Embedder(model, images, cache, device, settings.amp, settings.batch_size, given)
+
+    val_embed = embedder(torch.from_numpy(val.images), "val")
+    train_embed = embedder(train_images, "train")
+    sample_boxes = _box_sampler(settings, train, prior, size, jitter)
 
     def validate() -> dict[str, float]:
         return {
@@ -158,18 +187,24 @@ def finetune(
             ),
         }
 
-    zero_shot = validate()
-    log.info(
-        "zero-shot: val Dice %.4f (GT box), %.4f (prior box)",
-        zero_shot["val_dice"],
-        zero_shot["val_dice_prior_box"],
-    )
-    history = [{"epoch": 0, "train_loss": float("nan"), "seconds": 0.0, **zero_shot}]
-    if on_epoch:
-        on_epoch(history[0])
-    stopping = EarlyStopping(settings.patience)
-    stopping.offer(zero_shot["val_dice"], history[0], model)
-    for epoch in range(1, settings.epochs + 1):
+    key = settings.select_on
+    if history is None:
+        zero_shot = validate()
+        log.info(
+            "zero-shot: val Dice %.4f (GT box), %.4f (prior box)",
+            zero_shot["val_dice"],
+            zero_shot["val_dice_prior_box"],
+        )
+        history = [{"epoch": 0, "train_loss": float("nan"), "seconds": 0.0, **zero_shot}]
+        if on_epoch:
+            on_epoch(history[0])
+        stopping.offer(zero_shot[key], history[0], model)
+    else:
+        zero_shot = {name: history[0][name] for name in ("val_dice", "val_dice_prior_box")}
+        log.info("resumed from %s after epoch %d", checkpoint, history[-1]["epoch"])
+    for epoch in range(history[-1]["epoch"] + 1, settings.epochs + 1):
+        if settings.patience and stopping.since_best >= settings.patience:
+            break
         started = time.perf_counter()
         model.train()
         _freeze_batchnorm(model)
@@ -181,7 +216,7 @@ def finetune(
             range(0, len(order), settings.batch_size), desc=f"epoch {epoch}", unit="batch", leave=False
         ):
             index = order[start : start + settings.batch_size]
-            boxes = np.stack([jitter_box(train.boxes[i], jitter, size, rng) for i in index])
+            boxes = sample_boxes(index, rng)
             with autocast(device, settings.amp):
                 logits = model.decode(train_embed(index), torch.from_numpy(boxes).to(device))
                 loss = segmentation_loss(logits, train_masks[index].to(device))
@@ -201,8 +236,73 @@ def finetune(
         )
         if on_epoch:
             on_epoch(row)
-        if stopping.offer(row["val_dice"], row, model):
+        stop = stopping.offer(row[key], row, model)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, rng, stopping, history, run_id)
+        if stop:
             break
     return FinetuneResult(
         state=stopping.best_state(), history=history, zero_shot=zero_shot, best=stopping.row
     )
+
+
+def _box_sampler(
+    settings: FinetuneSettings, train: SegData, prior: BoxPrior, size: int, jitter: float
+) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    """The training prompt of ``settings.train_prompt`` for the train items."""
+    if settings.train_prompt == "truth":
+        return lambda index, rng: np.stack([jitter_box(train.boxes[i], jitter, size, rng) for i in index])
+    return PromptSampler(
+        truth=train.boxes,
+        prior=prior.boxes("box_prior", size, size)[0].astype(np.float32),
+        size=size,
+        outward=jitter,
+        both=settings.inward_jitter * size / 1024.0,
+        prior_share=settings.prior_share,
+    )
+
+
+def save_checkpoint(path, model, optimizer, rng, stopping: EarlyStopping, history, run_id: str) -> None:
+    """Everything an interrupted run needs to continue exactly: weights, optimiser, random states,
+    the best epoch so far."""
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "run_id": run_id,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "numpy_rng": json.dumps(rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(),
+                "history": json.dumps(history),
+                "best": json.dumps(
+                    {"score": stopping.score, "row": stopping.row, "since": stopping.since_best}
+                ),
+                "best_state": stopping.state,
+            },
+            tmp,
+        )
+
+
+def load_checkpoint(path, model, optimizer, rng, stopping: EarlyStopping, run_id: str) -> list | None:
+    """Restore a checkpoint written by :func:`save_checkpoint` in place and return its history;
+    None when there is none.
+
+    A checkpoint of another run (other settings, seed or images) would mix two
+    runs into one set of weights, so it is refused rather than resumed.
+    """
+    if path is None or not Path(path).is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("run_id") != run_id:
+        raise InputError(
+            f"{path}: this resume checkpoint is from a fine-tuning run with other settings, seed or "
+            "images. Delete it to start afresh, or rerun with the same arguments to continue it."
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    best = json.loads(state["best"])
+    stopping.score, stopping.row, stopping.since_best = best["score"], best["row"], best["since"]
+    stopping.state = state["best_state"]
+    return json.loads(state["history"])
