@@ -12,7 +12,7 @@ import torch
 from tinysam import TINY_ENCODER, tiny_sam, write_lung_set
 
 from cxrmask.config import FinetuneSettings, SegmenterSettings, parse
-from cxrmask.errors import ConfigError
+from cxrmask.errors import ConfigError, InputError
 from cxrmask.segment.dataset import SegData, prepare
 from cxrmask.segment.finetune import batch_dice, finetune, segmentation_loss
 from cxrmask.segment.models import load_segmenter, load_state
@@ -211,3 +211,60 @@ def test_the_stage_writes_best_weights_history_and_summary(tmp_path, data, prior
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["name"] == "finetune_medsam"
     assert {m[0] for m in record["metrics"]} >= {"val_dice", "finetuned_val_dice"}
+
+
+class KilledError(Exception):
+    """Stands for the job being killed after an epoch's checkpoint was written."""
+
+
+@pytest.mark.parametrize("train_prompt", ["truth", "inference"])
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, data, prior, train_prompt):
+    chosen = settings(epochs=4, train_prompt=train_prompt)
+    straight = finetune(tiny_sam(seed=0), data, prior, chosen, CPU, seed=0, checkpoint=tmp_path / "a.ckpt")
+
+    def kill_after_epoch_2(row: dict) -> None:
+        if row["epoch"] == 2:
+            raise KilledError
+
+    checkpoint = tmp_path / "b.ckpt"
+    with pytest.raises(KilledError):
+        finetune(
+            tiny_sam(seed=0),
+            data,
+            prior,
+            chosen,
+            CPU,
+            seed=0,
+            on_epoch=kill_after_epoch_2,
+            checkpoint=checkpoint,
+        )
+    # The on_epoch hook runs before the checkpoint: the kill lost epoch 2, so the run redoes it.
+    seen = []
+    resumed = finetune(
+        tiny_sam(seed=5), data, prior, chosen, CPU, seed=0, on_epoch=seen.append, checkpoint=checkpoint
+    )
+    assert [row["epoch"] for row in seen] == [2, 3, 4]
+    assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3, 4]
+    assert resumed.best["epoch"] == straight.best["epoch"]
+    assert all(torch.equal(straight.state[key], resumed.state[key]) for key in straight.state)
+    without = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert pd.DataFrame(without(resumed.history)).equals(pd.DataFrame(without(straight.history)))
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tmp_path, data, prior):
+    checkpoint = tmp_path / "c.ckpt"
+    finetune(tiny_sam(seed=0), data, prior, settings(epochs=1), CPU, seed=0, checkpoint=checkpoint)
+    with pytest.raises(InputError, match="other settings"):
+        finetune(
+            tiny_sam(seed=0), data, prior, settings(epochs=1, lr=0.5), CPU, seed=0, checkpoint=checkpoint
+        )
+
+
+def test_inference_prompts_train_on_prior_boxes_and_select_on_them(data, prior):
+    chosen = settings(epochs=3, train_prompt="inference", prior_share=1.0, select_on="val_dice_prior_box")
+    result = finetune(tiny_sam(seed=0), data, prior, chosen, CPU, seed=0)
+    scores = [row["val_dice_prior_box"] for row in result.history]
+    assert result.best["epoch"] == int(np.argmax(scores))
+    assert result.best["val_dice_prior_box"] > result.zero_shot["val_dice_prior_box"] + 0.1
+    with pytest.raises(ConfigError, match="train_prompt"):
+        parse(FinetuneSettings, {"train_prompt": "gt"}, where="finetune")

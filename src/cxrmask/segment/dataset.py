@@ -43,6 +43,13 @@ class SegData:
             self.keys[keep], self.images[keep], self.masks[keep], self.boxes[keep], self.split[keep]
         )
 
+    def subset_range(self, start: int, stop: int) -> SegData:
+        """Items ``start`` to ``stop`` (batches of an evaluation)."""
+        part = slice(start, stop)
+        return SegData(
+            self.keys[part], self.images[part], self.masks[part], self.boxes[part], self.split[part]
+        )
+
     def __len__(self) -> int:
         return len(self.keys)
 

@@ -75,13 +75,18 @@ class QCReference:
     min_score: float = 0.9
 
     @classmethod
-    def fit(cls, masks: Iterable[np.ndarray], quantile: float = 0.01, **kwargs) -> QCReference:
-        """Ranges from the 1st to the 99th percentile of the fine-tuning masks' statistics."""
+    def fit(
+        cls, masks: Iterable[np.ndarray], quantile: float = 0.01, widen: float = 0.1, **kwargs
+    ) -> QCReference:
+        """Ranges from the 1st to the 99th percentile of the fine-tuning masks' statistics, widened
+        by ``widen`` of their width each way, so a mask at the edge of the training masks passes."""
         stats = [shape_stats(mask) for mask in masks]
         ranges = {}
         for name in SHAPE_STATS:
             values = np.array([row[name] for row in stats])
-            ranges[name] = (float(np.quantile(values, quantile)), float(np.quantile(values, 1 - quantile)))
+            low, high = np.quantile(values, quantile), np.quantile(values, 1 - quantile)
+            pad = widen * (high - low)
+            ranges[name] = (float(low - pad), float(high + pad))
         return cls(ranges=ranges, **kwargs)
 
     def to_dict(self) -> dict:

@@ -7,6 +7,8 @@ are in pixels of the grid the masks are compared on.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
@@ -25,7 +27,10 @@ def mask_scores(pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tenso
     y_pred, y = pred_t.bool()[:, None].float(), truth_t.bool()[:, None].float()
     dice = DiceMetric(include_background=True, reduction="none", ignore_empty=False)(y_pred, y)
     iou = MeanIoU(include_background=True, reduction="none", ignore_empty=False)(y_pred, y)
-    hd95 = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(y_pred, y)
+    with warnings.catch_warnings():
+        # MONAI warns that an empty mask has no surface; the diagonal below is the answer to that.
+        warnings.filterwarnings("ignore", message=".*is all 0, this may result in nan/inf distance")
+        hd95 = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(y_pred, y)
     diagonal = float(np.hypot(*pred_t.shape[-2:]))
     hd95 = torch.nan_to_num(hd95, nan=diagonal, posinf=diagonal)
     return {"dice": dice[:, 0].numpy(), "iou": iou[:, 0].numpy(), "hd95": hd95[:, 0].numpy()}

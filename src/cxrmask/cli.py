@@ -1,0 +1,150 @@
+"""``cxrmask``: the fine-tuned lung segmenter on a user's own images, outside the study.
+
+    cxrmask seg-finetune --root DIR --images 'images/{id}.png' --masks 'masks/{id}.png' --out MODEL.pt
+    cxrmask seg-predict --model MODEL.pt --images DIR --out DIR
+
+``seg-finetune`` splits the image/mask pairs into train / val / test (by
+patient with ``--groups``), fine-tunes, and writes MODEL.pt (architecture,
+weights, prompt prior and lung-map head, QC reference) and, beside it,
+MODEL.summary.json with the test scores. A run that is stopped continues
+from its last epoch when started again with the same arguments.
+``seg-predict`` writes one 0/255 mask per image and ``qc.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from cxrmask.atomic import write_json
+from cxrmask.errors import CxrmaskError, InputError
+from cxrmask.logs import setup_logging
+from cxrmask.segment.bundle import SegmenterBundle
+from cxrmask.segment.dataset import prepare
+from cxrmask.segment.finetune import MODES, FinetuneSettings
+from cxrmask.segment.fit import PromptSettings, fit_segmenter
+from cxrmask.segment.models import ARCHS, arch_spec, load_segmenter, spec_sizes
+from cxrmask.segment.pairs import find_pairs
+from cxrmask.segment.predict import predict_folder
+from cxrmask.torchutil import resolve_device, seed_everything, set_threads
+
+log = logging.getLogger("cxrmask")
+
+
+def _groups(path: Path | None, key: str, column: str) -> dict[str, str] | None:
+    """Pair key -> patient id from a CSV, or None (each image its own patient)."""
+    if path is None:
+        return None
+    table = pd.read_csv(path, dtype=str)
+    missing = [name for name in (key, column) if name not in table]
+    if missing:
+        raise InputError(f"{path}: no column {missing}; name them with --group-key / --group-column.")
+    return dict(zip(table[key], table[column], strict=True))
+
+
+def seg_finetune(args: argparse.Namespace) -> dict:
+    """Fine-tune and write MODEL.pt and MODEL.summary.json."""
+    seed_everything(args.seed)
+    spec = arch_spec(args.arch)
+    input_size, mask_size = spec_sizes(spec)
+    pairs = find_pairs(args.root, args.images, args.masks)
+    groups = _groups(args.groups, args.group_key, args.group_column)
+    data = prepare(
+        pairs,
+        input_size,
+        mask_size,
+        args.val_fraction,
+        args.seed,
+        test_fraction=args.test_fraction,
+        groups=groups,
+    )
+    model = load_segmenter(spec, args.checkpoint)
+    settings = FinetuneSettings(
+        mode=args.mode,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        amp=args.device != "cpu",
+        train_prompt="inference",
+        select_on="val_dice_prior_box",
+    )
+    checkpoint = Path(f"{args.out}.resume")
+    bundle, result = fit_segmenter(
+        model, data, settings, PromptSettings(), resolve_device(args.device), args.seed, checkpoint
+    )
+    bundle.save(args.out)
+    summary_path = Path(args.out).with_suffix(".summary.json")
+    write_json(summary_path, {**bundle.summary, "history": result.history})
+    checkpoint.unlink(missing_ok=True)
+    log.info("wrote %s and %s", args.out, summary_path)
+    return bundle.summary
+
+
+def seg_predict(args: argparse.Namespace) -> pd.DataFrame:
+    """Segment a folder with a bundle."""
+    return predict_folder(
+        SegmenterBundle.load(args.model), args.images, args.out, resolve_device(args.device)
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The two sub-commands and their options."""
+    top = argparse.ArgumentParser(prog="cxrmask", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("seg-finetune", help="fine-tune the lung segmenter on image/mask pairs")
+    fit.add_argument("--root", type=Path, required=True, help="folder the patterns are relative to")
+    fit.add_argument(
+        "--images", required=True, help="image pattern with a {wildcard}, e.g. 'images/{id}.png'"
+    )
+    fit.add_argument(
+        "--masks", required=True, nargs="+", help="mask pattern(s), unioned, e.g. 'masks/{id}.png'"
+    )
+    fit.add_argument("--out", type=Path, required=True, help="MODEL.pt to write")
+    fit.add_argument(
+        "--arch", default="litemedsam", choices=[a for a in ARCHS if a in ("litemedsam", "vit_b")]
+    )
+    fit.add_argument("--checkpoint", default="bundled", help="pretrained weights: a path, or 'bundled'")
+    fit.add_argument("--mode", default="decoder", choices=MODES)
+    fit.add_argument("--epochs", type=int, default=20)
+    fit.add_argument("--batch-size", type=int, default=8)
+    fit.add_argument("--lr", type=float, default=1e-4)
+    fit.add_argument("--val-fraction", type=float, default=0.2)
+    fit.add_argument("--test-fraction", type=float, default=0.2)
+    fit.add_argument(
+        "--groups", type=Path, help="CSV naming each image's patient, for a patient-disjoint split"
+    )
+    fit.add_argument("--group-key", default="id", help="its column holding the pattern's wildcard value")
+    fit.add_argument("--group-column", default="patientid", help="its column holding the patient id")
+    predict = commands.add_parser("seg-predict", help="segment every PNG in a folder")
+    predict.add_argument("--model", type=Path, required=True, help="MODEL.pt from seg-finetune")
+    predict.add_argument("--images", type=Path, required=True, help="folder of PNG X-rays")
+    predict.add_argument("--out", type=Path, required=True, help="folder for masks and qc.csv")
+    for sub in (fit, predict):
+        sub.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+        sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        sub.add_argument("--seed", type=int, default=0)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cxrmask`` console script; errors print as one line and exit 1."""
+    args = parser().parse_args(argv)
+    setup_logging()
+    set_threads(args.threads)
+    try:
+        result = seg_finetune(args) if args.command == "seg-finetune" else seg_predict(args)
+    except CxrmaskError as exc:
+        log.error("%s", exc)
+        return 1
+    if args.command == "seg-finetune":
+        log.info("test scores of the fine-tuned model by prompt: %s", json.dumps(result["test"]["finetuned"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

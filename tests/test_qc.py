@@ -1,0 +1,77 @@
+"""QC without ground truth: shape statistics, ranges learned from masks, flags with reasons, prompt
+agreement from a real decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.draw import ellipse
+from tinysam import tiny_sam
+
+from cxrmask.segment.qc import SHAPE_STATS, QCReference, prompt_agreement, shape_stats
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def lungs(size: int = 128, right_scale: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Two ellipses ("lungs"), the right one scaled by ``right_scale``."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((size, size), dtype=bool)
+    ry, rx = size * rng.uniform(0.26, 0.3), size * rng.uniform(0.13, 0.16)
+    for centre_x, scale in ((0.3, 1.0), (0.7, right_scale)):
+        rows, cols = ellipse(size * 0.5, size * centre_x, ry * scale, rx * scale, shape=mask.shape)
+        mask[rows, cols] = True
+    return mask
+
+
+@pytest.fixture(scope="module")
+def reference() -> QCReference:
+    return QCReference.fit([lungs(seed=s) for s in range(20)], min_agreement=0.9)
+
+
+def test_shape_statistics_of_two_lungs_and_of_one():
+    two = shape_stats(lungs())
+    assert two["components"] == 2 and two["balance"] == pytest.approx(1.0, abs=0.02)
+    assert two["solidity"] > 0.95 and 0.1 < two["lung_fraction"] < 0.3
+    one = shape_stats(lungs(right_scale=0.0))
+    assert one["components"] == 1 and one["balance"] == 0.0
+    notched = lungs()
+    notched[40:90, 30:40] = False
+    assert shape_stats(notched)["solidity"] < two["solidity"] - 0.02
+
+
+def test_a_plausible_stable_mask_passes(reference):
+    row = reference.assess(lungs(seed=3), lungs(seed=3), agreement=0.98)
+    assert not row["flag"] and row["reason"] == "" and row["qc_score"] == pytest.approx(0.98)
+
+
+def test_a_missing_lung_is_flagged_with_its_reason_and_scores_lower(reference):
+    good = reference.assess(lungs(seed=3), lungs(seed=3), agreement=0.98)
+    half = lungs(seed=3, right_scale=0.4)
+    bad = reference.assess(half, half, agreement=0.98)
+    assert bad["flag"] and "balance" in bad["reason"] and "lung_fraction" in bad["reason"]
+    assert bad["qc_score"] < good["qc_score"] - 0.3
+
+
+def test_specks_and_an_unstable_prompt_are_reasons_too(reference):
+    raw = lungs(seed=3)
+    raw[5:8, 5:8] = raw[120:123, 60:63] = True
+    row = reference.assess(raw, lungs(seed=3), agreement=0.8)
+    assert row["flag"] and "components" in row["reason"] and "unstable" in row["reason"]
+
+
+def test_the_reference_travels_as_plain_values(reference):
+    again = QCReference.from_dict(reference.to_dict())
+    assert again == reference and set(again.ranges) == set(SHAPE_STATS)
+
+
+def test_prompt_agreement_of_a_real_decoder_is_a_dice_per_image():
+    model = tiny_sam(seed=0).eval()
+    with torch.no_grad():
+        embeddings = model.encode(torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)))
+    boxes = torch.tensor([[60.0, 60.0, 200.0, 200.0], [30.0, 40.0, 120.0, 220.0]])
+    agreement = prompt_agreement(model, embeddings, boxes)
+    assert agreement.shape == (2,) and ((agreement >= 0) & (agreement <= 1)).all()
+    # No move, no disagreement: the same box decodes to the same mask.
+    assert prompt_agreement(model, embeddings, boxes, shift=0.0) == pytest.approx([1.0, 1.0])
