@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrmask.config import FinetuneSettings
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import train_box_head
 from cxrmask.segment.dataset import SegData, prepare
-from cxrmask.segment.finetune import FinetuneSettings, finetune
+from cxrmask.segment.finetune import finetune
 from cxrmask.segment.models import arch_spec, load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import clean_mask

@@ -22,13 +22,15 @@ from cxrmask.config import (
 )
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_mask
+from cxrmask.segment.autoprompt import AutoPrompt
+from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import finetune
-from cxrmask.segment.inference import QC_COLUMNS, generate_masks, shard
-from cxrmask.segment.models import save_segmenter
+from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, generate_masks, shard
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.prompts import BoxPrior
+from cxrmask.segment.qc import QCReference
 from cxrmask.stages.dilate_masks import dilate_masks
 from cxrmask.stages.generate_masks import generate_masks as generate_shard
 
@@ -68,10 +70,11 @@ def images(tmp_path_factory) -> tuple[list[tuple[str, Path]], Path]:
     return [(f"{key}.png", root / "images" / f"{key}.png") for key in keys], root / "masks"
 
 
-def run(model, items, prior, out_dir, truth_dir=None, **overrides) -> pd.DataFrame:
-    return generate_masks(
-        model, items, prior, out_dir, BASE.model_copy(update=overrides), CPU, truth_dir=truth_dir
-    )
+def run(model, items, prior, out_dir, truth_dir=None, qc=None, **overrides) -> pd.DataFrame:
+    """Masks with the prior box (an ``auto`` prompt that starts at the prior and does not refine)."""
+    prompt = AutoPrompt(prior=prior, start="prior", steps=0)
+    settings = parse(InferenceSettings, {**BASE.model_dump(), **overrides}, where="segment")
+    return generate_masks(model, items, prompt, out_dir, settings, CPU, truth_dir=truth_dir, qc=qc)
 
 
 def test_masks_are_written_at_each_images_size_and_follow_its_lungs(trained, images, tmp_path):
@@ -215,8 +218,10 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
     """generate_masks then dilate_masks over three shards of three images, one of them corrupt and skipped."""
     model, prior = trained
     items, truth_dir = images
-    save_segmenter(model, tmp_path / "model.pth", {})
-    prior.save(tmp_path / "prior.json")
+    reference = QCReference.fit([read_mask(path) for path in sorted(truth_dir.glob("*.png"))])
+    SegmenterBundle(model, AutoPrompt(prior=prior, start="prior", steps=1), reference).save(
+        tmp_path / "model.pth"
+    )
     corrupt = tmp_path / items[1][0]
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     subset = pd.DataFrame(
@@ -233,7 +238,6 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
         tables.append(
             generate_shard(
                 model=tmp_path / "model.pth",
-                prior=tmp_path / "prior.json",
                 subset=tmp_path / "subset.csv",
                 truth=truth_dir,
                 masks=out / "tight",
@@ -250,6 +254,8 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
         assert pd.read_csv(out / "tight.csv").shape == tables[-1].shape
         assert json.loads((out / "record.json").read_text())["name"] == f"generate_masks/shard={shard_index}"
     assert [len(table) for table in tables] == [1, 0, 1]
+    assert {"qc_score", "flag", "reason", "agreement"} <= set(tables[0].columns)
+    assert tables[0]["qc_score"].between(0, 1).all()
     assert sorted(p.name for i in range(3) for p in (tmp_path / f"shard{i}" / "tight").iterdir()) == [
         items[0][0],
         items[2][0],
@@ -276,8 +282,10 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
 
 def test_an_unreadable_image_fails_its_shard_by_name(trained, tmp_path):
     model, prior = trained
-    save_segmenter(model, tmp_path / "model.pth", {})
-    prior.save(tmp_path / "prior.json")
+    reference = QCReference.fit([np.ones((8, 8), bool)])
+    SegmenterBundle(model, AutoPrompt(prior=prior, start="prior", steps=0), reference).save(
+        tmp_path / "model.pth"
+    )
     corrupt = tmp_path / "00000009_000.png"
     corrupt.write_bytes(b"not an image")
     pd.DataFrame({"image": [corrupt.name], "path": [str(corrupt)]}).to_csv(
@@ -286,7 +294,6 @@ def test_an_unreadable_image_fails_its_shard_by_name(trained, tmp_path):
     with pytest.raises(InputError, match=r"00000009_000\.png"):
         generate_shard(
             model=tmp_path / "model.pth",
-            prior=tmp_path / "prior.json",
             subset=tmp_path / "subset.csv",
             truth=None,
             masks=tmp_path / "tight",
@@ -300,3 +307,16 @@ def test_an_unreadable_image_fails_its_shard_by_name(trained, tmp_path):
             threads=1,
         )
     assert not (tmp_path / "tight").exists() and not (tmp_path / "tight.csv").exists()
+
+
+def test_the_refined_prompt_and_qc_rows_without_ground_truth(trained, images, tmp_path):
+    """The default prompt re-prompts from the prior box; each row gets a QC score, flag and reason."""
+    model, prior = trained
+    items, truth_dir = images
+    reference = QCReference.fit([read_mask(truth_dir / name) for name, _ in items[:2]])
+    prompt = AutoPrompt(prior=prior, start="prior", steps=2)
+    qc = generate_masks(model, items[:2], prompt, tmp_path, BASE, CPU, truth_dir=truth_dir, qc=reference)
+    assert (qc["dice"] > 0.6).all()
+    assert list(qc.columns) == [*QC_COLUMNS, *NO_TRUTH_QC, "dice"]
+    assert qc["qc_score"].between(0, 1).all() and qc["agreement"].between(0, 1).all()
+    assert ((qc["reason"].fillna("") != "") | ~qc["flag"]).all()

@@ -22,15 +22,16 @@ from pathlib import Path
 import pandas as pd
 
 from cxrmask.atomic import write_json
+from cxrmask.config import FinetuneSettings, InferenceSettings
 from cxrmask.errors import CxrmaskError, InputError
 from cxrmask.logs import setup_logging
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
-from cxrmask.segment.finetune import MODES, FinetuneSettings
-from cxrmask.segment.fit import PromptSettings, fit_segmenter
+from cxrmask.segment.fit import fit_segmenter
 from cxrmask.segment.models import ARCHS, arch_spec, load_segmenter, spec_sizes
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.predict import predict_folder
+from cxrmask.segment.prompts import BoxPrior
 from cxrmask.torchutil import resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("cxrmask")
@@ -64,6 +65,7 @@ def seg_finetune(args: argparse.Namespace) -> dict:
         groups=groups,
     )
     model = load_segmenter(spec, args.checkpoint)
+    prior = BoxPrior.fit(list(data.subset("train").masks), args.box_margin)
     settings = FinetuneSettings(
         mode=args.mode,
         epochs=args.epochs,
@@ -75,7 +77,7 @@ def seg_finetune(args: argparse.Namespace) -> dict:
     )
     checkpoint = Path(f"{args.out}.resume")
     bundle, result = fit_segmenter(
-        model, data, settings, PromptSettings(), resolve_device(args.device), args.seed, checkpoint
+        model, data, prior, settings, resolve_device(args.device), args.seed, checkpoint
     )
     bundle.save(args.out)
     summary_path = Path(args.out).with_suffix(".summary.json")
@@ -87,9 +89,16 @@ def seg_finetune(args: argparse.Namespace) -> dict:
 
 def seg_predict(args: argparse.Namespace) -> pd.DataFrame:
     """Segment a folder with a bundle."""
-    return predict_folder(
-        SegmenterBundle.load(args.model), args.images, args.out, resolve_device(args.device)
+    device = resolve_device(args.device)
+    settings = InferenceSettings(
+        prompt="auto",
+        batch_size=args.batch_size if device.type == "cuda" else 1,
+        num_workers=0,
+        on_empty=args.on_empty,
+        max_empty_fraction=1.0,
+        amp=device.type == "cuda",
     )
+    return predict_folder(SegmenterBundle.load(args.model), args.images, args.out, device, settings)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,12 +118,13 @@ def parser() -> argparse.ArgumentParser:
         "--arch", default="litemedsam", choices=[a for a in ARCHS if a in ("litemedsam", "vit_b")]
     )
     fit.add_argument("--checkpoint", default="bundled", help="pretrained weights: a path, or 'bundled'")
-    fit.add_argument("--mode", default="decoder", choices=MODES)
+    fit.add_argument("--mode", default="decoder", choices=("decoder", "full"))
     fit.add_argument("--epochs", type=int, default=20)
     fit.add_argument("--batch-size", type=int, default=8)
     fit.add_argument("--lr", type=float, default=1e-4)
     fit.add_argument("--val-fraction", type=float, default=0.2)
     fit.add_argument("--test-fraction", type=float, default=0.2)
+    fit.add_argument("--box-margin", type=float, default=0.03, help="widening of the prior box, of the side")
     fit.add_argument(
         "--groups", type=Path, help="CSV naming each image's patient, for a patient-disjoint split"
     )
@@ -124,6 +134,13 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", type=Path, required=True, help="MODEL.pt from seg-finetune")
     predict.add_argument("--images", type=Path, required=True, help="folder of PNG X-rays")
     predict.add_argument("--out", type=Path, required=True, help="folder for masks and qc.csv")
+    predict.add_argument("--batch-size", type=int, default=16, help="images per encoder batch (GPU)")
+    predict.add_argument(
+        "--on-empty",
+        default="full_image",
+        choices=("full_image", "fail"),
+        help="an empty mask: write the whole image as mask (flagged in qc.csv), or stop",
+    )
     for sub in (fit, predict):
         sub.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
         sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")

@@ -189,8 +189,8 @@ class SegDataSettings(Section):
         description="mask path patterns (several: one mask per lung, unioned)",
     )
     val_fraction: Fraction = Field(0.2, description="share of pairs held out for epoch selection")
-    test_fraction: float = Field(
-        0.0, ge=0, lt=1, description="share of pairs held out for reporting only (0: no test split)"
+    test_fraction: Fraction = Field(
+        0.2, description="share of pairs held out for reporting only (never for training or epoch choice)"
     )
     box_margin: float = Field(
         0.03, ge=0, le=0.5, description="widening of the learned lung-box prior, fraction of the side"
@@ -275,13 +275,26 @@ class FinetuneSettings(Section):
         "val_dice",
         description="validation score that picks the epoch: with the ground-truth or the prior box",
     )
+    prompt_start: Literal["head", "prior"] = Field(
+        "head", description="no-ground-truth prompt's first box: head (lung-map head) | prior (learned box)"
+    )
+    refine_steps: int = Field(3, ge=0, description="re-prompts with the last mask's box (0: none)")
+    refine_margin: float = Field(
+        0.01, ge=0, le=0.2, description="widening of a mask's box before re-prompting, fraction of the side"
+    )
+    qc_min_agreement: float = Field(
+        0.95, ge=0, le=1, description="QC flags a mask whose Dice with moved-box masks is below this"
+    )
+    qc_min_score: float = Field(0.9, ge=0, le=1, description="QC flags a mask whose score is below this")
 
 
 class InferenceSettings(Section):
     """How one image becomes a mask (what ``generate_masks`` and ``cxrmask seg-predict`` share)."""
 
-    prompt: Literal["box_prior", "per_lung"] = Field(
-        "box_prior", description="box_prior: one learned lung box | per_lung: a box per lung, masks unioned"
+    prompt: Literal["auto", "box_prior", "per_lung"] = Field(
+        "auto",
+        description="auto: the model's no-ground-truth prompt (head or prior box, refined) | box_prior: "
+        "one learned lung box | per_lung: a box per lung, masks unioned",
     )
     batch_size: int = Field(16, ge=1, description="images per encoder batch")
     num_workers: int = Field(4, ge=0, description="decoding processes")

@@ -134,6 +134,7 @@ rule prepare_seg_data:
         image_pattern=lambda w: config["seg_data"]["images"],
         mask_patterns=lambda w: config["seg_data"]["masks"],
         val_fraction=config["seg_data"]["val_fraction"],
+        test_fraction=config["seg_data"]["test_fraction"],
         box_margin=config["seg_data"]["box_margin"],
         segmenter=config["segmenter"],
         seed=config["seed"],

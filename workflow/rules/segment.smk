@@ -38,7 +38,6 @@ rule finetune_medsam:
 rule generate_masks:
     input:
         model=results("segment", "finetuned.pt"),
-        prior=results("segment", "box_prior.json"),
         subset=results("nih", "subset.csv"),
         truth=truth_dir(),
     output:

@@ -9,7 +9,6 @@ score ranks the test masks by their true Dice.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -19,13 +18,14 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from cxrmask.config import FinetuneSettings
 from cxrmask.errors import InputError
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import LungMapHead, train_box_head
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.evaluation import evaluate_prompts
-from cxrmask.segment.finetune import FinetuneResult, FinetuneSettings, finetune
+from cxrmask.segment.finetune import FinetuneResult, finetune
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
@@ -33,16 +33,6 @@ from cxrmask.segment.qc import QCReference, prompt_agreement
 from cxrmask.segment.scoring import mask_scores
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class PromptSettings:
-    """How an image without ground truth is prompted (``segment.start``/``steps``/``margin``)."""
-
-    start: str = "head"
-    steps: int = 3
-    margin: float = 0.01
-    box_margin: float = 0.03
 
 
 def _split_embeddings(embeddings: torch.Tensor, data: SegData, name: str) -> torch.Tensor:
@@ -95,24 +85,33 @@ def qc_validation(rows: list[dict[str, Any]], masks: np.ndarray, truth: np.ndarr
 def fit_segmenter(
     model: PromptableSegmenter,
     data: SegData,
+    prior: BoxPrior,
     settings: FinetuneSettings,
-    prompt: PromptSettings,
     device: torch.device,
     seed: int = 0,
     checkpoint: str | os.PathLike[str] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[SegmenterBundle, FinetuneResult]:
-    """Fine-tune ``model`` on ``data`` (with a ``test`` split for reporting) into a bundle with summary."""
+    """Fine-tune ``model`` on ``data`` (with a ``test`` split for reporting) into a bundle with summary.
+
+    ``prior`` is the learned box of the train split's masks; the prompt's
+    and QC's options come from ``settings``.
+    """
     if not (data.split == "test").any():
         raise InputError("the fine-tuning set has no test split: set seg_data.test_fraction above 0.")
     model.to(device).eval()
     train = data.subset("train")
-    prior = BoxPrior.fit(list(train.masks), prompt.box_margin)
-    reference = QCReference.fit(train.masks)
+    reference = QCReference.fit(
+        train.masks, min_agreement=settings.qc_min_agreement, min_score=settings.qc_min_score
+    )
     embeddings = encode_all(model, data.images)
     test = data.subset("test")
-    options = {"steps": prompt.steps, "margin": prompt.margin}
-    zero_auto = AutoPrompt(prior=prior, head=_head(embeddings, data, seed), start=prompt.start, **options)
+    options = {
+        "start": settings.prompt_start,
+        "steps": settings.refine_steps,
+        "margin": settings.refine_margin,
+    }
+    zero_auto = AutoPrompt(prior=prior, head=_head(embeddings, data, seed), **options)
     zero_shot = evaluate_prompts(model, zero_auto, _split_embeddings(embeddings, data, "test"), test)
     result = finetune(
         model,
@@ -130,7 +129,7 @@ def fit_segmenter(
     if settings.mode == "full":
         embeddings = encode_all(model, data.images)
     head = _head(embeddings, data, seed) if settings.mode == "full" else zero_auto.head
-    auto = AutoPrompt(prior=prior, head=head, start=prompt.start, **options)
+    auto = AutoPrompt(prior=prior, head=head, **options)
     test_embeddings = _split_embeddings(embeddings, data, "test")
     finetuned = evaluate_prompts(model, auto, test_embeddings, test)
     rows, masks = qc_table(model, auto, reference, test_embeddings)
@@ -139,7 +138,7 @@ def fit_segmenter(
         "n_val": int((data.split == "val").sum()),
         "n_test": len(test),
         "best_epoch": int(result.best["epoch"]),
-        "default_prompt": f"{prompt.start}_refined" if prompt.steps else prompt.start,
+        "default_prompt": f"{auto.start}_refined" if auto.steps else auto.start,
         "zero_shot_val_dice": result.zero_shot["val_dice"],
         "zero_shot_val_dice_prior_box": result.zero_shot["val_dice_prior_box"],
         "finetuned_val_dice": result.best["val_dice"],

@@ -28,15 +28,17 @@ from tqdm import tqdm
 from cxrmask.config import InferenceSettings
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_grey, read_mask, write_png
+from cxrmask.segment.autoprompt import AutoPrompt
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey, to_model_input
-from cxrmask.segment.prompts import BoxPrior
+from cxrmask.segment.qc import QCReference, prompt_agreement
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
 
 QC_COLUMNS = ("image", "height", "width", "lung_fraction", "raw_lung_fraction", "fallback")
+NO_TRUTH_QC = ("agreement", "components", "balance", "solidity", "qc_score", "flag", "reason")
 
 
 class _Images(Dataset):
@@ -65,13 +67,19 @@ def shard(items: Sequence, index: int, count: int) -> list:
 def generate_masks(
     model: PromptableSegmenter,
     images: Sequence[tuple[str, Path]],
-    prior: BoxPrior,
+    prompt: AutoPrompt,
     out_dir: str | os.PathLike[str],
     settings: InferenceSettings,
     device: torch.device,
     truth_dir: str | os.PathLike[str] | None = None,
+    qc: QCReference | None = None,
 ) -> pd.DataFrame:
     """Segment ``images`` (name, path) into ``out_dir/<name>`` PNGs; return one QC row per image.
+
+    ``settings.prompt`` ``auto`` prompts with ``prompt`` (the model's
+    no-ground-truth prompt); ``box_prior`` and ``per_lung`` with its prior's
+    boxes. With ``qc``, each row also gets the no-ground-truth QC score,
+    flag and reason.
 
     An empty or implausibly small mask (below ``min_lung_fraction`` of the
     image) fails the job (``on_empty: fail``) or is replaced by the full image
@@ -82,7 +90,13 @@ def generate_masks(
     out_dir = Path(out_dir)
     model.to(device).eval()
     size = model.input_size
-    boxes = torch.from_numpy(prior.boxes(settings.prompt, size, size).astype(np.float32)).to(device)
+    fixed = settings.prompt != "auto"
+    if fixed:
+
+        def prior_boxes(kind: str) -> torch.Tensor:
+            return torch.from_numpy(prompt.prior.boxes(kind, size, size).astype(np.float32)).to(device)
+
+        boxes, whole = prior_boxes(settings.prompt), prior_boxes("box_prior")
     loader = DataLoader(
         _Images([path for _, path in images], size),
         batch_size=settings.batch_size,
@@ -100,16 +114,24 @@ def generate_masks(
         for batch, heights, widths, indexes in tqdm(loader, desc="segment", unit="batch"):
             with autocast(device, settings.amp):
                 embeddings = model.encode(to_model_input(batch.to(device, non_blocking=True)))
-                logits = model.decode(embeddings, boxes[None].expand(len(batch), -1, -1)).amax(dim=1)
-            for logit, height, width, index in zip(logits.float(), heights, widths, indexes, strict=True):
+                if fixed:
+                    logits = model.decode(embeddings, boxes[None].expand(len(batch), -1, -1)).amax(dim=1)
+                    final = whole.expand(len(batch), -1)
+                else:
+                    logits, final = prompt(model, embeddings)
+                agreement = prompt_agreement(model, embeddings, final) if qc else [None] * len(batch)
+            for logit, height, width, index, agrees in zip(
+                logits.float(), heights, widths, indexes, agreement, strict=True
+            ):
                 name = images[int(index)][0]
                 full = F.interpolate(logit[None, None], size=(int(height), int(width)), mode="bilinear")
                 raw = (full[0, 0] > 0).cpu().numpy()
-                pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir))
+                check = (qc, (logit > 0).cpu().numpy(), float(agrees)) if qc else None
+                pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir, check))
                 while len(pending) > window:
                     rows.append(pending.popleft().result())
         rows.extend(future.result() for future in pending)
-    columns = [*QC_COLUMNS, "dice"] if truth_dir is not None else list(QC_COLUMNS)
+    columns = [*QC_COLUMNS, *(NO_TRUTH_QC if qc else ()), *(("dice",) if truth_dir is not None else ())]
     table = pd.DataFrame(rows, columns=columns)
     fallback = int(table["fallback"].sum())
     if fallback:
@@ -126,8 +148,19 @@ def generate_masks(
     return table
 
 
-def _finish(name: str, raw: np.ndarray, out_dir: Path, settings: InferenceSettings, truth_dir) -> dict:
-    """Clean one mask, apply the empty-mask policy, write it and return its QC row."""
+def _finish(
+    name: str,
+    raw: np.ndarray,
+    out_dir: Path,
+    settings: InferenceSettings,
+    truth_dir,
+    check: tuple[QCReference, np.ndarray, float] | None = None,
+) -> dict:
+    """Clean one mask, apply the empty-mask policy, write it and return its QC row.
+
+    ``check`` is the QC reference, the raw mask on the decoder's grid and
+    its prompt agreement; the shape statistics need only that grid.
+    """
     mask = clean_mask(raw, settings.keep_components, settings.fill_holes)
     fraction = float(mask.mean())
     fallback = fraction < settings.min_lung_fraction
@@ -148,6 +181,10 @@ def _finish(name: str, raw: np.ndarray, out_dir: Path, settings: InferenceSettin
         "raw_lung_fraction": float(raw.mean()),
         "fallback": fallback,
     }
+    if check is not None:
+        reference, small, agreement = check
+        assessed = reference.assess(small, clean_mask(small, settings.keep_components), agreement)
+        row.update({key: assessed[key] for key in NO_TRUTH_QC})
     if truth_dir is not None:
         truth_path = Path(truth_dir) / name
         row["dice"] = dice(mask, read_mask(truth_path)) if truth_path.is_file() else float("nan")

@@ -9,11 +9,11 @@ import pandas as pd
 
 from cxrmask.atomic import atomic_dir, write_csv
 from cxrmask.config import SegmenterSettings, SegmentSettings
+from cxrmask.errors import InputError
 from cxrmask.imageio import decode_errors
+from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.inference import generate_masks as segment_images
 from cxrmask.segment.inference import shard as shard_of
-from cxrmask.segment.models import load_segmenter
-from cxrmask.segment.prompts import BoxPrior
 from cxrmask.torchutil import resolve_device, set_threads
 from cxrmask.tracking import RunRecorder
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 def generate_masks(
     model: str,
-    prior: str,
     subset: str,
     truth: str | None,
     masks: str,
@@ -42,7 +41,9 @@ def generate_masks(
     segmentation. An image that cannot be read fails the job by name, or,
     with ``on_bad: skip``, gets no mask (the caches skip it too: same reader).
     ``truth`` is a folder of ground-truth lung masks where the images have
-    them (the demo), for a Dice per mask; None for NIH.
+    them (the demo), for a Dice per mask; None for NIH. ``model`` is the
+    fine-tuning bundle: weights, no-ground-truth prompt and QC reference, so
+    every row carries a QC score and flag that need no ground truth.
     """
     set_threads(threads)
     recorder = RunRecorder(
@@ -62,19 +63,32 @@ def generate_masks(
                 skipped[0],
             )
         items = [item for item, error in zip(items, errors, strict=True) if not error]
-    network = load_segmenter(segmenter.spec, model)
+    bundle = SegmenterBundle.load(model)
+    if bundle.model.arch != segmenter.spec:
+        raise InputError(
+            f"{model}: fine-tuned as {bundle.model.arch['arch']}, but segmenter is {segmenter.arch}. "
+            "Rerun finetune_medsam with this config."
+        )
+    run_on = resolve_device(device)
+    if bundle.prompt.head is not None:
+        bundle.prompt.head.to(run_on)
     with atomic_dir(masks) as tmp:
         qc = segment_images(
-            network,
+            bundle.model,
             [(n, Path(p)) for n, p in items],
-            BoxPrior.load(prior),
+            bundle.prompt,
             tmp,
             settings,
-            resolve_device(device),
+            run_on,
             truth,
+            qc=bundle.qc,
         )
     write_csv(table, qc)
-    metrics = {"images": len(qc), "fallback": int(qc["fallback"].sum()) if len(qc) else 0}
+    metrics = {
+        "images": len(qc),
+        "fallback": int(qc["fallback"].sum()) if len(qc) else 0,
+        "qc_flagged": int(qc["flag"].sum()) if len(qc) else 0,
+    }
     if len(qc):
         metrics["mean_lung_fraction"] = float(qc["lung_fraction"].mean())
     if "dice" in qc and qc["dice"].notna().any():

@@ -25,15 +25,19 @@ def prepare_seg_data(
     image_pattern: str,
     mask_patterns: Sequence[str],
     val_fraction: float,
+    test_fraction: float,
     box_margin: float,
     segmenter: SegmenterSettings,
     seed: int,
     on_bad: str,
 ) -> None:
-    """Pair images with masks under ``root``, decode and split them, and learn the lung-box prior."""
+    """Pair images with masks under ``root``, decode and split them, and learn the lung-box prior.
+
+    The split is train / val / test: the test images are only ever reported on.
+    """
     found = find_pairs(root, image_pattern, mask_patterns)
     input_size, mask_size = spec_sizes(segmenter.spec)
-    seg = prepare(found, input_size, mask_size, val_fraction, seed, on_bad)
+    seg = prepare(found, input_size, mask_size, val_fraction, seed, on_bad, test_fraction=test_fraction)
     box_prior = BoxPrior.fit(list(seg.subset("train").masks), box_margin)
     seg.save(data)
     box_prior.save(prior)
@@ -47,6 +51,5 @@ def prepare_seg_data(
         }
     )
     write_csv(pairs, table)
-    log.info(
-        "%d pairs (%d val); box prior %s", len(table), int((table["split"] == "val").sum()), box_prior.whole
-    )
+    counts = table["split"].value_counts().to_dict()
+    log.info("%d pairs %s; box prior %s", len(table), counts, box_prior.whole)
