@@ -179,7 +179,12 @@ def test_batch_dice_edge_cases():
     assert dice.dtype == np.float32
 
 
-def test_the_stage_writes_best_weights_history_and_summary(tmp_path, data, prior):
+def test_the_stage_writes_best_weights_history_and_summary(tmp_path):
+    """The rule's stage: a bundle, the history and a summary scored on a test split it never trained on."""
+    write_lung_set(tmp_path / "pairs", [(256, 256)] * 10, seed=2)
+    pairs = find_pairs(tmp_path / "pairs", "images/{id}.png", ["masks/{id}.png"])
+    data = prepare(pairs, input_size=256, mask_size=64, val_fraction=0.2, seed=0, test_fraction=0.2)
+    prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.03)
     data.save(tmp_path / "seg_data.npz")
     prior.save(tmp_path / "prior.json")
     segmenter = SegmenterSettings(image_size=256, encoder=TINY_ENCODER, checkpoint=None)
@@ -199,7 +204,11 @@ def test_the_stage_writes_best_weights_history_and_summary(tmp_path, data, prior
         threads=1,
     )
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    assert (summary["n_train"], summary["n_val"]) == (6, 2)
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (6, 2, 2)
+    assert set(summary["test"]["finetuned"]) == {"truth", "prior", "prior_refined", "head", "head_refined"}
+    assert summary["test"]["finetuned"]["truth"]["n"] == 2
+    assert summary["qc_test"]["n"] == 2
+    assert not (tmp_path / "model.pth.resume").exists()
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]
     assert summary["zero_shot_val_dice"] == pytest.approx(history["val_dice"][0])
@@ -210,7 +219,11 @@ def test_the_stage_writes_best_weights_history_and_summary(tmp_path, data, prior
     assert val_dice(model.state_dict(), data) == pytest.approx(summary["finetuned_val_dice"], abs=1e-6)
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["name"] == "finetune_medsam"
-    assert {m[0] for m in record["metrics"]} >= {"val_dice", "finetuned_val_dice"}
+    assert {m[0] for m in record["metrics"]} >= {
+        "val_dice",
+        "test_finetuned_head_refined_dice_mean",
+        "test_zero_shot_truth_hd95_mean",
+    }
 
 
 class KilledError(Exception):

@@ -67,18 +67,21 @@ def qc_table(
     return rows, np.stack(masks)
 
 
-def qc_validation(rows: list[dict[str, Any]], masks: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Spearman of QC score with true Dice, and the Dice of flagged against unflagged masks."""
+def qc_validation(
+    rows: list[dict[str, Any]], masks: np.ndarray, truth: np.ndarray
+) -> dict[str, float | None]:
+    """Spearman of QC score with true Dice, and the Dice of flagged against unflagged masks (None
+    where a group is empty or the scores are all equal)."""
     dice = mask_scores(masks, truth)["dice"]
     scores = np.array([row["qc_score"] for row in rows])
     flags = np.array([row["flag"] for row in rows], dtype=bool)
-    rho = spearmanr(scores, dice).statistic if len(set(scores)) > 1 else float("nan")
+    rho = spearmanr(scores, dice).statistic if len(set(scores)) > 1 else None
     return {
-        "spearman_qc_dice": float(rho),
+        "spearman_qc_dice": None if rho is None else float(rho),
         "flagged": int(flags.sum()),
         "n": len(rows),
-        "dice_flagged_mean": float(dice[flags].mean()) if flags.any() else float("nan"),
-        "dice_unflagged_mean": float(dice[~flags].mean()) if (~flags).any() else float("nan"),
+        "dice_flagged_mean": float(dice[flags].mean()) if flags.any() else None,
+        "dice_unflagged_mean": float(dice[~flags].mean()) if (~flags).any() else None,
     }
 
 

@@ -80,7 +80,10 @@ def finetune_medsam(
     write_csv(history, pd.DataFrame(result.history))
     write_json(summary, scores)
     recorder.log_metrics(
-        {**_test_metrics(scores), **{f"qc_test_{k}": v for k, v in scores["qc_test"].items()}}
+        {
+            **_test_metrics(scores),
+            **{f"qc_test_{k}": v for k, v in scores["qc_test"].items() if v is not None},
+        }
     )
     recorder.log_artifact(history)
     recorder.log_artifact(summary)
