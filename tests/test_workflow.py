@@ -32,6 +32,7 @@ FULL_PLAN = {
     "plot_auroc_heatmap": 1,
     "plot_delta_auroc": 1,
     "plot_mask_gallery": 1,
+    "plot_qc_gallery": 1,
     "write_report": 1,
     "log_mlflow": 1,
     "all": 1,
@@ -181,6 +182,7 @@ def test_figure_keys_rerun_only_figures(demo_run):
         "plot_auroc_heatmap",
         "plot_delta_auroc",
         "plot_mask_gallery",
+        "plot_qc_gallery",
         "write_report",
         "all",
     }

@@ -231,6 +231,7 @@ def figure_files(wildcards=None):
         results("figures", f"auroc_heatmap.{FIG}"),
         results("figures", f"delta_auroc.{FIG}"),
         results("figures", f"mask_gallery.{FIG}"),
+        results("figures", f"qc_gallery.{FIG}"),
     ]
 
 

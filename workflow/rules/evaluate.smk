@@ -156,6 +156,30 @@ rule plot_mask_gallery:
         "../scripts/stage.py"
 
 
+rule plot_qc_gallery:
+    input:
+        index=results("cache", f"index_{config['classifier']['image_size']}.csv"),
+        tables=mask_tables("tight"),
+        tight=mask_dirs("tight"),
+        loose=mask_dirs("loose"),
+        truth=truth_dir(),
+    output:
+        figure=report(
+            results("figures", f"qc_gallery.{FIG}"),
+            caption="../report/figure.rst",
+            category="Masks",
+        ),
+    log:
+        results("logs", "plot_qc_gallery.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("plot_qc_gallery"),
+    script:
+        "../scripts/stage.py"
+
+
 rule write_report:
     input:
         curation=results("nih", "curation.json"),

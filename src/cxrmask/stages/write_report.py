@@ -28,13 +28,44 @@ def _table(frame: pd.DataFrame, digits: int = 3, column_digits: Mapping[str, int
     return "\n".join([header, rule, *body])
 
 
-def _segmentation_section(finetune: Mapping, tight: pd.DataFrame, loose: pd.DataFrame) -> list[str]:
+def _test_table(finetune: Mapping) -> list[str]:
+    """Zero-shot and fine-tuned, per prompt, on the test split nothing was trained or selected on."""
+    rows = [
+        {
+            "model": model.replace("_", "-"),
+            "prompt": prompt,
+            "Dice mean": numbers["dice_mean"],
+            "Dice p10": numbers["dice_p10"],
+            "IoU mean": numbers["iou_mean"],
+            "HD95 mean (px)": numbers["hd95_mean"],
+        }
+        for model, by_prompt in finetune["test"].items()
+        for prompt, numbers in by_prompt.items()
+    ]
+    qc = finetune["qc_test"]
+    rho = "n/a" if qc["spearman_qc_dice"] is None else f"{qc['spearman_qc_dice']:.2f}"
+    return [
+        f"Test split ({finetune['n_test']} images; masks cleaned, HD95 in pixels of the decoder's grid); "
+        f"the no-ground-truth prompt is `{finetune['default_prompt']}`:",
+        "",
+        _table(pd.DataFrame(rows), digits=4, column_digits={"HD95 mean (px)": 1}),
+        "",
+        f"QC without ground truth on the test split: Spearman correlation of the QC score with the true "
+        f"Dice {rho}; {qc['flagged']} of {qc['n']} masks flagged.",
+        "",
+    ]
+
+
+def _segmentation_section(
+    finetune: Mapping, tight: pd.DataFrame, loose: pd.DataFrame, shards: Sequence[pd.DataFrame]
+) -> list[str]:
     lines = [
         "## Lung segmentation",
         "",
-        f"Fine-tuning set: {finetune['n_train']} train / {finetune['n_val']} validation images; "
-        f"best epoch {finetune['best_epoch']}.",
+        f"Fine-tuning set: {finetune['n_train']} train / {finetune['n_val']} validation / "
+        f"{finetune['n_test']} test images; best epoch {finetune['best_epoch']}.",
         "",
+        *_test_table(finetune),
         "| validation Dice | zero-shot | fine-tuned |",
         "|---|---|---|",
         f"| ground-truth box | {finetune['zero_shot_val_dice']:.4f} | {finetune['finetuned_val_dice']:.4f} |",
@@ -45,6 +76,8 @@ def _segmentation_section(finetune: Mapping, tight: pd.DataFrame, loose: pd.Data
         f"{loose['lung_fraction'].mean():.3f} (loose); "
         f"{int(tight['fallback'].sum())} fell back to the full image.",
     ]
+    flagged = ", ".join(f"shard {i}: {int(t['flag'].sum())} of {len(t)}" for i, t in enumerate(shards))
+    lines.append(f"Masks flagged by QC: {flagged}.")
     if "dice" in tight and tight["dice"].notna().any():
         lines.append(
             f"Against the ground-truth lungs: mean Dice {tight['dice'].mean():.4f} (tight), "
@@ -67,7 +100,8 @@ def write_report(
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures."""
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
-    tight_qc = pd.concat([pd.read_csv(p) for p in tight])
+    tight_shards = [pd.read_csv(p) for p in tight]
+    tight_qc = pd.concat(tight_shards)
     loose_qc = pd.concat([pd.read_csv(p) for p in loose])
     aurocs = pd.read_csv(auroc)
     mean = aurocs.groupby(["backbone", "mask", "label"], sort=False)["auroc"].mean().unstack("label")
@@ -87,7 +121,7 @@ def write_report(
         "",
         f"Patients in two splits: {cur['patients_in_two_splits']}.",
         "",
-        *_segmentation_section(json.loads(Path(finetune).read_text()), tight_qc, loose_qc),
+        *_segmentation_section(json.loads(Path(finetune).read_text()), tight_qc, loose_qc, tight_shards),
         "## Test AUROC (mean over seeds)",
         "",
         _table(mean),
