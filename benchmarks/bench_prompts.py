@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrmask.config import FinetuneSettings
+from cxrmask.config import FinetuneSettings, SegmenterSettings
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import train_box_head
 from cxrmask.segment.dataset import SegData, prepare
 from cxrmask.segment.evaluation import evaluate_prompts
 from cxrmask.segment.finetune import finetune
 from cxrmask.segment.fit import qc_table, qc_validation
-from cxrmask.segment.models import arch_spec, load_segmenter
+from cxrmask.segment.models import load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.segment.qc import QCReference
@@ -88,7 +88,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data = load_data(args.data, args.seed, args.train_images)
-    model = load_segmenter(arch_spec("litemedsam"), "bundled").eval()
+    lite = SegmenterSettings(arch="litemedsam", checkpoint="bundled", image_size=256)
+    model = load_segmenter(lite.spec, lite.checkpoint).eval()
     zero_state = {key: value.clone() for key, value in model.state_dict().items()}
     embeddings = encode_all(model, data.images, args.cache)
     counts = {split: int((data.split == split).sum()) for split in ("train", "val", "test")}

@@ -134,3 +134,10 @@ def test_errors_are_one_line_and_exit_1(tmp_path, capfd):
 def test_the_console_script_is_declared():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"cxrmask": "cxrmask.cli:main"}
+
+
+def test_weights_that_do_not_fit_the_arch_are_a_one_line_error(tmp_path, capfd):
+    args = ["seg-finetune", "--root", str(tmp_path), "--images", "i/{id}.png", "--masks", "m/{id}.png"]
+    assert main([*args, "--out", str(tmp_path / "m.pt"), "--arch", "vit_b"]) == 1
+    error = capfd.readouterr().err
+    assert "'bundled' weights exist only for arch litemedsam" in error and "Traceback" not in error

@@ -22,13 +22,13 @@ from pathlib import Path
 import pandas as pd
 
 from cxrmask.atomic import write_json
-from cxrmask.config import FinetuneSettings, InferenceSettings
+from cxrmask.config import LITE_ARCH, FinetuneSettings, InferenceSettings, SegmenterSettings, parse
 from cxrmask.errors import CxrmaskError, InputError
 from cxrmask.logs import setup_logging
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.fit import fit_segmenter
-from cxrmask.segment.models import ARCHS, arch_spec, load_segmenter, spec_sizes
+from cxrmask.segment.models import load_segmenter, spec_sizes
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.predict import predict_folder
 from cxrmask.segment.prompts import BoxPrior
@@ -51,7 +51,10 @@ def _groups(path: Path | None, key: str, column: str) -> dict[str, str] | None:
 def seg_finetune(args: argparse.Namespace) -> dict:
     """Fine-tune and write MODEL.pt and MODEL.summary.json."""
     seed_everything(args.seed)
-    spec = arch_spec(args.arch)
+    size = 256 if args.arch == LITE_ARCH else 1024
+    chosen = {"arch": args.arch, "checkpoint": args.checkpoint, "image_size": size}
+    segmenter = parse(SegmenterSettings, chosen, where="seg-finetune")
+    spec = segmenter.spec
     input_size, mask_size = spec_sizes(spec)
     pairs = find_pairs(args.root, args.images, args.masks)
     groups = _groups(args.groups, args.group_key, args.group_column)
@@ -114,9 +117,7 @@ def parser() -> argparse.ArgumentParser:
         "--masks", required=True, nargs="+", help="mask pattern(s), unioned, e.g. 'masks/{id}.png'"
     )
     fit.add_argument("--out", type=Path, required=True, help="MODEL.pt to write")
-    fit.add_argument(
-        "--arch", default="litemedsam", choices=[a for a in ARCHS if a in ("litemedsam", "vit_b")]
-    )
+    fit.add_argument("--arch", default=LITE_ARCH, choices=(LITE_ARCH, "vit_b"))
     fit.add_argument("--checkpoint", default="bundled", help="pretrained weights: a path, or 'bundled'")
     fit.add_argument("--mode", default="decoder", choices=("decoder", "full"))
     fit.add_argument("--epochs", type=int, default=20)
