@@ -70,7 +70,7 @@ class AutoPrompt:
 def encode_all(
     model: PromptableSegmenter, images: np.ndarray, cache: str | os.PathLike[str] | None = None
 ) -> torch.Tensor:
-    """Embeddings (N, C, g, g) as float16 of uint8 images (N, S, S), one image at a time (fastest on a CPU).
+    """Embeddings (N, C, g, g), float16 on the CPU, of uint8 images (N, S, S), one image at a time.
 
     With ``cache``, they are read from there when its image count matches, else computed and
     written there, so a rerun of an experiment skips the encoder.
@@ -82,9 +82,10 @@ def encode_all(
             return stored
     parts = []
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
         for image in tqdm(images, desc="embed images", unit="image"):
-            parts.append(model.encode(to_model_input(torch.from_numpy(image[None]))).half())
+            parts.append(model.encode(to_model_input(torch.from_numpy(image[None]).to(device))).half().cpu())
     embeddings = torch.cat(parts)
     if cache is not None:
         torch.save(embeddings, cache)

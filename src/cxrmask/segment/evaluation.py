@@ -27,7 +27,8 @@ def prompt_logits(
     model.eval()
     with torch.no_grad():
         if prompt == "truth":
-            return model.decode(embeddings, torch.from_numpy(items.boxes)[:, None])[:, 0].float()
+            boxes = torch.from_numpy(items.boxes)[:, None].to(embeddings.device)
+            return model.decode(embeddings, boxes)[:, 0].float()
         start, refined = prompt.split("_")[0], prompt.endswith("refined")
         logits, _ = auto.with_options(start=start, steps=auto.steps if refined else 0)(model, embeddings)
         return logits.float()

@@ -39,6 +39,13 @@ def _split_embeddings(embeddings: torch.Tensor, data: SegData, name: str) -> tor
     return embeddings[torch.from_numpy(data.split == name)].float()
 
 
+def _on(device: torch.device, auto: AutoPrompt) -> AutoPrompt:
+    """The prompt with its head on ``device`` (trained on the CPU, where the embeddings are kept)."""
+    if auto.head is not None:
+        auto.head.to(device)
+    return auto
+
+
 def _head(embeddings: torch.Tensor, data: SegData, seed: int) -> LungMapHead:
     return train_box_head(
         _split_embeddings(embeddings, data, "train"),
@@ -115,7 +122,8 @@ def fit_segmenter(
         "margin": settings.refine_margin,
     }
     zero_auto = AutoPrompt(prior=prior, head=_head(embeddings, data, seed), **options)
-    zero_shot = evaluate_prompts(model, zero_auto, _split_embeddings(embeddings, data, "test"), test)
+    test_embeddings = _split_embeddings(embeddings, data, "test").to(device)
+    zero_shot = evaluate_prompts(model, _on(device, zero_auto), test_embeddings, test)
     result = finetune(
         model,
         data,
@@ -131,9 +139,9 @@ def fit_segmenter(
     model.eval()
     if settings.mode == "full":
         embeddings = encode_all(model, data.images)
-    head = _head(embeddings, data, seed) if settings.mode == "full" else zero_auto.head
-    auto = AutoPrompt(prior=prior, head=head, **options)
-    test_embeddings = _split_embeddings(embeddings, data, "test")
+        test_embeddings = _split_embeddings(embeddings, data, "test").to(device)
+    head = _head(embeddings, data, seed) if settings.mode == "full" else zero_auto.head.cpu()
+    auto = _on(device, AutoPrompt(prior=prior, head=head, **options))
     finetuned = evaluate_prompts(model, auto, test_embeddings, test)
     rows, masks = qc_table(model, auto, reference, test_embeddings)
     summary = {
@@ -153,4 +161,4 @@ def fit_segmenter(
         "test Dice by prompt (fine-tuned): %s", {k: round(v["dice_mean"], 4) for k, v in finetuned.items()}
     )
     log.info("QC on test: %s", summary["qc_test"])
-    return SegmenterBundle(model.cpu(), auto, reference, summary), result
+    return SegmenterBundle(model.cpu(), _on(torch.device("cpu"), auto), reference, summary), result
