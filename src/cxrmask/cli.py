@@ -75,8 +75,6 @@ def seg_finetune(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         lr=args.lr,
         amp=args.device != "cpu",
-        train_prompt="inference",
-        select_on="val_dice_prior_box",
     )
     checkpoint = Path(f"{args.out}.resume")
     bundle, result = fit_segmenter(
