@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from cxrmask import figures
 from cxrmask.config import FigureSettings
@@ -22,7 +23,7 @@ def plot_qc_gallery(
     truth: str | None,
     figure: str,
     style: FigureSettings,
-) -> None:
+) -> Figure:
     """The ``style.gallery`` lowest QC scores over all shards, titled with score and first reason."""
     qc = pd.concat([pd.read_csv(table) for table in tables]).sort_values(["qc_score", "image"])
     worst = qc.head(style.gallery)
@@ -43,4 +44,4 @@ def plot_qc_gallery(
         if truth and (Path(truth) / row.image).is_file():
             sample["truth"] = resize_mask(read_mask(Path(truth) / row.image), PANEL_SIZE)
         samples.append(sample)
-    figures.mask_gallery(samples, figure, style)
+    return figures.mask_gallery(samples, figure, style)
