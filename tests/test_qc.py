@@ -9,7 +9,8 @@ import torch
 from skimage.draw import ellipse
 from tinysam import tiny_sam
 
-from cxrmask.segment.qc import SHAPE_STATS, QCReference, prompt_agreement, shape_stats
+from cxrmask.segment.boxhead import LungMapHead
+from cxrmask.segment.qc import SHAPE_STATS, QCReference, map_agreement, prompt_agreement, shape_stats
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,17 +47,24 @@ def test_a_plausible_stable_mask_passes(reference):
     assert not row["flag"] and row["reason"] == "" and row["qc_score"] == pytest.approx(0.98)
 
 
-def test_a_missing_lung_is_flagged_with_its_reason_and_scores_lower(reference):
-    good = reference.assess(lungs(seed=3), lungs(seed=3), agreement=0.98)
+def test_a_missing_lung_is_flagged_with_its_reason(reference):
     half = lungs(seed=3, right_scale=0.4)
     bad = reference.assess(half, half, agreement=0.98)
     assert bad["flag"] and "balance" in bad["reason"] and "lung_fraction" in bad["reason"]
-    assert bad["qc_score"] < good["qc_score"] - 0.3
+
+
+def test_the_score_is_prompt_agreement_times_head_agreement_and_a_low_one_is_flagged(reference):
+    mask = lungs(seed=3)
+    row = reference.assess(mask, mask, agreement=0.98, map_agreement=0.97)
+    assert row["qc_score"] == pytest.approx(0.98 * 0.97) and not row["flag"]
+    low = reference.assess(mask, mask, agreement=0.98, map_agreement=0.8)
+    assert low["qc_score"] == pytest.approx(0.98 * 0.8) and low["flag"] and "QC score" in low["reason"]
 
 
 def test_specks_and_an_unstable_prompt_are_reasons_too(reference):
     raw = lungs(seed=3)
-    raw[5:8, 5:8] = raw[120:123, 60:63] = True
+    raw[2:12, 2:12] = True  # a part of 0.6% of the image counts; a speck does not
+    raw[120:123, 60:63] = True
     row = reference.assess(raw, lungs(seed=3), agreement=0.8)
     assert row["flag"] and "components" in row["reason"] and "unstable" in row["reason"]
 
@@ -75,3 +83,15 @@ def test_prompt_agreement_of_a_real_decoder_is_a_dice_per_image():
     assert agreement.shape == (2,) and ((agreement >= 0) & (agreement <= 1)).all()
     # No move, no disagreement: the same box decodes to the same mask.
     assert prompt_agreement(model, embeddings, boxes, shift=0.0) == pytest.approx([1.0, 1.0])
+
+
+def test_map_agreement_is_the_dice_with_the_heads_own_lungs():
+    head = LungMapHead(channels=8, width=4).eval()
+    with torch.no_grad():
+        head.net[-1].bias.fill_(50.0)  # the head sees lung everywhere
+    embeddings = torch.rand(2, 8, 16, 16)
+    full = np.ones((2, 64, 64), dtype=bool)
+    half = full.copy()
+    half[:, :, 32:] = False
+    assert map_agreement(head, embeddings, full) == pytest.approx([1.0, 1.0])
+    assert map_agreement(head, embeddings, half) == pytest.approx([2 / 3, 2 / 3])

@@ -29,7 +29,7 @@ from cxrmask.segment.finetune import FinetuneResult, finetune
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import QCReference, prompt_agreement
+from cxrmask.segment.qc import QCReference, map_agreement, prompt_agreement
 from cxrmask.segment.scoring import mask_scores
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,12 @@ def qc_table(
             batch = embeddings[start : start + 16].float()
             logits, boxes = auto(model, batch)
             agreement = prompt_agreement(model, batch, boxes)
-            for item, score in zip(logits.cpu().numpy(), agreement, strict=True):
-                raw = item > 0
-                cleaned = clean_mask(raw)
-                rows.append(reference.assess(raw, cleaned, float(score)))
-                masks.append(cleaned)
+            raws = logits.cpu().numpy() > 0
+            cleaned = np.stack([clean_mask(raw) for raw in raws])
+            maps = map_agreement(auto.head, batch, cleaned) if auto.head is not None else [None] * len(raws)
+            for raw, mask, score, on_map in zip(raws, cleaned, agreement, maps, strict=True):
+                rows.append(reference.assess(raw, mask, float(score), on_map))
+                masks.append(mask)
     return rows, np.stack(masks)
 
 

@@ -32,13 +32,22 @@ from cxrmask.segment.autoprompt import AutoPrompt
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey, to_model_input
-from cxrmask.segment.qc import QCReference, prompt_agreement
+from cxrmask.segment.qc import QCReference, map_agreement, prompt_agreement
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
 
 QC_COLUMNS = ("image", "height", "width", "lung_fraction", "raw_lung_fraction", "fallback")
-NO_TRUTH_QC = ("agreement", "components", "balance", "solidity", "qc_score", "flag", "reason")
+NO_TRUTH_QC = (
+    "agreement",
+    "map_agreement",
+    "components",
+    "balance",
+    "solidity",
+    "qc_score",
+    "flag",
+    "reason",
+)
 
 
 class _Images(Dataset):
@@ -120,13 +129,21 @@ def generate_masks(
                 else:
                     logits, final = prompt(model, embeddings)
                 agreement = prompt_agreement(model, embeddings, final) if qc else [None] * len(batch)
-            for logit, height, width, index, agrees in zip(
-                logits.float(), heights, widths, indexes, agreement, strict=True
+                small = [
+                    clean_mask(item, settings.keep_components) for item in logits.float().cpu().numpy() > 0
+                ]
+                maps = (
+                    map_agreement(prompt.head, embeddings.float(), np.stack(small))
+                    if qc and prompt.head is not None
+                    else [None] * len(batch)
+                )
+            for logit, height, width, index, agrees, on_map in zip(
+                logits.float(), heights, widths, indexes, agreement, maps, strict=True
             ):
                 name = images[int(index)][0]
                 full = F.interpolate(logit[None, None], size=(int(height), int(width)), mode="bilinear")
                 raw = (full[0, 0] > 0).cpu().numpy()
-                check = (qc, (logit > 0).cpu().numpy(), float(agrees)) if qc else None
+                check = (qc, (logit > 0).cpu().numpy(), float(agrees), on_map) if qc else None
                 pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir, check))
                 while len(pending) > window:
                     rows.append(pending.popleft().result())
@@ -154,12 +171,13 @@ def _finish(
     out_dir: Path,
     settings: InferenceSettings,
     truth_dir,
-    check: tuple[QCReference, np.ndarray, float] | None = None,
+    check: tuple[QCReference, np.ndarray, float, float | None] | None = None,
 ) -> dict:
     """Clean one mask, apply the empty-mask policy, write it and return its QC row.
 
-    ``check`` is the QC reference, the raw mask on the decoder's grid and
-    its prompt agreement; the shape statistics need only that grid.
+    ``check`` is the QC reference, the raw mask on the decoder's grid, its
+    prompt agreement and its agreement with the lung-map head (None without
+    a head); the shape statistics need only that grid.
     """
     mask = clean_mask(raw, settings.keep_components, settings.fill_holes)
     fraction = float(mask.mean())
@@ -182,8 +200,8 @@ def _finish(
         "fallback": fallback,
     }
     if check is not None:
-        reference, small, agreement = check
-        assessed = reference.assess(small, clean_mask(small, settings.keep_components), agreement)
+        reference, small, agreement, on_map = check
+        assessed = reference.assess(small, clean_mask(small, settings.keep_components), agreement, on_map)
         row.update({key: assessed[key] for key in NO_TRUTH_QC})
     if truth_dir is not None:
         truth_path = Path(truth_dir) / name
