@@ -52,3 +52,8 @@ def dry_run(*args: str | Path) -> dict[str, int]:
     """Jobs Snakemake would run, by rule."""
     result = snakemake("-n", *args)
     return planned_jobs(result.stdout + result.stderr)
+
+
+def tiny_args(results: Path, *extra: str | Path) -> list[str | Path]:
+    """Arguments of the tiny demo run into ``results`` (the same for every test that shares it)."""
+    return [*extra, "--configfile", DEMO, TINY, "--config", f"results={results}"]

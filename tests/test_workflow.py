@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
@@ -106,12 +105,9 @@ def test_slurm_profile_plans_with_resources_from_config(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """The whole workflow on the tiny demo; yields the results folder."""
-    results = tmp_path_factory.mktemp("demo") / "results"
-    snakemake("--cores", "2", *demo_args(results))
-    yield results
-    shutil.rmtree(results, ignore_errors=True)
+def demo_run(tiny_run):
+    """The whole workflow on the tiny demo (run once per session, see conftest); its results folder."""
+    return tiny_run
 
 
 def demo_args(results, *configs) -> list:
