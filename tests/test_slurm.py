@@ -92,7 +92,7 @@ def slurm_run(cluster, tmp_path_factory) -> SlurmRun:
     (folder / "site" / "config.yaml").write_text(yaml.safe_dump(SITE_PROFILE))
     resources = overlay(folder, "resources", {"resources": RESOURCES})
     args = ["--profile", "profiles/slurm", "--profile", folder / "site", *FAST_STATUS, "--verbose"]
-    command = [sys.executable, "-m", "snakemake", *map(str, tiny_args(results, *args)), str(resources)]
+    command = [sys.executable, "-m", "snakemake", *map(str, tiny_args(results, *args, configs=(resources,)))]
     started = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
