@@ -38,3 +38,11 @@ def tiny_run(tmp_path_factory) -> Iterator[Path]:
     snakemake(*tiny_args(results, "--cores", "2"))
     yield results
     shutil.rmtree(results, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path) -> Path:
+    """A copy of the shared tiny run (timestamps kept, so it is up to date) for a test that reruns parts."""
+    results = tmp_path / "results"
+    shutil.copytree(tiny_run, results)
+    return results
