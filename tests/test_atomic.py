@@ -203,3 +203,32 @@ def test_rewriting_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
         "shard_0.csv",
         "shard_0.part",
     ]
+
+
+class _DiesWhenWritten:
+    """A table cell whose text cannot be made: the writer fails after it has opened its file."""
+
+    def __str__(self) -> str:
+        raise JobDiedError("killed while writing the table")
+
+
+def _dying_table(rows: int) -> pd.DataFrame:
+    """A table whose last row kills the writer, after the header and the rows before it."""
+    return pd.DataFrame(
+        {"image": [f"{i}.png" for i in range(rows)], "note": [*["ok"] * (rows - 1), _DiesWhenWritten()]}
+    )
+
+
+def test_write_csv_killed_midway_leaves_no_target(tmp_path: Path) -> None:
+    with pytest.raises(JobDiedError):
+        write_csv(tmp_path / "qc.csv", _dying_table(100))
+    assert _names(tmp_path) == []
+
+
+def test_write_csv_killed_midway_keeps_the_previous_table(tmp_path: Path) -> None:
+    target = tmp_path / "qc.csv"
+    write_csv(target, pd.DataFrame({"image": ["a.png"], "note": ["old"]}))
+    with pytest.raises(JobDiedError):
+        write_csv(target, _dying_table(100))
+    assert target.read_text().splitlines() == ["image,note", "a.png,old"]
+    assert _names(tmp_path) == ["qc.csv"]
