@@ -87,22 +87,16 @@ def test_unknown_backbones_and_prefixes_are_config_errors(name, message):
         build_backbone(name, pretrained=False, num_classes=2)
 
 
-def test_pretrained_torchvision_weights_without_network_are_a_config_error_saying_what_to_do(
-    tmp_path, monkeypatch
-):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: the download must be tried
+def test_pretrained_torchvision_weights_without_network_are_a_config_error_saying_what_to_do(offline):
+    """Nothing cached, so the download is tried: through a proxy where nothing listens, it fails."""
     with pytest.raises(ConfigError, match="ImageNet weights for resnet18 could not be fetched") as caught:
         build_backbone("torchvision:resnet18", pretrained=True, num_classes=2)
     assert "classifier.pretrained: false" in str(caught.value)
     assert "TORCH_HOME" in str(caught.value)
 
 
-def test_pretrained_timm_weights_without_network_are_a_config_error_saying_what_to_do(tmp_path, monkeypatch):
-    """The Hugging Face hub is unreachable here; its offline mode fails at once instead of after retries."""
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+def test_pretrained_timm_weights_without_network_are_a_config_error_saying_what_to_do(offline):
+    """Nothing cached and the Hugging Face hub offline: it fails at once, with what to do."""
     with pytest.raises(ConfigError, match="ImageNet weights for resnet10t could not be fetched") as caught:
         build_backbone("resnet10t", pretrained=True, num_classes=2)
     assert "classifier.pretrained: false" in str(caught.value)
