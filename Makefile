@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_RESULTS := results/demo_run
 
-.PHONY: setup demo test test-fast lint format bench dry-run clean
+.PHONY: setup demo test test-fast mutate lint format bench dry-run clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
+# Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
+# MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.
+mutate: $(STAMP)
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/mutmut results
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -59,4 +65,4 @@ dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules
 
 clean:
-	rm -rf $(DEMO_RESULTS) .snakemake
+	rm -rf $(DEMO_RESULTS) .snakemake mutants
