@@ -127,8 +127,16 @@ def test_write_json_is_sorted_and_serialises_numpy_and_paths(tmp_path: Path) -> 
     assert json.loads(text) == {"a": 3, "b": 0.5, "path": "x/y.png"}
 
 
+def test_write_json_layout_is_two_space_indented_with_a_final_newline(tmp_path: Path) -> None:
+    """The layout is part of the contract: records are hashed and diffed as text."""
+    write_json(tmp_path / "record.json", {"b": [1, 2], "a": {"c": None}})
+    assert (tmp_path / "record.json").read_text() == (
+        '{\n  "a": {\n    "c": null\n  },\n  "b": [\n    1,\n    2\n  ]\n}\n'
+    )
+
+
 def test_write_json_unserialisable_value_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="cannot serialise"):
+    with pytest.raises(TypeError, match="cannot serialise object to JSON"):
         write_json(tmp_path / "bad.json", {"value": object()})
     assert _names(tmp_path) == []
 
