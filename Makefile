@@ -40,7 +40,7 @@ test-fast: $(STAMP)
 # Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
 # MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.
 mutate: $(STAMP)
-	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/mutmut run $(foreach pattern,$(MUTANTS),'$(pattern)')
 	$(BIN)/mutmut results
 
 lint: $(STAMP)
