@@ -1,6 +1,7 @@
 """Fine-tuning a SAM-family segmenter on lung masks, MedSAM's recipe.
 
-Prompt encoder frozen; image encoder and mask decoder trained (``full``) or
+Prompt encoder frozen; image encoder and mask decoder trained (``full``,
+optionally with activation checkpointing over the ViT blocks) or
 the decoder alone on embeddings computed once (``decoder``, the fast mode
 for CPUs and quick runs); AdamW; Dice + BCE on the decoder's low-resolution
 logits; each box side jittered outward. The zero-shot model is scored on
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from cxrmask.config import settings_from
 from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import SegData
-from cxrmask.segment.models import PromptableSegmenter
+from cxrmask.segment.models import SAM_VIT_PRESETS, PromptableSegmenter
 from cxrmask.segment.preprocess import to_model_input
 from cxrmask.segment.prompts import BoxPrior, jitter_box
 from cxrmask.torchutil import autocast
@@ -48,6 +49,7 @@ class FinetuneSettings:
     box_jitter: float = 20.0
     patience: int = 0
     amp: bool = True
+    checkpointing: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FinetuneSettings:
@@ -152,7 +154,13 @@ def finetune(
     protocol) and with the prior box used on NIH images, which is what the
     downstream masks will actually see.
     """
+    if settings.checkpointing and (settings.mode != "full" or model.arch["arch"] not in SAM_VIT_PRESETS):
+        raise ConfigError(
+            "finetune.checkpointing: applies to full fine-tuning of a SAM ViT (vit_b, vit_l, vit_h); "
+            "set it to false for this arch or mode."
+        )
     model.to(device)
+    model.checkpointing = settings.checkpointing
     train, val = data.subset("train"), data.subset("val")
     size, rng = model.input_size, np.random.default_rng(seed)
     jitter = settings.box_jitter * size / 1024.0

