@@ -104,7 +104,7 @@ def checkpointed_vit_forward(encoder: nn.Module, images: torch.Tensor) -> torch.
 
 
 def resolve_compile(choice: bool | None, device: torch.device) -> bool:
-    """The config's ``compile`` key: ``null`` compiles on CUDA only (on a CPU compiling costs more than it saves)."""
+    """The config's ``compile`` key: ``null`` compiles on CUDA only (on a CPU it costs more than it saves)."""
     return device.type == "cuda" if choice is None else bool(choice)
 
 
