@@ -14,7 +14,7 @@ from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.fast import SdpaAttention, prepare_for_inference, resolve_compile
 from cxrmask.segment.finetune import FinetuneSettings, finetune, segmentation_loss
-from cxrmask.segment.models import arch_spec, build_segmenter
+from cxrmask.segment.models import arch_spec, build_segmenter, load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.preprocess import resize_grey, to_device_input, to_model_input
 from cxrmask.segment.prompts import BoxPrior
@@ -111,6 +111,37 @@ def test_checkpointing_recomputes_the_blocks_and_gives_the_same_gradients():
     with torch.no_grad():  # no backward pass, no checkpointing
         checkpointed.encode(images)
     assert calls["checkpointed"] == 3
+
+
+def stock_decode(model, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """segment_anything's own decoder, one image at a time (it cannot pair B images with B boxes)."""
+    outputs = []
+    for embedding, image_boxes in zip(embeddings, boxes, strict=True):
+        sparse, dense = model.prompt_encoder(points=None, boxes=image_boxes, masks=None)
+        logits, _ = model.mask_decoder(
+            embedding[None], model.prompt_encoder.get_dense_pe(), sparse, dense, False
+        )
+        outputs.append(logits[:, 0])
+    return torch.stack(outputs)
+
+
+@pytest.mark.parametrize("arch", ["tiny_vit_b", "litemedsam"])
+@pytest.mark.parametrize("per_image", [1, 2])
+def test_batched_decoding_gives_the_stock_decoders_masks(arch, per_image):
+    torch.manual_seed(0)
+    if arch == "litemedsam":
+        model = load_segmenter(arch_spec("litemedsam"), "bundled").eval()
+        embeddings = torch.randn(3, 256, 64, 64)
+    else:
+        model = build_segmenter(tiny_spec()).eval()
+        embeddings = torch.randn(3, 256, 16, 16)
+    corners = torch.rand(3, per_image, 2) * 120
+    boxes = torch.cat([corners, corners + 40 + torch.rand(3, per_image, 2) * 90], dim=-1)
+    with torch.no_grad():
+        batched, stock = model.decode(embeddings, boxes), stock_decode(model, embeddings, boxes)
+    assert batched.shape == stock.shape == (3, per_image, model.mask_size, model.mask_size)
+    torch.testing.assert_close(batched, stock, rtol=1e-4, atol=1e-4)
+    assert (stock[0] - stock[1]).abs().max() > 1e-2  # the images' masks differ, so a mix-up would show
 
 
 @pytest.fixture(scope="module")

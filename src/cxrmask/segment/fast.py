@@ -121,9 +121,10 @@ def prepare_for_inference(
     SAM's random Fourier features lose too much in bf16, and they cost little).
     A compiled encoder keeps its state-dict keys (``nn.Module.compile``).
     """
-    model.to(device).eval()
+    model.to(device)
     if bf16_weights and device.type == "cuda":
         model.image_encoder.to(torch.bfloat16)
+    model.eval()  # after the cast: TinyViT caches its attention biases when set to eval
     compiled = resolve_compile(compile_choice, device)
     # ``nn.Module.compile`` sets ``_compiled_call_impl``; a model prepared twice is compiled once.
     if compiled and getattr(model.image_encoder, "_compiled_call_impl", None) is None:

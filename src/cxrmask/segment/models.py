@@ -86,25 +86,31 @@ class PromptableSegmenter(nn.Module):
 
         The stock ``segment_anything`` decoder repeats every image embedding in
         the call once per prompt in the call, so B images with their B boxes
-        become B² embeddings against B prompts, a shape error; decoding image
-        by image keeps every box with its own image.
+        become B² embeddings against B prompts, a shape error. This is its
+        ``predict_masks`` with each image's embedding repeated for its own K
+        boxes only, the whole batch in one pass (one call instead of B, which
+        on a GPU is launch-bound), and only the single-mask output that
+        ``multimask_output=False`` returns (mask token 0; the other tokens'
+        masks and the IoU head do not affect it). Tested against the stock
+        decoder called image by image.
         """
         if boxes.ndim == 2:
             boxes = boxes[:, None, :]
+        batch, per_image = boxes.shape[:2]
+        decoder = self.mask_decoder
         dense_pe = self.prompt_encoder.get_dense_pe()
         embeddings = embeddings.to(dense_pe.dtype)  # from an encoder kept in bf16 for inference
-        outputs = []
-        for embedding, image_boxes in zip(embeddings, boxes, strict=True):
-            sparse, dense = self.prompt_encoder(points=None, boxes=image_boxes, masks=None)
-            logits, _ = self.mask_decoder(
-                image_embeddings=embedding[None],
-                image_pe=dense_pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )
-            outputs.append(logits[:, 0])
-        return torch.stack(outputs)
+        sparse, dense = self.prompt_encoder(points=None, boxes=boxes.reshape(-1, 4), masks=None)
+        count = sparse.shape[0]
+        tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+        tokens = torch.cat((tokens.unsqueeze(0).expand(count, -1, -1), sparse), dim=1)
+        src = torch.repeat_interleave(embeddings, per_image, dim=0) + dense
+        _, channels, height, width = src.shape
+        hs, src = decoder.transformer(src, dense_pe.expand(count, -1, -1, -1), tokens)
+        upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(count, channels, height, width))
+        hyper = decoder.output_hypernetworks_mlps[0](hs[:, 1, :])
+        logits = (hyper[:, None, :] @ upscaled.flatten(2)).view(count, *upscaled.shape[-2:])
+        return logits.view(batch, per_image, *logits.shape[-2:])
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Encode and decode in one call (training and inference)."""
