@@ -25,13 +25,18 @@ def test_the_gpu_benchmark_runs_every_step_at_smoke_size(tmp_path, monkeypatch):
     for step in bench.STEPS:
         assert "error" not in report[step], (step, report[step])
     vit, tune = report["vit_b_generate_masks"], report["vit_b_finetune"]
-    assert vit["images"] == 5 and vit["images_per_s"] > 0 and vit["medsam_loop_images_per_s"] > 0
-    # fp32 on a CPU: the fast path's masks are the loop's (same weights, same preprocessing)
-    assert vit["dice_vs_fp32_loop"]["min"] > 0.99
+    for lever in ("levers_off", "sdpa_bf16_weights", "fast"):
+        assert "error" not in vit[lever], (lever, vit[lever])
+        assert vit[lever]["images_per_s"] > 0
+        # fp32 on a CPU: every lever's masks are the loop's (same weights, same preprocessing)
+        assert vit[lever]["dice_vs_fp32_loop"]["min"] > 0.99
+    assert vit["fast"]["images"] == 5 and vit["fast"]["encoder_only_images_per_s"] > 0
+    assert vit["medsam_loop_images_per_s"] > 0
     assert tune["sdpa_checkpointing"]["epochs"] == 2 and tune["checkpointing_epoch_ratio"] > 0
+    assert report["litemedsam_generate_masks"]["fast"]["images_per_s"] > 0
     assert report["classifier_resnet50"]["best_images_per_s"] > 0
     # every target has its line; only GPU memory is not measured on a CPU
     assert len(report["targets"]) == 7
     assert [line for line in report["targets"] if "not measured" in line] == [
-        "fine-tuning batch 4 peak GiB (checkpointing): not measured"
+        "fine-tuning batch 4, peak GiB: not measured"
     ]
