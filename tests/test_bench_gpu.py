@@ -19,7 +19,7 @@ def test_the_gpu_benchmark_runs_every_step_at_smoke_size(tmp_path, monkeypatch):
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_gpu", bench)  # its dataclasses look their module up
     spec.loader.exec_module(bench)
-    write_lung_set(tmp_path / "lungs", [(120, 100), (100, 100), (90, 110)] * 2, seed=2)
+    write_lung_set(tmp_path / "lungs", [(120, 100), (100, 100), (90, 110)] * 3, seed=2)
     report = bench.main(["--lungs", str(tmp_path / "lungs"), "--smoke", "--json", str(tmp_path / "r.json")])
     assert (tmp_path / "r.json").is_file()
     for step in bench.STEPS:
