@@ -3,9 +3,10 @@
 Images are decoded by DataLoader workers while the model runs; only the
 uint8 images cross to the device, which resizes and scales them; the encoder
 (bf16 weights and compiled on CUDA) sees batches; the logits of each image
-are upsampled to its own size and thresholded, then host threads clean them
-(largest components, holes filled) and write them as 0/255 PNG while the
-next batch is encoded.
+are upsampled to its own size and thresholded on the device and copied back
+while the next batch is queued, then host threads clean them (largest
+components, holes filled) and write them as 0/255 PNG while the next batch
+is encoded.
 Every mask gets a row of QC numbers (lung fraction, components, Dice
 against a ground truth where one exists), so a failure of the segmenter
 shows in a table rather than in the classifier.
@@ -125,7 +126,16 @@ def generate_masks(
     window = 4 * threads
     pending: deque[Future] = deque()
     rows = []
+
+    def hand_over(masks: _DeviceMasks) -> None:
+        """Give a finished batch's masks to the clean-up threads, keeping at most ``window`` waiting."""
+        for name, raw in masks.arrays():
+            pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir))
+            while len(pending) > window:
+                rows.append(pending.popleft().result())
+
     with torch.inference_mode(), ThreadPoolExecutor(threads, thread_name_prefix="postprocess") as pool:
+        previous = None
         for batch, indexes in tqdm(loader, desc="segment", unit="batch"):
             # Every batch has one shape (the last is padded), so a compiled encoder compiles once.
             inputs = to_device_input(batch, size, device)
@@ -133,13 +143,15 @@ def generate_masks(
             with autocast(device, settings.amp):
                 embeddings = model.encode(inputs)[: len(batch)]
                 logits = model.decode(embeddings, boxes[None].expand(len(batch), -1, -1)).amax(dim=1)
-            for logit, image, index in zip(logits.float(), batch, indexes, strict=True):
-                name = images[index][0]
-                full = F.interpolate(logit[None, None], size=tuple(image.shape), mode="bilinear")
-                raw = (full[0, 0] > 0).cpu().numpy()
-                pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir))
-                while len(pending) > window:
-                    rows.append(pending.popleft().result())
+            current = _DeviceMasks(
+                [images[index][0] for index in indexes], logits.float(), [image.shape for image in batch]
+            )
+            # This batch's work is queued on the device; the previous one's masks are read meanwhile.
+            if previous is not None:
+                hand_over(previous)
+            previous = current
+        if previous is not None:
+            hand_over(previous)
         rows.extend(future.result() for future in pending)
     columns = [*QC_COLUMNS, "dice"] if truth_dir is not None else list(QC_COLUMNS)
     table = pd.DataFrame(rows, columns=columns)
@@ -156,6 +168,33 @@ def generate_masks(
             "(segment.prompt) and the images."
         )
     return table
+
+
+class _DeviceMasks:
+    """One batch's raw masks at each image's size, copied to the host without waiting for the device.
+
+    The copies are queued behind the batch's encoder and decoder work, so the
+    host can queue the next batch before reading these; on a CPU the masks
+    are ready at once.
+    """
+
+    def __init__(self, names: list[str], logits: torch.Tensor, shapes: list[torch.Size]):
+        self.names = names
+        self.masks = [
+            (F.interpolate(logit[None, None], size=tuple(shape), mode="bilinear")[0, 0] > 0).to(
+                "cpu", non_blocking=True
+            )
+            for logit, shape in zip(logits, shapes, strict=True)
+        ]
+        self.copied = torch.cuda.Event() if logits.is_cuda else None
+        if self.copied is not None:
+            self.copied.record()
+
+    def arrays(self) -> list[tuple[str, np.ndarray]]:
+        """(name, boolean mask) per image, once the copies are done."""
+        if self.copied is not None:
+            self.copied.synchronize()
+        return [(name, mask.numpy()) for name, mask in zip(self.names, self.masks, strict=True)]
 
 
 def _finish(name: str, raw: np.ndarray, out_dir: Path, settings: InferenceSettings, truth_dir) -> dict:
