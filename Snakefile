@@ -23,6 +23,9 @@ include: "workflow/rules/evaluate.smk"
 report: "workflow/report/workflow.rst"
 
 
+check_stages()
+
+
 rule all:
     default_target: True
     input:

@@ -38,7 +38,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +46,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cxrmask.classify.train import SplitData, TrainSettings, train_classifier
+from cxrmask.classify.train import SplitData, train_classifier
+from cxrmask.config import (
+    BUNDLED,
+    LITE_ARCH,
+    LITE_IMAGE_SIZE,
+    FinetuneSettings,
+    InferenceSettings,
+    SegmenterSettings,
+    TrainSettings,
+)
 from cxrmask.imageio import read_grey, read_mask, write_png
 from cxrmask.segment.dataset import load_pair, prepare
-from cxrmask.segment.finetune import FinetuneSettings, finetune
-from cxrmask.segment.inference import InferenceSettings, generate_masks
-from cxrmask.segment.models import arch_spec, load_segmenter
+from cxrmask.segment.finetune import finetune
+from cxrmask.segment.inference import generate_masks
+from cxrmask.segment.models import load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey, resize_mask, to_model_input
@@ -109,7 +118,7 @@ class Scale:
 
 
 FULL = Scale(
-    vit=arch_spec("vit_b"),
+    vit=SegmenterSettings(checkpoint=None).spec,
     image_side=1024,
     batch=16,
     mask_images=512,
@@ -130,7 +139,11 @@ FULL = Scale(
     repeats=5,
 )
 SMOKE = Scale(
-    vit=arch_spec("vit_b", 64, {"embed_dim": 32, "depth": 2, "num_heads": 2, "global_attn_indexes": [1]}),
+    vit=SegmenterSettings(
+        checkpoint=None,
+        image_size=64,
+        encoder={"embed_dim": 32, "depth": 2, "num_heads": 2, "global_attn_indexes": [1]},
+    ).spec,
     image_side=96,
     batch=2,
     mask_images=5,
@@ -326,8 +339,8 @@ def _mask_step(bench: Bench, prefix: str, make_model: Callable[[bool], object], 
         batch_size=batch, num_workers=scale.workers, on_empty="full_image", max_empty_fraction=1.0
     )
     runs = {
-        "levers_off": (False, replace(base, bf16_weights=False, compile=False), counts[0]),
-        "sdpa_bf16_weights": (True, replace(base, compile=False), counts[1]),
+        "levers_off": (False, base.model_copy(update=dict(bf16_weights=False, compile=False)), counts[0]),
+        "sdpa_bf16_weights": (True, base.model_copy(update=dict(compile=False)), counts[1]),
         "fast": (True, base, counts[2]),  # + compiled (on CUDA; the config's default)
     }
     for name, (sdpa, settings, count) in runs.items():
@@ -370,7 +383,7 @@ def litemedsam_generate_masks(bench: Bench) -> dict:
     scale = bench.scale
 
     def lite(_sdpa: bool):  # TinyViT has its own attention: the SDPA lever does not apply
-        return load_segmenter(arch_spec("litemedsam"), "bundled")
+        return load_segmenter(SegmenterSettings(arch=LITE_ARCH, image_size=LITE_IMAGE_SIZE).spec, BUNDLED)
 
     counts = (max(1, scale.lite_images // 2), scale.lite_images, scale.lite_images)
     return _mask_step(bench, "litemedsam", lite, scale.lite_batch, counts)
@@ -403,10 +416,13 @@ def classifier_resnet50(bench: Bench) -> dict:
         patience=0,
     )
     runs = {
-        "fp32_batch32": (replace(base, amp=False, channels_last=False), False),
+        "fp32_batch32": (base.model_copy(update=dict(amp=False, channels_last=False)), False),
         "config_bf16_channels_last": (base, False),
-        "large_batch": (replace(base, batch_size=scale.classifier_large_batch), False),
-        "large_batch_gpu_cache": (replace(base, batch_size=scale.classifier_large_batch), True),
+        "large_batch": (base.model_copy(update=dict(batch_size=scale.classifier_large_batch)), False),
+        "large_batch_gpu_cache": (
+            base.model_copy(update=dict(batch_size=scale.classifier_large_batch)),
+            True,
+        ),
     }
     out: dict = {"train_images": len(train.targets), "image_side": side}
     for name, (settings, on_gpu) in runs.items():

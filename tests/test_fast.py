@@ -10,11 +10,12 @@ import torch
 from segment_anything.modeling.image_encoder import Attention
 from tinysam import TINY_ENCODER, tiny_spec, write_lung_set
 
+from cxrmask.config import BUNDLED, LITE_ARCH, LITE_IMAGE_SIZE, FinetuneSettings, SegmenterSettings
 from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.fast import SdpaAttention, prepare_for_inference, resolve_compile
-from cxrmask.segment.finetune import FinetuneSettings, finetune, segmentation_loss
-from cxrmask.segment.models import arch_spec, build_segmenter, load_segmenter
+from cxrmask.segment.finetune import finetune, segmentation_loss
+from cxrmask.segment.models import build_segmenter, load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.preprocess import resize_grey, to_device_input, to_model_input
 from cxrmask.segment.prompts import BoxPrior
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = torch.device("cpu")
 FP32 = {"rtol": 1e-5, "atol": 1e-5}
+LITE_SPEC = SegmenterSettings(arch=LITE_ARCH, image_size=LITE_IMAGE_SIZE).spec
 
 
 def pair(seed: int = 0) -> tuple:
@@ -130,7 +132,7 @@ def stock_decode(model, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.
 def test_batched_decoding_gives_the_stock_decoders_masks(arch, per_image):
     torch.manual_seed(0)
     if arch == "litemedsam":
-        model = load_segmenter(arch_spec("litemedsam"), "bundled").eval()
+        model = load_segmenter(LITE_SPEC, BUNDLED).eval()
         embeddings = torch.randn(3, 256, 64, 64)
     else:
         model = build_segmenter(tiny_spec()).eval()
@@ -165,7 +167,7 @@ def test_finetuning_with_checkpointing_follows_the_same_history(lungs):
 
 
 @pytest.mark.parametrize(
-    "spec, mode", [(arch_spec("litemedsam"), "full"), (tiny_spec(), "decoder")], ids=["litemedsam", "decoder"]
+    "spec, mode", [(LITE_SPEC, "full"), (tiny_spec(), "decoder")], ids=["litemedsam", "decoder"]
 )
 def test_checkpointing_outside_full_vit_finetuning_is_a_config_error(lungs, spec, mode):
     data, prior = lungs

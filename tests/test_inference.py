@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,23 +12,32 @@ import torch
 from PIL import Image
 from tinysam import TINY_ENCODER, force_constant_logits, tiny_sam, write_lung_set
 
+from cxrmask.config import (
+    FinetuneSettings,
+    InferenceSettings,
+    LooseSettings,
+    SegmenterSettings,
+    SegmentSettings,
+    parse,
+)
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_mask
 from cxrmask.segment.dataset import prepare
-from cxrmask.segment.finetune import FinetuneSettings, finetune
-from cxrmask.segment.inference import QC_COLUMNS, InferenceSettings, generate_masks, shard
+from cxrmask.segment.finetune import finetune
+from cxrmask.segment.inference import QC_COLUMNS, generate_masks, shard
 from cxrmask.segment.models import save_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.stages.segment import loose_masks, masks
+from cxrmask.stages.dilate_masks import dilate_masks
+from cxrmask.stages.generate_masks import generate_masks as generate_shard
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = torch.device("cpu")
 SIZES = [(260, 300), (512, 512), (320, 200)]  # (height, width)
 BASE = InferenceSettings(batch_size=2, num_workers=0, amp=False)
-SEGMENTER = {"arch": "vit_b", "image_size": 256, "encoder": TINY_ENCODER}
+SEGMENTER = SegmenterSettings(image_size=256, encoder=TINY_ENCODER, checkpoint=None)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,7 @@ def images(tmp_path_factory) -> tuple[list[tuple[str, Path]], Path]:
 
 def run(model, items, prior, out_dir, truth_dir=None, **overrides) -> pd.DataFrame:
     return generate_masks(
-        model, items, prior, out_dir, dataclasses.replace(BASE, **overrides), CPU, truth_dir=truth_dir
+        model, items, prior, out_dir, BASE.model_copy(update=overrides), CPU, truth_dir=truth_dir
     )
 
 
@@ -171,10 +179,9 @@ def test_a_full_mask_is_kept_as_it_is(images, tmp_path):
     assert not qc["fallback"].item()
 
 
-def test_an_unknown_empty_mask_policy_is_a_config_error(trained, images, tmp_path):
-    model, prior = trained
-    with pytest.raises(ConfigError, match=r"segment\.on_empty"):
-        run(model, images[0], prior, tmp_path, on_empty="skip")
+def test_an_unknown_empty_mask_policy_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"segment\.on_empty: Input should be 'fail' or 'full_image'"):
+        parse(SegmentSettings, {"on_empty": "skip"}, where="segment")
 
 
 @pytest.mark.parametrize(("n", "count"), [(10, 3), (7, 7), (2, 3), (0, 2), (101, 8)])
@@ -218,24 +225,24 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
         }
     )
     index.to_csv(tmp_path / "index.csv", index=False)
-    settings = {**dataclasses.asdict(BASE), "shards": 3}
+    settings = SegmentSettings(**BASE.model_dump(), shards=3)
     tables = []
     for shard_index in range(3):
         out = tmp_path / f"shard{shard_index}"
         tables.append(
-            masks(
-                tmp_path / "model.pth",
-                tmp_path / "prior.json",
-                tmp_path / "index.csv",
-                shard_index,
-                out / "tight",
-                out / "tight.csv",
-                out / "record.json",
-                SEGMENTER,
-                settings,
-                "cpu",
+            generate_shard(
+                model=tmp_path / "model.pth",
+                prior=tmp_path / "prior.json",
+                index=tmp_path / "index.csv",
+                truth=truth_dir,
+                masks=out / "tight",
+                table=out / "tight.csv",
+                record=out / "record.json",
+                shard=shard_index,
+                segmenter=SEGMENTER,
+                settings=settings,
+                device="cpu",
                 threads=1,
-                truth_dir=truth_dir,
             )
         )
         assert pd.read_csv(out / "tight.csv").shape == tables[-1].shape
@@ -246,19 +253,20 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
         items[2][0],
     ]
     out = tmp_path / "shard0"
-    loose = loose_masks(
-        out / "tight", out / "tight.csv", out / "loose", out / "loose.csv", {"radius": 40, "units": "px1024"}
+    loose = dilate_masks(
+        out / "tight", out / "tight.csv", None, out / "loose", out / "loose.csv", LooseSettings(radius=40)
     )
     tight = read_mask(out / "tight" / items[0][0])
     dilated = read_mask(out / "loose" / items[0][0])
     assert (dilated >= tight).all() and dilated.sum() > tight.sum()
     assert loose["radius_px"].item() == pytest.approx(40 * SIZES[0][1] / 1024)
     assert loose["lung_fraction"].item() == pytest.approx(dilated.mean())
-    empty = loose_masks(
+    empty = dilate_masks(
         tmp_path / "shard1" / "tight",
         tmp_path / "shard1" / "tight.csv",
+        None,
         tmp_path / "shard1" / "loose",
         tmp_path / "shard1" / "loose.csv",
-        {"radius": 40, "units": "px1024"},
+        LooseSettings(radius=40),
     )
     assert empty.empty and (tmp_path / "shard1" / "loose").is_dir()

@@ -24,10 +24,10 @@ from cxrmask.stats import (
     resample_counts,
     weighted_auc,
 )
+from cxrmask.vocabulary import NO_FINDING
 
 log = logging.getLogger(__name__)
 
-NO_FINDING = "No Finding"
 MACRO = "macro"
 NO_FINDING_METHODS = ("one_minus_max", "prod_one_minus")
 

@@ -25,13 +25,14 @@ rule finetune_medsam:
         runtime=res("finetune_medsam", "runtime"),
         gpu=res("finetune_medsam", "gpu"),
     params:
-        checkpoint=checkpoint_value,
+        start_weights=checkpoint_value,
         segmenter=config["segmenter"],
         settings=config["finetune"],
         device=config["device"],
         seed=config["seed"],
+        code=code_version("finetune_medsam"),
     script:
-        "../scripts/finetune_medsam.py"
+        "../scripts/stage.py"
 
 
 rule generate_masks:
@@ -60,14 +61,15 @@ rule generate_masks:
         segmenter=config["segmenter"],
         settings=config["segment"],
         device=config["device"],
+        code=code_version("generate_masks"),
     script:
-        "../scripts/generate_masks.py"
+        "../scripts/stage.py"
 
 
 rule dilate_masks:
     input:
-        masks=results("masks", "tight", "shard_{shard}"),
-        table=results("masks", "tight", "shard_{shard}.csv"),
+        tight=results("masks", "tight", "shard_{shard}"),
+        tight_table=results("masks", "tight", "shard_{shard}.csv"),
         truth=truth_dir(),
     output:
         masks=directory(results("masks", "loose", "shard_{shard}")),
@@ -86,5 +88,6 @@ rule dilate_masks:
         gpu=res("dilate_masks", "gpu"),
     params:
         settings=config["loose"],
+        code=code_version("dilate_masks"),
     script:
-        "../scripts/dilate_masks.py"
+        "../scripts/stage.py"

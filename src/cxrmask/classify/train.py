@@ -10,12 +10,10 @@ trained, as in the study.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,46 +23,14 @@ from torchvision.ops import masks_to_boxes, roi_align
 from tqdm import tqdm
 
 from cxrmask.classify.backbones import build_backbone
-from cxrmask.config import settings_from
+from cxrmask.config import TrainSettings
+from cxrmask.early_stopping import EarlyStopping
 from cxrmask.errors import ConfigError
 from cxrmask.metrics import auroc, no_finding_score
-from cxrmask.nih import NO_FINDING
 from cxrmask.torchutil import autocast
+from cxrmask.vocabulary import NO_FINDING
 
 log = logging.getLogger(__name__)
-
-MASK_MODES = ("zero", "crop")
-CONDITIONS = ("original", "tight", "loose")
-WORKFLOW_KEYS = ("backbones", "masks", "seeds")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``classifier:`` config section, less the grid the workflow expands (backbones, masks, seeds)."""
-
-    image_size: int = 224
-    pretrained: bool = True
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    patience: int = 5
-    augment: bool = True
-    mask_mode: str = "zero"
-    no_finding_score: str = "one_minus_max"
-    amp: bool = True
-    channels_last: bool = True
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
-        """Build from the config section, naming unknown keys and bad choices."""
-        settings = settings_from(cls, "classifier", config, ignore=WORKFLOW_KEYS)
-        if settings.mask_mode not in MASK_MODES:
-            raise ConfigError(
-                f"classifier.mask_mode: {settings.mask_mode!r} is not one of {list(MASK_MODES)}."
-            )
-        no_finding_score(np.zeros((1, 1)), settings.no_finding_score)
-        return settings
 
 
 def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> torch.Tensor:
@@ -175,7 +141,7 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
     )
-    history, best, best_state, since_best = [], {"val_macro_auroc": -np.inf}, None, 0
+    history, stopping = [], EarlyStopping(settings.patience)
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
@@ -212,14 +178,10 @@ def train_classifier(
         if on_epoch:
             on_epoch(row)
         score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
-        if best_state is None or score > best["score"]:
-            best, best_state, since_best = {**row, "score": score}, copy.deepcopy(model.state_dict()), 0
-        else:
-            since_best += 1
-            if settings.patience and since_best >= settings.patience:
-                log.info("no validation gain for %d epochs: stopping", since_best)
-                break
-    model.load_state_dict(best_state)
+        if stopping.offer(score, row, model):
+            break
+    best = stopping.row
+    model.load_state_dict(stopping.state)
     probs = _predict(model, test, settings, device)
     predictions = prediction_table(test_table, test.targets.numpy(), probs, labels, settings.no_finding_score)
     summary = {
@@ -230,8 +192,7 @@ def train_classifier(
         "seconds_to_best": best["elapsed"],
         "test_macro_auroc": macro_auroc(test.targets.numpy(), probs),
     }
-    state = {key: value.detach().cpu() for key, value in best_state.items()}
-    return TrainResult(predictions, pd.DataFrame(history), summary, state)
+    return TrainResult(predictions, pd.DataFrame(history), summary, stopping.best_state())
 
 
 def prediction_table(

@@ -1,4 +1,4 @@
-"""The run's report: one Markdown page with every number a reader asks for first."""
+"""Rule write_report: one Markdown page with every number a reader asks for first."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrmask.atomic import write_text
+from cxrmask.vocabulary import DELONG_COLUMNS
 
 PathLike = str | os.PathLike[str]
 
@@ -53,21 +54,21 @@ def _segmentation_section(finetune: Mapping, tight: pd.DataFrame, loose: pd.Data
 
 
 def write_report(
-    out: PathLike,
-    curation: PathLike,
-    finetune: PathLike,
-    tight_tables: Sequence[PathLike],
-    loose_tables: Sequence[PathLike],
-    auroc: PathLike,
-    delong: PathLike,
-    training: PathLike,
-    figure_paths: Sequence[PathLike],
+    curation: str,
+    finetune: str,
+    tight: Sequence[str],
+    loose: Sequence[str],
+    auroc: str,
+    delong: str,
+    training: str,
+    figures: Sequence[str],
+    report: str,
 ) -> None:
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures."""
-    out = Path(out)
+    out = Path(report)
     cur = json.loads(Path(curation).read_text())
-    tight = pd.concat([pd.read_csv(p) for p in tight_tables])
-    loose = pd.concat([pd.read_csv(p) for p in loose_tables])
+    tight_qc = pd.concat([pd.read_csv(p) for p in tight])
+    loose_qc = pd.concat([pd.read_csv(p) for p in loose])
     aurocs = pd.read_csv(auroc)
     mean = aurocs.groupby(["backbone", "mask", "label"], sort=False)["auroc"].mean().unstack("label")
     labels = [c for c in mean.columns if c != "macro"]
@@ -86,7 +87,7 @@ def write_report(
         "",
         f"Patients in two splits: {cur['patients_in_two_splits']}.",
         "",
-        *_segmentation_section(json.loads(Path(finetune).read_text()), tight, loose),
+        *_segmentation_section(json.loads(Path(finetune).read_text()), tight_qc, loose_qc),
         "## Test AUROC (mean over seeds)",
         "",
         _table(mean),
@@ -94,20 +95,7 @@ def write_report(
         "## Paired DeLong tests (Holm within backbone)",
         "",
         _table(
-            tests[
-                [
-                    "backbone",
-                    "label",
-                    "condition_a",
-                    "condition_b",
-                    "auc_a",
-                    "auc_b",
-                    "delta",
-                    "p_value",
-                    "p_holm",
-                    "significant",
-                ]
-            ]
+            tests[[c for c in DELONG_COLUMNS if c not in ("se", "z", "ci_low", "ci_high", "n_pos", "n_neg")]]
         ),
         "",
         "## Training",
@@ -116,7 +104,7 @@ def write_report(
         "",
         "## Figures",
         "",
-        *[f"![{Path(p).stem}]({os.path.relpath(p, out.parent)})" for p in figure_paths],
+        *[f"![{Path(p).stem}]({os.path.relpath(p, out.parent)})" for p in figures],
         "",
     ]
     write_text(out, "\n".join(lines))
