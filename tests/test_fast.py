@@ -80,6 +80,12 @@ def test_sdpa_attention_gives_the_reference_outputs_and_gradients(block_index):
         assert (transposed(x) - out_ref).abs().max() > 1e-2
 
 
+def test_a_grid_the_relative_position_table_was_not_built_for_is_an_error():
+    _, fast = pair()
+    with pytest.raises(ValueError, match="built for another image or window size"):
+        fast.image_encoder.blocks[1].attn(torch.randn(1, 12, 12, TINY_ENCODER["embed_dim"]))
+
+
 def test_sdpa_attention_gives_the_reference_embeddings_and_masks():
     reference, fast = pair(seed=3)
     images = torch.rand(2, 3, 256, 256)

@@ -19,6 +19,7 @@ import logging
 
 import torch
 import torch.nn.functional as F
+from segment_anything.modeling.image_encoder import Attention
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -60,15 +61,31 @@ class SdpaAttention(nn.Module):
 
     def _rel_pos_bias(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """SAM's decomposed relative-position term as an additive bias (B, heads, L, L) in q's dtype."""
-        from segment_anything.modeling.image_encoder import get_rel_pos
-
-        rel_h = get_rel_pos(height, height, self.rel_pos_h).to(q.dtype)  # (H, H, head_dim)
-        rel_w = get_rel_pos(width, width, self.rel_pos_w).to(q.dtype)  # (W, W, head_dim)
+        rel_h = _relative_table(self.rel_pos_h, height).to(q.dtype)  # (H, H, head_dim)
+        rel_w = _relative_table(self.rel_pos_w, width).to(q.dtype)  # (W, W, head_dim)
         grid = q.reshape(*q.shape[:2], height, width, -1)
         term_h = torch.einsum("bnhwc,hkc->bnhwk", grid, rel_h)
         term_w = torch.einsum("bnhwc,wkc->bnhwk", grid, rel_w)
         bias = term_h[..., :, None] + term_w[..., None, :]  # (B, heads, H, W, H_k, W_k)
         return bias.reshape(*q.shape[:2], height * width, height * width)
+
+
+def _relative_table(rel_pos: torch.Tensor, size: int) -> torch.Tensor:
+    """Embedding of every (query, key) offset along one axis: ``rel_pos[q - k + size - 1]``, (size, size, C).
+
+    ``segment_anything``'s ``get_rel_pos`` for equal query and key sizes,
+    with the index built on the table's device (its CPU index would make a
+    compiled graph copy it to the GPU on every call). SAM sizes each table
+    for its block (2 x window - 1, or 2 x grid - 1 for global blocks), so
+    ``get_rel_pos``'s interpolation to another length never applies here.
+    """
+    if rel_pos.shape[0] != 2 * size - 1:
+        raise ValueError(
+            f"relative-position table of {rel_pos.shape[0]} rows for {size} tokens a side "
+            f"(expected {2 * size - 1}): the encoder was built for another image or window size."
+        )
+    index = torch.arange(size, device=rel_pos.device)
+    return rel_pos[index[:, None] - index[None, :] + (size - 1)]
 
 
 def use_sdpa_attention(encoder: nn.Module) -> int:
@@ -77,8 +94,6 @@ def use_sdpa_attention(encoder: nn.Module) -> int:
     Applies to SAM's ViT (MedSAM); LiteMedSAM's TinyViT has its own attention
     and is left as it is (0 replaced).
     """
-    from segment_anything.modeling.image_encoder import Attention
-
     replaced = 0
     for module in list(encoder.modules()):
         for name, child in list(module.named_children()):
