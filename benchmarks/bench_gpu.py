@@ -505,10 +505,10 @@ def main(argv: list[str] | None = None) -> dict:
                 log.exception("%s failed", name)
                 report[name] = {"error": f"{type(exc).__name__}: {exc}"}
             print(name, json.dumps(report[name], indent=1), flush=True)
-    report["targets"] = targets(report)
+            report["targets"] = targets(report)
+            if args.json:  # after every step, so a run cut short keeps what it measured
+                args.json.write_text(json.dumps(report, indent=1))
     print("\n".join(["targets", *report["targets"]]), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
     return report
 
 
