@@ -212,19 +212,20 @@ def test_an_empty_shard_gives_an_empty_table_with_the_columns(trained, tmp_path)
 
 
 def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
-    """``masks`` then ``loose_masks`` over three shards of two images: one shard is empty."""
+    """generate_masks then dilate_masks over three shards of three images, one of them corrupt and skipped."""
     model, prior = trained
     items, truth_dir = images
     save_segmenter(model, tmp_path / "model.pth", {})
     prior.save(tmp_path / "prior.json")
-    index = pd.DataFrame(
+    corrupt = tmp_path / items[1][0]
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    subset = pd.DataFrame(
         {
             "image": [name for name, _ in items],
-            "path": [str(path) for _, path in items],
-            "ok": [True, False, True],  # the second image did not decode
+            "path": [str(items[0][1]), str(corrupt), str(items[2][1])],
         }
     )
-    index.to_csv(tmp_path / "index.csv", index=False)
+    subset.to_csv(tmp_path / "subset.csv", index=False)
     settings = SegmentSettings(**BASE.model_dump(), shards=3)
     tables = []
     for shard_index in range(3):
@@ -233,7 +234,7 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
             generate_shard(
                 model=tmp_path / "model.pth",
                 prior=tmp_path / "prior.json",
-                index=tmp_path / "index.csv",
+                subset=tmp_path / "subset.csv",
                 truth=truth_dir,
                 masks=out / "tight",
                 table=out / "tight.csv",
@@ -241,6 +242,7 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
                 shard=shard_index,
                 segmenter=SEGMENTER,
                 settings=settings,
+                on_bad="skip",
                 device="cpu",
                 threads=1,
             )
@@ -270,3 +272,31 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
         LooseSettings(radius=40),
     )
     assert empty.empty and (tmp_path / "shard1" / "loose").is_dir()
+
+
+def test_an_unreadable_image_fails_its_shard_by_name(trained, tmp_path):
+    model, prior = trained
+    save_segmenter(model, tmp_path / "model.pth", {})
+    prior.save(tmp_path / "prior.json")
+    corrupt = tmp_path / "00000009_000.png"
+    corrupt.write_bytes(b"not an image")
+    pd.DataFrame({"image": [corrupt.name], "path": [str(corrupt)]}).to_csv(
+        tmp_path / "subset.csv", index=False
+    )
+    with pytest.raises(InputError, match=r"00000009_000\.png"):
+        generate_shard(
+            model=tmp_path / "model.pth",
+            prior=tmp_path / "prior.json",
+            subset=tmp_path / "subset.csv",
+            truth=None,
+            masks=tmp_path / "tight",
+            table=tmp_path / "tight.csv",
+            record=tmp_path / "record.json",
+            shard=0,
+            segmenter=SEGMENTER,
+            settings=SegmentSettings(**BASE.model_dump(), shards=1),
+            on_bad="fail",
+            device="cpu",
+            threads=1,
+        )
+    assert not (tmp_path / "tight").exists() and not (tmp_path / "tight.csv").exists()

@@ -39,7 +39,7 @@ rule generate_masks:
     input:
         model=results("segment", "finetuned.pt"),
         prior=results("segment", "box_prior.json"),
-        index=results("cache", f"index_{config['classifier']['image_size']}.csv"),
+        subset=results("nih", "subset.csv"),
         truth=truth_dir(),
     output:
         masks=directory(results("masks", "tight", "shard_{shard}")),
@@ -60,6 +60,7 @@ rule generate_masks:
     params:
         segmenter=config["segmenter"],
         settings=config["segment"],
+        on_bad=config["data"]["on_bad_image"],
         device=config["device"],
         code=code_version("generate_masks"),
     script:

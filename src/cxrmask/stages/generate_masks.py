@@ -9,6 +9,7 @@ import pandas as pd
 
 from cxrmask.atomic import atomic_dir, write_csv
 from cxrmask.config import SegmenterSettings, SegmentSettings
+from cxrmask.imageio import decode_errors
 from cxrmask.segment.inference import generate_masks as segment_images
 from cxrmask.segment.inference import shard as shard_of
 from cxrmask.segment.models import load_segmenter
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 def generate_masks(
     model: str,
     prior: str,
-    index: str,
+    subset: str,
     truth: str | None,
     masks: str,
     table: str,
@@ -30,11 +31,16 @@ def generate_masks(
     shard: int,
     segmenter: SegmenterSettings,
     settings: SegmentSettings,
+    on_bad: str,
     device: str,
     threads: int,
 ) -> pd.DataFrame:
-    """Segment shard ``shard`` of the images that decoded; write masks, a QC table and a run record.
+    """Segment shard ``shard`` of the curated images; write masks, a QC table and a run record.
 
+    The shard comes from the curated image list, not from the classifier's
+    image cache, so changing the classifier's image size reruns no
+    segmentation. An image that cannot be read fails the job by name, or,
+    with ``on_bad: skip``, gets no mask (the caches skip it too: same reader).
     ``truth`` is a folder of ground-truth lung masks where the images have
     them (the demo), for a Dice per mask; None for NIH.
     """
@@ -44,9 +50,18 @@ def generate_masks(
         {"shard": shard},
         {"segmenter": segmenter.model_dump(), "segment": settings.model_dump()},
     )
-    images = pd.read_csv(index)
-    images = images[images["ok"]].sort_values("image")
+    images = pd.read_csv(subset).sort_values("image")
     items = shard_of(list(zip(images["image"], images["path"], strict=True)), shard, settings.shards)
+    if on_bad == "skip":
+        errors = decode_errors([path for _, path in items], threads)
+        skipped = [error for error in errors if error]
+        if skipped:
+            log.warning(
+                "%d unreadable images get no mask (data.on_bad_image: skip); first: %s",
+                len(skipped),
+                skipped[0],
+            )
+        items = [item for item, error in zip(items, errors, strict=True) if not error]
     network = load_segmenter(segmenter.spec, model)
     with atomic_dir(masks) as tmp:
         qc = segment_images(
