@@ -257,6 +257,9 @@ class FinetuneSettings(Section):
         8, ge=0, description="epochs without a better validation Dice before stopping (0: never)"
     )
     amp: bool = Field(True, description="mixed precision on CUDA")
+    checkpointing: bool = Field(
+        False, description="recompute ViT blocks in the backward pass: less memory, more time (full, SAM ViT)"
+    )
 
 
 class InferenceSettings(Section):
@@ -279,6 +282,10 @@ class InferenceSettings(Section):
         0.01, ge=0, le=1, description="share of empty masks above which the job fails even with full_image"
     )
     amp: bool = Field(True, description="mixed precision on CUDA")
+    bf16_weights: bool = Field(True, description="image encoder weights in bf16 on CUDA (ignored on a CPU)")
+    compile: bool | None = Field(
+        None, description="torch.compile the image encoder: null = on CUDA only | true | false"
+    )
 
 
 class SegmentSettings(InferenceSettings):
