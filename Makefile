@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_RESULTS := results/demo_run
 
-.PHONY: setup demo test test-fast lint format bench dry-run clean
+.PHONY: setup demo test test-fast mutate lint format bench dry-run clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores all --configfile config/demo.yaml
+	$(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml
 	$(BIN)/snakemake --cores 1 --configfile config/demo.yaml --report $(DEMO_RESULTS)/report.html
 	@echo
 	@echo "Demo finished."
@@ -36,6 +36,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+# Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
+# MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.
+mutate: $(STAMP)
+	$(BIN)/mutmut run $(foreach pattern,$(MUTANTS),'$(pattern)')
+	$(BIN)/mutmut results
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -59,4 +65,4 @@ dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules
 
 clean:
-	rm -rf $(DEMO_RESULTS) .snakemake
+	rm -rf $(DEMO_RESULTS) .snakemake mutants

@@ -2,10 +2,93 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+from snakerun import snakemake, tiny_args
+
+# Variables by which a user's shell could reach into a test run: where MLflow logs, which profile
+# Snakemake applies, which caches hold (or would download) weights.
+UNSET = ("SNAKEMAKE_PROFILE",)
+UNSET_PREFIXES = ("MLFLOW_",)
+PROXIES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def unreachable_url() -> str:
+    """An http URL on this machine where nothing listens: connecting to it is refused at once.
+
+    The port is taken from the kernel and released, so no listener holds it
+    while the tests run (a later process picking the same ephemeral port in
+    that window is the only, remote, way it could answer).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def controlled_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One environment for every test and every Snakemake run they start, whatever the user's shell holds.
+
+    - no ``MLFLOW_*`` variable, so runs go to each test's own SQLite store, never a tracking server;
+    - torch, Hugging Face and other caches in a fresh folder, so no weights a user downloaded are
+      found (a test that needs weights makes them or takes those a package ships);
+    - Hugging Face offline, and every other http(s) request sent to a proxy where nothing listens:
+      "no network" is simulated, so a machine with internet runs the same tests (loopback servers
+      of the download tests are reached directly, as ``no_proxy`` says);
+    - no ``SNAKEMAKE_PROFILE``: only the workflow's own profile applies.
+
+    Session-scoped so that module-scoped fixtures (the demo run) start inside it too.
+    """
+    caches = tmp_path_factory.mktemp("caches")
+    nowhere = unreachable_url()
+    settings = {
+        "TORCH_HOME": str(caches / "torch"),
+        "HF_HOME": str(caches / "huggingface"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "no_proxy": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
+        **dict.fromkeys(PROXIES, nowhere),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name in UNSET or name.startswith(UNSET_PREFIXES):
+                patch.delenv(name)
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        yield settings
+
+
+@pytest.fixture
+def offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, controlled_environment: dict[str, str]
+) -> dict[str, str]:
+    """This process's downloaders cut off from the network, on any machine, with empty caches.
+
+    The session's variables reach libraries that read them on each call and
+    every subprocess; these two read them once, on first use, so they are set
+    here directly: urllib's shared opener (torch hub's downloads) goes through
+    the proxy where nothing listens, and the Hugging Face hub's offline switch
+    is on, with a cache of this test's own.
+    """
+    import huggingface_hub.constants
+
+    nowhere = controlled_environment["https_proxy"]
+    proxies = urllib.request.ProxyHandler({"http": nowhere, "https": nowhere})
+    monkeypatch.setattr(urllib.request, "_opener", urllib.request.build_opener(proxies))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "huggingface"))
+    return {"proxy": nowhere, "torch_home": str(tmp_path / "torch")}
 
 
 @pytest.fixture(scope="module")
@@ -20,3 +103,26 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Iterator[Path]:
+    """The whole workflow on the tiny demo, run once per test session; yields the results folder.
+
+    Several modules check things against one finished run (plans, reruns,
+    kills, a tracking server, a cluster run's outputs); running it once saves
+    minutes. Tests that rerun part of it must leave it complete, as CPU reruns
+    are byte-identical.
+    """
+    results = tmp_path_factory.mktemp("tiny") / "results"
+    snakemake(*tiny_args(results, "--cores", "2"))
+    yield results
+    shutil.rmtree(results.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path) -> Path:
+    """A copy of the shared tiny run (timestamps kept, so it is up to date) for a test that reruns parts."""
+    results = tmp_path / "results"
+    shutil.copytree(tiny_run, results)
+    return results

@@ -40,7 +40,8 @@ class Behaviour:
     """How the server treats one path; each fault is independent of the others.
 
     drop_after: send the headers of the whole answer, then only this many body
-        bytes and close the connection (once; later requests behave).
+        bytes and close the connection (``drops`` times; later requests behave).
+    drops: how many requests ``drop_after`` cuts.
     status: answer this status (e.g. 404, 403) on every request.
     stall: sleep this many seconds before answering (longer than the client's timeout).
     fail_times: answer 500 this many times, then behave.
@@ -49,6 +50,7 @@ class Behaviour:
     """
 
     drop_after: int | None = None
+    drops: int = 1
     status: int | None = None
     stall: float = 0.0
     fail_times: int = 0
@@ -146,7 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fail:
                 behaviour.fail_times -= 1
             drop = behaviour.drop_after
-            behaviour.drop_after = None
+            behaviour.drops -= 1
+            if behaviour.drops <= 0:
+                behaviour.drop_after = None
         if behaviour.stall and owner.stopping.wait(behaviour.stall):
             return
         if behaviour.status is not None or fail:

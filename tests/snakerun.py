@@ -1,4 +1,10 @@
-"""Running the project's Snakemake workflow from tests, and reading what it planned."""
+"""Running the project's Snakemake workflow from tests, and reading what it planned.
+
+Every run uses the repository's Snakefile in a working directory of the
+test's own (``--directory``), outside the checkout: Snakemake keeps its lock,
+job metadata and incomplete-job markers in ``<workdir>/.snakemake``, so a
+test never waits on, or rewrites, what a user's run in the checkout holds.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +16,73 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+FULL = REPO / "config" / "config.yaml"
 DEMO = REPO / "config" / "demo.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
+NOTHING_TO_DO = "Nothing to be done"
 
 
-def snakemake(*args: str | Path, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run this environment's Snakemake in the repository root; fail with its output when ``check``."""
+def with_full_config(args: list[str]) -> list[str]:
+    """``args`` with config/config.yaml as the first config file.
+
+    The Snakefile's ``configfile: "config/config.yaml"`` is relative to the
+    working directory, so outside the checkout it is given here, first, where
+    the directive would have loaded it; a second ``--configfile`` option would
+    replace the first, so the file joins the one given, if any.
+    """
+    if "--configfile" in args:
+        at = args.index("--configfile") + 1
+        return [*args[:at], str(FULL), *args[at:]]
+    return ["--configfile", str(FULL), *args]
+
+
+def snakemake(
+    *args: str | Path,
+    workdir: Path | None = None,
+    check: bool = True,
+    timeout: float = 1800,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run this environment's Snakemake on the repository's Snakefile in ``workdir``.
+
+    Arguments from :func:`tiny_args` name their working directory already;
+    any other call must give one. Relative paths in ``args`` (a profile) are
+    read from the repository root. Fails with Snakemake's output when
+    ``check`` and it exits non-zero.
+    """
+    args = [str(arg) for arg in args]
+    if "--directory" not in args:
+        if workdir is None:
+            raise TypeError("snakemake() needs a working directory outside the checkout: pass workdir")
+        workdir.mkdir(parents=True, exist_ok=True)
+        args = ["--snakefile", str(SNAKEFILE), "--directory", str(workdir), *with_full_config(args)]
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", *map(str, args)],
+        [sys.executable, "-m", "snakemake", *args],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     if check and result.returncode != 0:
-        command = " ".join(map(str, args))
-        raise AssertionError(f"snakemake {command} failed:\n{result.stdout}\n{result.stderr}")
+        shown = " ".join(map(str, args))
+        raise AssertionError(f"snakemake {shown} failed:\n{result.stdout}\n{result.stderr}")
     return result
 
 
 def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from the "Job stats" table of a dry run (empty when nothing is to be done)."""
-    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", output, re.S)
-    if not match:
-        return {}
+    """Rule -> job count from the "Job stats" table of a dry run; empty only when nothing is to be done.
+
+    Output with neither the table nor Snakemake's "Nothing to be done" is an
+    AssertionError showing it, so a change in Snakemake's wording cannot turn
+    into a plan that is silently empty.
+    """
+    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal\s+\d+", output, re.S)
+    if match is None:
+        if NOTHING_TO_DO in output:
+            return {}
+        raise AssertionError(f"no job table and no {NOTHING_TO_DO!r} in Snakemake's output:\n{output}")
     jobs = {}
     for line in match.group(1).splitlines():
         name, count = line.split()
@@ -48,7 +97,29 @@ def overlay(folder: Path, name: str, config: dict) -> Path:
     return path
 
 
-def dry_run(*args: str | Path) -> dict[str, int]:
-    """Jobs Snakemake would run, by rule."""
-    result = snakemake("-n", *args)
+def dry_run(*args: str | Path, workdir: Path | None = None) -> dict[str, int]:
+    """Jobs Snakemake would run in ``workdir`` (or the one ``args`` name), by rule."""
+    result = snakemake("-n", *args, workdir=workdir)
     return planned_jobs(result.stdout + result.stderr)
+
+
+def tiny_args(results: Path, *extra: str | Path, configs: tuple[Path, ...] = ()) -> list[str | Path]:
+    """Arguments of the tiny demo run into ``results``, with more config files layered on top.
+
+    The run's working directory (its ``.snakemake``) is the results folder's
+    parent, so every run on one results folder, and only those, share it.
+    """
+    return [
+        *extra,
+        "--snakefile",
+        SNAKEFILE,
+        "--directory",
+        results.parent,
+        "--configfile",
+        FULL,
+        DEMO,
+        TINY,
+        *configs,
+        "--config",
+        f"results={results}",
+    ]

@@ -87,22 +87,16 @@ def test_unknown_backbones_and_prefixes_are_config_errors(name, message):
         build_backbone(name, pretrained=False, num_classes=2)
 
 
-def test_pretrained_torchvision_weights_without_network_are_a_config_error_saying_what_to_do(
-    tmp_path, monkeypatch
-):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # nothing cached: the download must be tried
+def test_pretrained_torchvision_weights_without_network_are_a_config_error_saying_what_to_do(offline):
+    """Nothing cached, so the download is tried: through a proxy where nothing listens, it fails."""
     with pytest.raises(ConfigError, match="ImageNet weights for resnet18 could not be fetched") as caught:
         build_backbone("torchvision:resnet18", pretrained=True, num_classes=2)
     assert "classifier.pretrained: false" in str(caught.value)
     assert "TORCH_HOME" in str(caught.value)
 
 
-def test_pretrained_timm_weights_without_network_are_a_config_error_saying_what_to_do(tmp_path, monkeypatch):
-    """The Hugging Face hub is unreachable here; its offline mode fails at once instead of after retries."""
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+def test_pretrained_timm_weights_without_network_are_a_config_error_saying_what_to_do(offline):
+    """Nothing cached and the Hugging Face hub offline: it fails at once, with what to do."""
     with pytest.raises(ConfigError, match="ImageNet weights for resnet10t could not be fetched") as caught:
         build_backbone("resnet10t", pretrained=True, num_classes=2)
     assert "classifier.pretrained: false" in str(caught.value)
@@ -162,6 +156,33 @@ def test_augment_keeps_the_shape_and_is_deterministic_per_generator():
     assert not torch.equal(first, images)
     # a small affine: most of the picture stays close to where it was
     assert float((first - images).abs().mean()) < float((images - images.flip(-1)).abs().mean())
+
+
+def quadrant_image() -> torch.Tensor:
+    """(1, 1, S, S) with four flat quadrants of different grey, so a flip or a large turn changes them."""
+    image = torch.empty(1, 1, SIZE, SIZE)
+    half = SIZE // 2
+    image[..., :half, :half], image[..., :half, half:] = 1.0, 0.0
+    image[..., half:, :half], image[..., half:, half:] = 0.3, 0.7
+    return image
+
+
+def test_augment_never_flips_and_turns_only_a_few_degrees():
+    """Anatomy is lateral (heart on the image's right): every augmented image keeps each quadrant's grey.
+
+    The centre of each quadrant lies a quarter of the image from both boundaries; ±7°, ±10 % scale
+    and ±5 % shift move a boundary by at most about an eighth of the image there, while a left-right
+    or up-down flip, or a turn of tens of degrees, puts another quadrant's grey on it.
+    """
+    images = quadrant_image().expand(64, -1, -1, -1)
+    out = augment(images, torch.Generator().manual_seed(0))
+    quarter, eighth = SIZE // 4, SIZE // 8
+    for rows, cols in itertools.product(
+        (slice(eighth, quarter + eighth), slice(-quarter - eighth, -eighth)), repeat=2
+    ):
+        expected = images[0, 0, rows, cols].mean()
+        observed = out[:, 0, rows, cols].mean(dim=(-1, -2))
+        torch.testing.assert_close(observed, expected.expand(len(out)), atol=0.05, rtol=0)
 
 
 # ---------------------------------------------------------------- settings

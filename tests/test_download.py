@@ -10,6 +10,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,6 +216,46 @@ def test_500s_beyond_the_retries_fail_with_the_last_cause(server: LoopbackServer
     server.behave("f.bin", fail_times=5)
     with pytest.raises(DownloadError, match=r"after 2 attempts \(last error: HTTP 500"):
         fetch(server.url("f.bin"), tmp_path / "f.bin", retries=1, **FAST)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every pause the test's own thread sleeps, in order (the pauses still happen)."""
+    recorded: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread():
+            recorded.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return recorded
+
+
+def test_backoff_doubles_with_each_failure_in_a_row(
+    server: LoopbackServer, tmp_path: Path, pauses: list[float]
+) -> None:
+    payload = os.urandom(10_000)
+    server.add("f.bin", payload)
+    server.behave("f.bin", fail_times=4)
+    fetch(server.url("f.bin"), tmp_path / "f.bin", retries=4, backoff=0.01, progress=False)
+    assert pauses == pytest.approx([0.01, 0.02, 0.04, 0.08])
+    assert (tmp_path / "f.bin").read_bytes() == payload
+
+
+def test_cuts_that_make_progress_are_not_counted_as_retries(
+    server: LoopbackServer, tmp_path: Path, pauses: list[float]
+) -> None:
+    """Six cut transfers, each a little further on: one retry allowed, yet the file arrives whole."""
+    payload = os.urandom(70_000)
+    server.add("f.bin", payload)
+    server.behave("f.bin", drop_after=10_000, drops=6)
+    fetch(server.url("f.bin"), tmp_path / "f.bin", retries=1, backoff=0.01, progress=False)
+    assert (tmp_path / "f.bin").read_bytes() == payload
+    ranges = [entry["range"] for entry in server.log("f.bin")]
+    assert ranges == [None, *(f"bytes={10_000 * i}-" for i in range(1, 7))]
+    assert pauses == pytest.approx([0.01] * 6)  # progress resets the backoff too
 
 
 def test_html_interstitial_is_refused(server: LoopbackServer, tmp_path: Path) -> None:

@@ -75,6 +75,20 @@ def test_rgb_png_becomes_itu_luma(tmp_path: Path) -> None:
     assert set(np.unique(out[8:])) == {150}
 
 
+def test_palette_png_reads_as_its_palettes_grey_not_its_indices(tmp_path: Path) -> None:
+    """A mode P PNG stores palette indices; the image is what the palette maps them to."""
+    indices = np.zeros((16, 24), dtype=np.uint8)
+    indices[:, 12:] = 1
+    indices[8:, :6] = 2
+    palette = Image.fromarray(indices)  # an "L" image given a palette becomes mode "P"
+    palette.putpalette([200, 200, 200, 10, 10, 10, 0, 0, 255])  # light grey, near black, blue
+    path = tmp_path / "palette.png"
+    palette.save(path)
+    assert Image.open(path).mode == "P"
+    expected = np.choose(indices, [200, 10, 29]).astype(np.uint8)  # blue's luma: 0.114 * 255
+    assert np.array_equal(read_grey(path), expected)
+
+
 def test_16bit_png_with_12bit_range_spans_0_to_255(tmp_path: Path) -> None:
     ramp = np.tile(np.linspace(100, 4095, 64).round().astype(np.uint16), (16, 1))
     path = _save(ramp, tmp_path / "dicom_export.png")

@@ -29,8 +29,6 @@ from cxrmask.nih import (
     summarise,
 )
 
-log = logging.getLogger(__name__)
-
 LABELS = ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis"]
 FULL_SET_COUNTS = {
     "No Finding": 60361,
@@ -220,33 +218,28 @@ def test_find_images_searches_folders_recursively(tmp_path: Path) -> None:
 # ---- curation on the real table --------------------------------------------------------------------
 
 
-def _report(summary: dict) -> str:
-    """Counts per label and split, patients per split: a table for the log (and the report)."""
-    splits = ("train", "val", "test")
-    rows = ["images", "patients", *LABELS, NO_FINDING]
-    lines = [f"{'':<12}" + "".join(f"{s:>9}" for s in splits) + f"{'total':>9}"]
-    for row in rows:
-        values = [summary["splits"][s][row] for s in splits]
-        total = "" if row == "patients" else f"{sum(values):>9}"
-        lines.append(f"{row:<12}" + "".join(f"{v:>9}" for v in values) + total)
-    return "\n".join(lines)
-
-
-def test_curated_subset_counts_are_reported(subset: pd.DataFrame, caplog: pytest.LogCaptureFixture) -> None:
-    """The subset with the full config's settings; its counts go to the log and, with ``-s``, the terminal."""
+def test_summary_counts_equal_a_recount_of_the_subset(subset: pd.DataFrame) -> None:
+    """The numbers the log and the report show, per split, against pandas counting the subset itself."""
     summary = summarise(subset, LABELS)
-    text = _report(summary)
-    with caplog.at_level(logging.INFO, logger=__name__):
-        log.info("curated NIH subset (labels %s, %s):\n%s", LABELS, CONFIG_DEFAULTS, text)
-    assert text in caplog.text
-    print(f"\ncurated NIH subset, hash-split lists, {CONFIG_DEFAULTS}:\n{text}")
+    assert summary["images"] == len(subset)
     assert summary["patients_in_two_splits"] == 0
-    assert (
-        summary["images"]
-        == len(subset)
-        == sum(summary["splits"][s]["images"] for s in ("train", "val", "test"))
-    )
+    for split, part in subset.groupby("split"):
+        counts = summary["splits"][split]
+        assert counts["images"] == len(part)
+        assert counts["patients"] == part["patient_id"].nunique()
+        assert {label: counts[label] for label in [*LABELS, NO_FINDING]} == part[
+            [*LABELS, NO_FINDING]
+        ].sum().to_dict()
     assert sum(summary["splits"][s][NO_FINDING] for s in ("train", "val", "test")) == 10000
+
+
+def test_summary_counts_patients_found_in_two_splits(subset: pd.DataFrame) -> None:
+    """One patient moved into another split: the check that guards against leakage sees exactly one."""
+    images_per_patient = subset.loc[subset["split"] == "test", "patient_id"].value_counts()
+    patient = images_per_patient.index[images_per_patient >= 2][0]
+    leaked = subset.copy()
+    leaked.loc[leaked.index[leaked["patient_id"] == patient][0], "split"] = "train"
+    assert summarise(leaked, LABELS)["patients_in_two_splits"] == 1
 
 
 def test_every_patient_in_exactly_one_split(subset: pd.DataFrame, uncapped: pd.DataFrame) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from snakerun import snakemake
 
 from cxrmask.config import FinetuneSettings, LooseSettings
 from cxrmask.errors import ConfigError, InputError
@@ -26,20 +27,14 @@ from cxrmask.rule_call import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _rules() -> list[str]:
-    """Every rule the workflow defines, as Snakemake lists them."""
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--list-rules", "--snakefile", str(REPO / "Snakefile")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def _rules(workdir: Path) -> list[str]:
+    """Every rule the workflow defines, as Snakemake lists them (its .snakemake in ``workdir``)."""
+    result = snakemake("--list-rules", workdir=workdir)
     return [line.strip() for line in result.stdout.splitlines() if line.strip() and line.strip() != "all"]
 
 
-def test_every_rule_has_a_stage_function_of_its_own_name():
-    rules = _rules()
+def test_every_rule_has_a_stage_function_of_its_own_name(tmp_path):
+    rules = _rules(tmp_path)
     assert len(rules) >= 20
     for rule in rules:
         assert stage_parameters(rule) is not None, f"no cxrmask.stages.{rule}.{rule}"

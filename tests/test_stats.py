@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
+from cxrmask import stats
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.stats import (
     bootstrap_auc_ci,
@@ -188,13 +190,31 @@ def test_single_case_in_a_class_gives_nan_with_warning(caplog: pytest.LogCapture
 @pytest.mark.parametrize(
     ("y", "a", "b", "message"),
     [
-        ([0, 1, 1], [0.1, 0.2, 0.3], [0.1, 0.2], "shape"),
-        ([0, 1, 2, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "only 0 and 1"),
-        ([1, 1, 1], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1], "both classes"),
+        ([0, 1, 1], [0.1, 0.2, 0.3], [0.1, 0.2], "shape .* the same cases in the same order"),
+        ([0, 1, 2, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], r"only 0 and 1 .*, found \[2\]$"),
+        ([0, 1, 9, 8], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], r"only 0 and 1 .*, found \[8, 9\]$"),
+        (
+            [0, 1, 2, 3, 4, 5, 6, 7],
+            np.arange(8.0),
+            np.arange(8.0),
+            r"found \[2, 3, 4, 5, 6\]$",
+        ),  # the first five
+        (
+            [1, 1, 1],
+            [0.1, 0.2, 0.3],
+            [0.3, 0.2, 0.1],
+            "both classes.*use a split where the label occurs and is absent",
+        ),
         ([0, 0, 0], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1], "both classes"),
-        ([0, 1, 0, 1], [0.1, np.nan, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "NaN"),
+        (
+            [0, 1, 0, 1],
+            [np.nan, np.inf, -np.inf, 0.4],
+            [0.1, 0.2, 0.3, 0.4],
+            "contains 3 NaN or infinite values; check the model's predictions for those cases",
+        ),
         ([0, 1, np.nan, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "only 0 and 1"),
         (["a", "b", "a", "b"], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4], "numeric"),
+        ([[0, 1], [1, 0]], [0.1, 0.2], [0.1, 0.2], "one-dimensional"),
     ],
 )
 def test_bad_input_is_a_clear_error(y: list, a: list, b: list, message: str) -> None:
@@ -203,10 +223,56 @@ def test_bad_input_is_a_clear_error(y: list, a: list, b: list, message: str) -> 
 
 
 def test_bad_alpha_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="alpha"):
-        delong_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], alpha=1.5)
+    for alpha in (1.5, 0.0, 1.0, -0.1):
+        with pytest.raises(ConfigError, match="alpha"):
+            delong_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], alpha=alpha)
     with pytest.raises(ConfigError, match="n_boot"):
         bootstrap_auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], n_boot=0)
+
+
+def test_the_smallest_settings_are_allowed() -> None:
+    """One resample and levels just inside (0, 1) still give an interval: the limits are exclusive ones."""
+    low, high = bootstrap_auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], n_boot=1)
+    assert 0.0 <= low == high <= 1.0
+    y, (a,) = tied_data(60, k=1, seed=2)
+    wide, narrow = delong_ci(y, a, alpha=1e-9), delong_ci(y, a, alpha=0.999)
+    assert wide.low <= narrow.low <= narrow.high <= wide.high
+
+
+def test_the_same_ranking_differs_by_nothing() -> None:
+    """A monotone transform ranks the cases identically: z = 0 and p = 1, not a "certain" difference."""
+    y, (a,) = tied_data(120, k=1, seed=8)
+    result = delong_test(y, a, 2.0 * a + 1.0)
+    assert (result.delta, result.se, result.z, result.p_value) == (0.0, 0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("two_positives", [True, False], ids=["two positives", "two negatives"])
+def test_exactly_two_cases_in_a_class_match_the_textbook(two_positives: bool) -> None:
+    rng = np.random.default_rng(12)
+    y = np.r_[np.ones(2), np.zeros(9)] if two_positives else np.r_[np.ones(9), np.zeros(2)]
+    scores = np.round(rng.normal(size=(2, 11)) + y, 1)
+    aucs, cov = fast_delong(y.astype(bool), scores)
+    expected_aucs, expected_cov = naive_delong(y, scores)
+    np.testing.assert_allclose(aucs, expected_aucs, rtol=RTOL)
+    np.testing.assert_allclose(cov, expected_cov, rtol=RTOL)
+
+
+def test_a_single_case_in_a_class_gives_a_nan_covariance_of_the_right_shape_quietly() -> None:
+    y = np.array([True, False, False, False, False])
+    scores = np.array([[0.9, 0.1, 0.5, 0.3, 0.2], [0.8, 0.2, 0.1, 0.4, 0.3], [0.1, 0.2, 0.3, 0.4, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero degrees of freedom on the way
+        aucs, cov = fast_delong(y, scores)
+    np.testing.assert_allclose(aucs, [1.0, 1.0, 0.0])
+    assert cov.shape == (3, 3) and np.isnan(cov).all()
+
+
+def test_delong_interval_is_clipped_to_one() -> None:
+    y = np.r_[np.ones(6), np.zeros(6)]
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.35, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0])
+    ci = delong_ci(y, s)
+    assert ci.auc + norm.isf(0.025) * ci.se > 1.0  # the unclipped interval would pass 1
+    assert ci.high == 1.0 and ci.low < ci.auc
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 50])
@@ -235,6 +301,17 @@ def test_holm_known_values_and_nans() -> None:
 def test_holm_rejects_out_of_range() -> None:
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         holm([0.2, 1.3])
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        holm([-0.01, 0.3])
+
+
+def test_holm_takes_the_ends_of_the_range_and_keeps_the_shape() -> None:
+    """p = 0 (a certain difference, z infinite) and p = 1 (identical scores) are p-values like any other."""
+    np.testing.assert_allclose(holm([0.0, 1.0, 0.02]), [0.0, 1.0, 0.04])
+    table = np.array([[0.01, 0.04], [0.03, np.nan]])
+    adjusted = holm(table)
+    assert adjusted.shape == (2, 2)
+    np.testing.assert_allclose(adjusted, [[0.03, 0.06], [0.06, np.nan]])
 
 
 def test_weighted_auc_equals_auc_of_repeated_cases() -> None:
@@ -243,7 +320,9 @@ def test_weighted_auc_equals_auc_of_repeated_cases() -> None:
     w_pos = rng.integers(0, 4, size=(6, 30)).astype(float)
     w_neg = rng.integers(0, 4, size=(6, 45)).astype(float)
     w_neg[5] = 0.0  # no negative: undefined
-    got = weighted_auc(pos, neg, w_pos, w_neg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # undefined is NaN by choice, not by a division by zero
+        got = weighted_auc(pos, neg, w_pos, w_neg)
     for b in range(5):
         x, z = np.repeat(pos, w_pos[b].astype(int)), np.repeat(neg, w_neg[b].astype(int))
         expected = roc_auc_score(np.r_[np.ones(x.size), np.zeros(z.size)], np.r_[x, z])
@@ -256,6 +335,32 @@ def test_resample_counts_are_bootstrap_draws() -> None:
     assert counts.shape == (500, 40)
     assert np.all(counts.sum(axis=1) == 40)
     assert counts.mean() == pytest.approx(1.0) and counts.var() == pytest.approx(1 - 1 / 40, rel=0.05)
+    # every case, the first and the last included, is drawn once per resample on average
+    np.testing.assert_allclose(counts.mean(axis=0), 1.0, atol=0.2)
+
+
+def test_weighted_auc_of_one_positive_against_one_negative() -> None:
+    pos, neg = np.array([0.2, 0.7]), np.array([0.5, 0.2])
+    w_pos = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    w_neg = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(weighted_auc(pos, neg, w_pos, w_neg), [0.0, 1.0, 0.5])
+
+
+def test_bootstrap_in_blocks_uses_exactly_the_blocks_resamples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large test sets are resampled in blocks (memory); blocks that do not divide n_boot still work."""
+    y, (s,) = tied_data(50, k=1, seed=6)
+    monkeypatch.setattr(stats, "_BOOT_BLOCK_ELEMENTS", 7 * y.size)  # blocks of 7, 7 and 6 resamples
+    low, high = bootstrap_auc_ci(y, s, n_boot=20, seed=3)
+    yb = y.astype(bool)
+    pos, neg = s[yb], s[~yb]
+    rng = np.random.default_rng(3)
+    aucs = np.concatenate(
+        [
+            weighted_auc(pos, neg, resample_counts(rng, pos.size, b), resample_counts(rng, neg.size, b))
+            for b in (7, 7, 6)
+        ]
+    )
+    np.testing.assert_allclose((low, high), np.quantile(aucs, [0.025, 0.975]), rtol=1e-12)
 
 
 def test_bootstrap_ci_is_deterministic_and_matches_a_loop() -> None:

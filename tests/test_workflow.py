@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 from PIL import Image
-from snakerun import DEMO, REPO, TINY, dry_run, overlay, planned_jobs, snakemake
+from snakerun import DEMO, REPO, dry_run, overlay, planned_jobs, snakemake, tiny_args
 
 FULL_PLAN = {
     "download": 17,
@@ -40,12 +39,16 @@ FULL_PLAN = {
 
 
 def test_full_reproduction_plans_every_job_with_no_data(tmp_path):
-    jobs = dry_run("--config", f"results={tmp_path}/results", f"resources_dir={tmp_path}/resources")
+    jobs = dry_run(
+        "--config", f"results={tmp_path}/results", f"resources_dir={tmp_path}/resources", workdir=tmp_path
+    )
     assert jobs == FULL_PLAN
 
 
 def test_full_plan_downloads_each_source_file_once(tmp_path):
-    result = snakemake("-n", "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d")
+    result = snakemake(
+        "-n", "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d", workdir=tmp_path
+    )
     downloads = re.findall(rf"rule download:\n\s+output: {tmp_path}/d/downloads/(\S+)", result.stdout)
     archives = [f"nih/images_{i:03d}.tar.gz" for i in range(1, 13)]
     metadata = ["nih/Data_Entry_2017_v2020.csv", "nih/test_list.txt", "nih/train_val_list.txt"]
@@ -55,22 +58,43 @@ def test_full_plan_downloads_each_source_file_once(tmp_path):
 
 def test_subset_of_archives_plans_only_those(tmp_path):
     subset = overlay(tmp_path, "subset", {"nih": {"archives": [1, 2]}})
-    jobs = dry_run("--configfile", subset, "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d")
+    jobs = dry_run(
+        "--configfile",
+        subset,
+        "--config",
+        f"results={tmp_path}/r",
+        f"resources_dir={tmp_path}/d",
+        workdir=tmp_path,
+    )
     assert jobs["extract_nih_archive"] == 2
     assert jobs["download"] == 2 + 3 + 2
 
 
 def test_demo_plan(tmp_path):
-    jobs = dry_run("--configfile", DEMO, "--config", f"results={tmp_path}")
+    jobs = dry_run("--configfile", DEMO, "--config", f"results={tmp_path}", workdir=tmp_path)
     assert "download" not in jobs
     assert jobs["make_demo_data"] == 1
     assert jobs["train_classifier"] == 2 * 3
     assert jobs["generate_masks"] == 2
 
 
+def test_planned_jobs_reads_a_job_table_or_nothing_to_be_done_and_refuses_anything_else():
+    table = (
+        "Job stats:\njob                 count\n----------------  -------\n"
+        "all                 1\nplot_roc            3\ntotal               4\n"
+    )
+    assert planned_jobs("Building DAG of jobs...\n" + table) == {"all": 1, "plot_roc": 3}
+    assert planned_jobs("Nothing to be done (all requested files are present and up to date).") == {}
+    for unreadable in ("", "Building DAG of jobs...\nJob counts:\n\tcount\tjobs\n\t1\tall\n"):
+        with pytest.raises(AssertionError, match="no job table"):
+            planned_jobs(unreadable)
+
+
 @pytest.mark.parametrize("configs", [[], [DEMO]], ids=["full", "demo"])
-def test_lint_has_nothing_to_say(configs):
-    result = snakemake("--lint", *(["--configfile", *configs] if configs else []), check=False)
+def test_lint_has_nothing_to_say(configs, tmp_path):
+    result = snakemake(
+        "--lint", *(["--configfile", *configs] if configs else []), workdir=tmp_path, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
 
@@ -94,7 +118,14 @@ def test_python_is_ruff_clean():
 
 def test_slurm_profile_plans_with_resources_from_config(tmp_path):
     result = snakemake(
-        "--profile", "profiles/slurm", "-n", "--configfile", DEMO, "--config", f"results={tmp_path}"
+        "--profile",
+        "profiles/slurm",
+        "-n",
+        "--configfile",
+        DEMO,
+        "--config",
+        f"results={tmp_path}",
+        workdir=tmp_path,
     )
     jobs = planned_jobs(result.stdout + result.stderr)
     assert jobs["train_classifier"] == 6
@@ -103,21 +134,31 @@ def test_slurm_profile_plans_with_resources_from_config(tmp_path):
     assert "runtime=60" in result.stdout
 
 
+def test_no_profile_is_loaded_behind_the_cluster_profiles_back(tmp_path):
+    """A workflow's profiles/default is loaded on every run and overrides --profile: there must be none."""
+    result = snakemake(
+        "--profile", "profiles/slurm", "-n", "--config", f"results={tmp_path}", workdir=tmp_path
+    )
+    assert "Using profile profiles/slurm for setting" in result.stderr
+    assert "workflow specific profile" not in result.stderr
+    assert not (REPO / "profiles" / "default").exists()
+    # the full study's per-rule limits, not the profile's defaults for rules without any
+    finetune = re.search(r"rule finetune_medsam:.*?resources: ([^\n]*)", result.stdout, re.S).group(1)
+    assert "mem_mb=32000" in finetune and "runtime=480" in finetune and "gpu=1" in finetune
+
+
 # ---- the demo, end to end, on a few images ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """The whole workflow on the tiny demo; yields the results folder."""
-    results = tmp_path_factory.mktemp("demo") / "results"
-    snakemake("--cores", "2", *demo_args(results))
-    yield results
-    shutil.rmtree(results, ignore_errors=True)
+def demo_run(tiny_run):
+    """The whole workflow on the tiny demo (run once per session, see conftest); its results folder."""
+    return tiny_run
 
 
 def demo_args(results, *configs) -> list:
     """Arguments of the tiny demo run into ``results``, with more config files layered on top."""
-    return ["--configfile", DEMO, TINY, *configs, "--config", f"results={results}"]
+    return tiny_args(results, configs=configs)
 
 
 def with_overlay(results, config: dict) -> list:
@@ -206,8 +247,9 @@ def test_new_backbone_trains_only_its_cells(demo_run):
 
 
 @pytest.mark.slow
-def test_cpu_rerun_gives_identical_numbers(demo_run):
-    results = demo_run
+def test_cpu_rerun_gives_identical_numbers(tiny_copy):
+    """Every classifier retrained, in a copy of the run: its new MLflow runs stay out of the shared store."""
+    results = tiny_copy
     cells = sorted((results / "classify").glob("*/*/seed*/predictions.csv"))
     before = {p: p.read_bytes() for p in cells}
     snakemake("--cores", "2", *demo_args(results), "--forcerun", "train_classifier")

@@ -17,7 +17,10 @@ from skimage.draw import ellipse
 
 from cxrmask.config import SegmenterSettings
 from cxrmask.imageio import write_png
+from cxrmask.segment.dataset import SegData, assign_split
 from cxrmask.segment.models import PromptableSegmenter, build_segmenter
+from cxrmask.segment.preprocess import resize_mask
+from cxrmask.segment.prompts import lung_boxes, mask_box
 
 TINY_ENCODER = {"embed_dim": 48, "depth": 2, "num_heads": 2, "global_attn_indexes": [1]}
 
@@ -57,6 +60,36 @@ def write_lung_set(root: Path, sizes: list[tuple[int, int]], seed: int = 0) -> l
         write_png(root / "masks" / f"{key}.png", mask)
         ids.append(key)
     return ids
+
+
+def one_lung_per_box(
+    count: int, size: int, mask_size: int, seed: int = 0
+) -> tuple[SegData, list[np.ndarray]]:
+    """Fine-tuning data where each box holds one lung and the target is that lung alone.
+
+    Every image appears twice, once with each lung's box and mask, so a SAM
+    trained on it segments what its box holds, not every bright shape; it
+    lets a test see which boxes reached the decoder. Also returns the
+    images' whole lung masks (for a box prior).
+    """
+    rng = np.random.default_rng(seed)
+    keys, images, masks, boxes, wholes = [], [], [], [], []
+    for index in range(count):
+        image, mask = lung_image(rng, size, size)
+        wholes.append(mask)
+        for side, box in zip(("left", "right"), lung_boxes(mask), strict=True):
+            lung = mask.copy()
+            lung[:, : int(box[0])] = False
+            lung[:, int(box[2]) + 1 :] = False
+            keys.append(f"case{index:02d}_{side}")
+            images.append(image)
+            masks.append(resize_mask(lung, mask_size))
+            boxes.append(mask_box(lung))
+    split = np.repeat(assign_split(count, 0.25, seed), 2)  # both lungs of an image in one split
+    data = SegData(
+        np.array(keys), np.stack(images), np.stack(masks), np.stack(boxes).astype(np.float32), split
+    )
+    return data, wholes
 
 
 def force_constant_logits(model: PromptableSegmenter, sign: float) -> PromptableSegmenter:

@@ -286,6 +286,9 @@ class FinetuneSettings(Section):
         0.95, ge=0, le=1, description="QC flags a mask whose Dice with moved-box masks is below this"
     )
     qc_min_score: float = Field(0.9, ge=0, le=1, description="QC flags a mask whose score is below this")
+    checkpointing: bool = Field(
+        False, description="recompute ViT blocks in the backward pass: less memory, more time (full, SAM ViT)"
+    )
 
 
 class InferenceSettings(Section):
@@ -310,6 +313,10 @@ class InferenceSettings(Section):
         0.01, ge=0, le=1, description="share of empty masks above which the job fails even with full_image"
     )
     amp: bool = Field(True, description="mixed precision on CUDA")
+    bf16_weights: bool = Field(True, description="image encoder weights in bf16 on CUDA (ignored on a CPU)")
+    compile: bool | None = Field(
+        None, description="torch.compile the image encoder: null = on CUDA only | true | false"
+    )
 
 
 class SegmentSettings(InferenceSettings):

@@ -245,8 +245,7 @@ def weighted_auc(
     upto = cum[:, np.searchsorted(neg_sorted, pos, side="right")]
     wins = np.einsum("bm,bm->b", w_pos, 0.5 * (below + upto))
     total = w_pos.sum(axis=1) * cum[:, -1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, wins / np.where(total > 0, total, 1.0), np.nan)
+    return np.where(total > 0, wins / np.where(total > 0, total, 1.0), np.nan)
 
 
 def resample_counts(rng: np.random.Generator, n: int, size: int) -> NDArray[np.float64]:

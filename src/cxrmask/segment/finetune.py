@@ -1,6 +1,7 @@
 """Fine-tuning a SAM-family segmenter on lung masks, MedSAM's recipe.
 
-Prompt encoder frozen; image encoder and mask decoder trained (``full``) or
+Prompt encoder frozen; image encoder and mask decoder trained (``full``,
+optionally with activation checkpointing over the ViT blocks) or
 the decoder alone on embeddings computed once (``decoder``, the fast mode
 for CPUs and quick runs); AdamW; Dice + BCE on the decoder's low-resolution
 logits; each box side jittered outward. The zero-shot model is scored on
@@ -25,9 +26,9 @@ from torch import nn
 from tqdm import tqdm
 
 from cxrmask.atomic import atomic_path
-from cxrmask.config import FinetuneSettings
+from cxrmask.config import SAM_VIT_PRESETS, FinetuneSettings
 from cxrmask.early_stopping import EarlyStopping
-from cxrmask.errors import InputError
+from cxrmask.errors import ConfigError, InputError
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.preprocess import to_model_input
@@ -147,7 +148,13 @@ def finetune(
     run that finds one continues after its epoch with the same result as
     an uninterrupted run.
     """
+    if settings.checkpointing and (settings.mode != "full" or model.arch["arch"] not in SAM_VIT_PRESETS):
+        raise ConfigError(
+            "finetune.checkpointing: applies to full fine-tuning of a SAM ViT (vit_b, vit_l, vit_h); "
+            "set it to false for this arch or mode."
+        )
     model.to(device)
+    model.checkpointing = settings.checkpointing
     train, val = data.subset("train"), data.subset("val")
     size, rng = model.input_size, np.random.default_rng(seed)
     jitter = settings.box_jitter * size / 1024.0

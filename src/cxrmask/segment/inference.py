@@ -1,9 +1,12 @@
 """Batched lung-mask generation over NIH images, one shard per job.
 
-Images are decoded and resized by DataLoader workers while the model runs;
-the encoder sees batches; the logits of each image are upsampled to its own
-size and thresholded, then host threads clean them (largest components,
-holes filled) and write them as 0/255 PNG while the next batch is encoded.
+Images are decoded by DataLoader workers while the model runs; only the
+uint8 images cross to the device, which resizes and scales them; the encoder
+(bf16 weights and compiled on CUDA) sees batches; the logits of each image
+are upsampled to its own size and thresholded on the device and copied back
+while the next batch is queued, then host threads clean them (largest
+components, holes filled) and write them as 0/255 PNG while the next batch
+is encoded.
 Every mask gets a row of QC numbers (lung fraction, components, Dice
 against a ground truth where one exists), so a failure of the segmenter
 shows in a table rather than in the classifier.
@@ -29,9 +32,10 @@ from cxrmask.config import InferenceSettings
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_grey, read_mask, write_png
 from cxrmask.segment.autoprompt import AutoPrompt
+from cxrmask.segment.fast import prepare_for_inference
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask, dice
-from cxrmask.segment.preprocess import resize_grey, to_model_input
+from cxrmask.segment.preprocess import to_device_input
 from cxrmask.segment.qc import QCReference, map_agreement, prompt_agreement
 from cxrmask.torchutil import autocast
 
@@ -51,18 +55,21 @@ NO_TRUTH_QC = (
 
 
 class _Images(Dataset):
-    """Decodes one image and resizes it to the encoder's input (runs in worker processes)."""
+    """Decodes one image at its own size (runs in worker processes); the device resizes it."""
 
-    def __init__(self, paths: Sequence[Path], size: int):
-        self.paths, self.size = list(paths), size
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int]:
-        image = read_grey(self.paths[index])
-        height, width = image.shape
-        return torch.from_numpy(resize_grey(image, self.size)), height, width, index
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(read_grey(self.paths[index])), index
+
+
+def _collate(items: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor], list[int]]:
+    """Images of different sizes stay a list (resized on the device); the loader pins each one."""
+    return [image for image, _ in items], [index for _, index in items]
 
 
 def shard(items: Sequence, index: int, count: int) -> list:
@@ -94,10 +101,12 @@ def generate_masks(
     image) fails the job (``on_empty: fail``) or is replaced by the full image
     (``full_image``: the classifier then sees the original) and counted; more
     than ``max_empty_fraction`` such masks fail the job either way, since
-    that many means the segmenter, not the images, is at fault.
+    that many means the segmenter, not the images, is at fault. The model is
+    prepared in place (``prepare_for_inference``): on CUDA its encoder stays
+    in bf16 and compiled afterwards.
     """
     out_dir = Path(out_dir)
-    model.to(device).eval()
+    prepare_for_inference(model, device, settings.bf16_weights, settings.compile)
     size = model.input_size
     fixed = settings.prompt != "auto"
     if fixed:
@@ -107,9 +116,10 @@ def generate_masks(
 
         boxes, whole = prior_boxes(settings.prompt), prior_boxes("box_prior")
     loader = DataLoader(
-        _Images([path for _, path in images], size),
+        _Images([path for _, path in images]),
         batch_size=settings.batch_size,
         num_workers=settings.num_workers,
+        collate_fn=_collate,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
@@ -119,34 +129,40 @@ def generate_masks(
     window = 4 * threads
     pending: deque[Future] = deque()
     rows = []
+
+    def hand_over(masks: _DeviceMasks) -> None:
+        """Give a finished batch's masks to the clean-up threads, keeping at most ``window`` waiting."""
+        for (name, raw), check in zip(masks.arrays(), masks.checks, strict=True):
+            pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir, check))
+            while len(pending) > window:
+                rows.append(pending.popleft().result())
+
     with torch.inference_mode(), ThreadPoolExecutor(threads, thread_name_prefix="postprocess") as pool:
-        for batch, heights, widths, indexes in tqdm(loader, desc="segment", unit="batch"):
+        previous = None
+        for batch, indexes in tqdm(loader, desc="segment", unit="batch"):
+            # Every batch has one shape (the last is padded), so a compiled encoder compiles once.
+            inputs = to_device_input(batch, size, device)
+            inputs = F.pad(inputs, (0, 0, 0, 0, 0, 0, 0, settings.batch_size - len(batch)))
             with autocast(device, settings.amp):
-                embeddings = model.encode(to_model_input(batch.to(device, non_blocking=True)))
+                embeddings = model.encode(inputs)[: len(batch)]
                 if fixed:
                     logits = model.decode(embeddings, boxes[None].expand(len(batch), -1, -1)).amax(dim=1)
                     final = whole.expand(len(batch), -1)
                 else:
                     logits, final = prompt(model, embeddings)
-                agreement = prompt_agreement(model, embeddings, final) if qc else [None] * len(batch)
-                small = [
-                    clean_mask(item, settings.keep_components) for item in logits.float().cpu().numpy() > 0
-                ]
-                maps = (
-                    map_agreement(prompt.head, embeddings.float(), np.stack(small))
-                    if qc and prompt.head is not None
-                    else [None] * len(batch)
-                )
-            for logit, height, width, index, agrees, on_map in zip(
-                logits.float(), heights, widths, indexes, agreement, maps, strict=True
-            ):
-                name = images[int(index)][0]
-                full = F.interpolate(logit[None, None], size=(int(height), int(width)), mode="bilinear")
-                raw = (full[0, 0] > 0).cpu().numpy()
-                check = (qc, (logit > 0).cpu().numpy(), float(agrees), on_map) if qc else None
-                pending.append(pool.submit(_finish, name, raw, out_dir, settings, truth_dir, check))
-                while len(pending) > window:
-                    rows.append(pending.popleft().result())
+                checks = _checks(model, prompt, qc, embeddings, logits, final, settings) if qc else None
+            current = _DeviceMasks(
+                [images[index][0] for index in indexes],
+                logits.float(),
+                [image.shape for image in batch],
+                checks or [None] * len(batch),
+            )
+            # This batch's work is queued on the device; the previous one's masks are read meanwhile.
+            if previous is not None:
+                hand_over(previous)
+            previous = current
+        if previous is not None:
+            hand_over(previous)
         rows.extend(future.result() for future in pending)
     columns = [*QC_COLUMNS, *(NO_TRUTH_QC if qc else ()), *(("dice",) if truth_dir is not None else ())]
     table = pd.DataFrame(rows, columns=columns)
@@ -165,6 +181,47 @@ def generate_masks(
     return table
 
 
+class _DeviceMasks:
+    """One batch's raw masks at each image's size, copied to the host without waiting for the device.
+
+    The copies are queued behind the batch's encoder and decoder work, so the
+    host can queue the next batch before reading these; on a CPU the masks
+    are ready at once.
+    """
+
+    def __init__(self, names: list[str], logits: torch.Tensor, shapes: list[torch.Size], checks: list):
+        self.names, self.checks = names, checks
+        self.masks = [
+            (F.interpolate(logit[None, None], size=tuple(shape), mode="bilinear")[0, 0] > 0).to(
+                "cpu", non_blocking=True
+            )
+            for logit, shape in zip(logits, shapes, strict=True)
+        ]
+        self.copied = torch.cuda.Event() if logits.is_cuda else None
+        if self.copied is not None:
+            self.copied.record()
+
+    def arrays(self) -> list[tuple[str, np.ndarray]]:
+        """(name, boolean mask) per image, once the copies are done."""
+        if self.copied is not None:
+            self.copied.synchronize()
+        return [(name, mask.numpy()) for name, mask in zip(self.names, self.masks, strict=True)]
+
+
+def _checks(model, prompt: AutoPrompt, qc: QCReference, embeddings, logits, boxes, settings) -> list:
+    """Per image: the QC reference, its raw mask on the decoder's grid, its prompt agreement and its
+    agreement with the lung-map head (None without a head). Decoder passes only."""
+    agreement = prompt_agreement(model, embeddings, boxes)
+    small = logits.float().cpu().numpy() > 0
+    cleaned = np.stack([clean_mask(item, settings.keep_components) for item in small])
+    maps = (
+        map_agreement(prompt.head, embeddings.float(), cleaned)
+        if prompt.head is not None
+        else [None] * len(small)
+    )
+    return [(qc, raw, float(a), m) for raw, a, m in zip(small, agreement, maps, strict=True)]
+
+
 def _finish(
     name: str,
     raw: np.ndarray,
@@ -175,9 +232,7 @@ def _finish(
 ) -> dict:
     """Clean one mask, apply the empty-mask policy, write it and return its QC row.
 
-    ``check`` is the QC reference, the raw mask on the decoder's grid, its
-    prompt agreement and its agreement with the lung-map head (None without
-    a head); the shape statistics need only that grid.
+    ``check`` is from :func:`_checks`; the shape statistics need only the decoder's grid.
     """
     mask = clean_mask(raw, settings.keep_components, settings.fill_holes)
     fraction = float(mask.mean())

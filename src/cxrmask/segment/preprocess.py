@@ -8,6 +8,8 @@ resized image's pixel coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,9 +21,34 @@ def resize_grey(image: np.ndarray, size: int) -> np.ndarray:
     Caching images at the model's input size as uint8 keeps fine-tuning data
     small (1 byte per pixel) while the float conversion happens per batch.
     """
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).float()[None, None]
-    resized = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return resized[0, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+    return _resize_levels(torch.from_numpy(np.ascontiguousarray(image)), size).to(torch.uint8).numpy()
+
+
+def _resize_levels(image: torch.Tensor, size: int) -> torch.Tensor:
+    """A grey (H, W) image resized to ``size`` x ``size`` and rounded to 8-bit levels, as float.
+
+    The one resize of both paths (host and device), so fine-tuning's uint8
+    cache and inference's device batches see the same pixels.
+    """
+    x = image.float()
+    if tuple(x.shape) == (size, size):  # the resize would be the identity (tested)
+        return x
+    resized = F.interpolate(
+        x[None, None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized[0, 0].round().clamp(0, 255)
+
+
+def to_device_input(images: Sequence[torch.Tensor], size: int, device: torch.device) -> torch.Tensor:
+    """uint8 grey images of any sizes (H, W) -> the encoder's input (B, 3, S, S) on ``device``.
+
+    The host path (``resize_grey`` then ``to_model_input``) done where the
+    model runs: only the decoded uint8 image (1 byte per pixel) crosses to
+    the GPU, and the resize and min-max scaling run there instead of in the
+    host's loader workers, which then only decode.
+    """
+    resized = [_resize_levels(image.to(device, non_blocking=True), size) for image in images]
+    return to_model_input(torch.stack(resized))
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
