@@ -10,8 +10,8 @@ trained, as in the study.
 
 from __future__ import annotations
 
-import copy
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +25,13 @@ from torchvision.ops import masks_to_boxes, roi_align
 from tqdm import tqdm
 
 from cxrmask.classify.backbones import build_backbone
+from cxrmask.classify.resume import (
+    Progress,
+    TrainingParts,
+    load_progress,
+    run_identity,
+    save_progress,
+)
 from cxrmask.config import settings_from
 from cxrmask.errors import ConfigError
 from cxrmask.metrics import auroc, no_finding_score
@@ -160,8 +167,16 @@ def train_classifier(
     device: torch.device,
     seed: int,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
-    """Train, early-stop on validation macro AUROC, and predict the test split with the best weights."""
+    """Train, early-stop on validation macro AUROC, and predict the test split with the best weights.
+
+    With ``checkpoint``, the whole training state is saved there after every
+    epoch and a matching checkpoint found at the start is resumed from, so a
+    job killed after epoch k continues with epoch k + 1 and ends with the
+    predictions an uninterrupted run gives. Epochs already run are replayed
+    to ``on_epoch`` so a run record stays complete.
+    """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = build_backbone(backbone, settings.pretrained, len(labels)).to(device)
@@ -175,9 +190,17 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
     )
-    history, best, best_state, since_best = [], {"val_macro_auroc": -np.inf}, None, 0
-    started = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    parts = TrainingParts(model, optimizer, scheduler, generator)
+    identity = run_identity(backbone, labels, settings, seed, (train, val, test))
+    progress = load_progress(checkpoint, identity, parts, device) if checkpoint else None
+    progress = progress or Progress()
+    for row in progress.history:
+        if on_epoch:
+            on_epoch(row)
+    started = time.perf_counter() - progress.elapsed
+    for epoch in range(len(progress.history) + 1, settings.epochs + 1):
+        if progress.stopped:
+            break
         epoch_start = time.perf_counter()
         model.train()
         order = torch.randperm(len(train.targets), generator=generator)
@@ -205,33 +228,37 @@ def train_classifier(
             "seconds": time.perf_counter() - epoch_start,
             "elapsed": time.perf_counter() - started,
         }
-        history.append(row)
+        progress.history.append(row)
         log.info(
             "epoch %d: loss %.4f, val macro AUROC %.4f", epoch, row["train_loss"], row["val_macro_auroc"]
         )
+        score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
+        if progress.best_state is None or score > progress.best["score"]:
+            progress.best, progress.since_best = {**row, "score": score}, 0
+            progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            progress.since_best += 1
+            if settings.patience and progress.since_best >= settings.patience:
+                log.info("no validation gain for %d epochs: stopping", progress.since_best)
+                progress.stopped = True
+        progress.elapsed = row["elapsed"]
+        if checkpoint:
+            save_progress(checkpoint, identity, parts, progress)
         if on_epoch:
             on_epoch(row)
-        score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
-        if best_state is None or score > best["score"]:
-            best, best_state, since_best = {**row, "score": score}, copy.deepcopy(model.state_dict()), 0
-        else:
-            since_best += 1
-            if settings.patience and since_best >= settings.patience:
-                log.info("no validation gain for %d epochs: stopping", since_best)
-                break
-    model.load_state_dict(best_state)
+    model.load_state_dict(progress.best_state)
     probs = _predict(model, test, settings, device)
     predictions = prediction_table(test_table, test.targets.numpy(), probs, labels, settings.no_finding_score)
+    best = progress.best
     summary = {
         "best_epoch": best["epoch"],
         "best_val_macro_auroc": best["val_macro_auroc"],
-        "epochs_run": len(history),
+        "epochs_run": len(progress.history),
         "train_seconds": time.perf_counter() - started,
         "seconds_to_best": best["elapsed"],
         "test_macro_auroc": macro_auroc(test.targets.numpy(), probs),
     }
-    state = {key: value.detach().cpu() for key, value in best_state.items()}
-    return TrainResult(predictions, pd.DataFrame(history), summary, state)
+    return TrainResult(predictions, pd.DataFrame(progress.history), summary, progress.best_state)
 
 
 def prediction_table(

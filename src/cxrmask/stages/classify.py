@@ -21,6 +21,8 @@ from cxrmask.tracking import RunRecorder
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
+#: The per-epoch training checkpoint a killed cell resumes from, beside the cell's weights.
+RESUME_NAME = "resume.pt"
 
 
 def cache_images(
@@ -72,7 +74,13 @@ def train_cell(
     device: str,
     threads: int,
 ) -> dict[str, float]:
-    """Train one backbone x mask x seed; write predictions, history, summary, weights, run record."""
+    """Train one backbone x mask x seed; write predictions, history, summary, weights, run record.
+
+    The training state is checkpointed after every epoch to ``resume.pt`` beside
+    the weights (not a declared output, so Snakemake keeps it when a job dies);
+    a rerun of a killed job resumes from it, and it is removed once the cell is
+    written.
+    """
     set_threads(threads)
     seed_everything(seed)
     train_settings = TrainSettings.from_config(settings)
@@ -95,6 +103,7 @@ def train_cell(
         len(val.targets),
         len(test.targets),
     )
+    checkpoint = Path(out_model).parent / RESUME_NAME
     result = train_classifier(
         backbone,
         train,
@@ -108,6 +117,7 @@ def train_cell(
         on_epoch=lambda row: recorder.log_metrics(
             {k: v for k, v in row.items() if k != "epoch"}, row["epoch"]
         ),
+        checkpoint=checkpoint,
     )
     write_csv(out_predictions, result.predictions)
     write_csv(out_history, result.history)
@@ -118,4 +128,5 @@ def train_cell(
     for path in (out_predictions, out_history, out_summary):
         recorder.log_artifact(path)
     recorder.save(out_record)
+    checkpoint.unlink(missing_ok=True)
     return result.summary
