@@ -16,10 +16,10 @@ from cxrmask import figures
 from cxrmask.atomic import write_csv
 from cxrmask.errors import InputError
 from cxrmask.imageio import read_grey, read_mask
-from cxrmask.metrics import evaluate_predictions
 from cxrmask.nih import NO_FINDING
 from cxrmask.segment.preprocess import resize_grey, resize_mask
 from cxrmask.stats import delong_test, holm
+from cxrmask.uncertainty import auroc_intervals, condition_contrasts
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,13 @@ def auroc_table(
     seed: int,
     out: PathLike,
 ) -> pd.DataFrame:
-    """Per-label and macro AUROC with bootstrap CIs for every cell, in one tidy table."""
+    """Per-label AUROC with DeLong CIs and macro AUROC with a patient-bootstrap CI for every cell."""
     frames = []
     for cell, frame in _cells(predictions, cells):
-        table = evaluate_predictions(
-            frame, [*labels, NO_FINDING], settings["n_boot"], seed, settings["alpha"]
-        )
+        table = auroc_intervals(frame, [*labels, NO_FINDING], settings["alpha"], settings["n_boot"], seed)
         frames.append(table.assign(**cell))
-    table = pd.concat(frames)[[*CELL_KEYS, "label", "auroc", "ci_low", "ci_high", "n_pos", "n_neg"]]
+    columns = ["label", "auroc", "ci_low", "ci_high", "ci_method", "n_pos", "n_neg", "n_patients"]
+    table = pd.concat(frames)[[*CELL_KEYS, *columns]]
     write_csv(out, table)
     return table
 
@@ -102,7 +101,10 @@ def delong_table(
                 row = {"backbone": backbone, "label": label, "condition_a": a, "condition_b": b}
                 try:
                     result = delong_test(
-                        merged[f"true_{label}_a"], merged[f"score_{label}_a"], merged[f"score_{label}_b"]
+                        merged[f"true_{label}_a"],
+                        merged[f"score_{label}_a"],
+                        merged[f"score_{label}_b"],
+                        alpha=alpha,
                     )
                     row.update(result.as_dict())
                 except InputError as exc:
@@ -128,6 +130,30 @@ def delong_table(
     ]
     columns += ["p_holm", "significant", "ci_low", "ci_high", "n_pos", "n_neg"]
     table = pd.DataFrame(rows).reindex(columns=columns)
+    write_csv(out, table)
+    return table
+
+
+def contrast_table(
+    predictions: Sequence[PathLike],
+    cells: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    settings: Mapping[str, Any],
+    pairs: Sequence[Sequence[str]],
+    seed: int,
+    out: PathLike,
+) -> pd.DataFrame:
+    """Paired patient-bootstrap contrasts (per cell, between conditions, between backbones, against the best).
+
+    Scores are averaged over seeds per backbone x condition first, as for the DeLong tests.
+    """
+    loaded = _cells(predictions, cells)
+    frames = {}
+    for backbone, condition in dict.fromkeys((c["backbone"], c["mask"]) for c, _ in loaded):
+        frames[(backbone, condition)] = seed_averaged(loaded, backbone, condition)
+    table = condition_contrasts(
+        frames, [*labels, NO_FINDING], pairs, settings["alpha"], settings["n_boot"], seed
+    )
     write_csv(out, table)
     return table
 
