@@ -80,8 +80,12 @@ def write_report(
     delong: PathLike,
     training: PathLike,
     figure_paths: Sequence[PathLike],
+    summary: PathLike | None = None,
 ) -> None:
-    """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures."""
+    """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
+
+    ``summary`` (the claims' ``summary.md``) becomes the report's first section, its headings one level down.
+    """
     out = Path(out)
     cur = json.loads(Path(curation).read_text())
     tight = pd.concat([pd.read_csv(p) for p in tight_tables])
@@ -92,9 +96,11 @@ def write_report(
     time_cols = ["best_epoch", "epochs_run", "seconds_to_best", "train_seconds", "test_macro_auroc"]
     train_summary = train.groupby(["backbone", "mask"], sort=False)[time_cols].mean().reset_index()
     splits = pd.DataFrame(cur["splits"]).T.reset_index(names="split")
+    claims = Path(summary).read_text().replace("\n#", "\n##") if summary else ""
     lines = [
         "# cxrmask report",
         "",
+        *(["#" + claims] if claims else []),
         "## Curated NIH subset",
         "",
         _table(splits),
