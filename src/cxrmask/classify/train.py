@@ -80,6 +80,11 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> t
         return images
     if mode == "zero":
         return images * masks
+    return crop_to_mask_box(images * masks, masks)
+
+
+def crop_to_mask_box(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Each image (B,C,S,S) resampled from its mask's bounding box to the full S x S (crop geometry)."""
     size = images.shape[-1]
     # masks_to_boxes gives the last row and column inside the mask; roi_align (aligned) wants pixel
     # edges, so the box ends one pixel further and a full mask crops to the image itself.
@@ -88,8 +93,7 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> t
     rois = torch.cat(
         [torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1
     )
-    cropped = roi_align(images * masks, rois, output_size=(size, size), aligned=True)
-    return cropped
+    return roi_align(images, rois, output_size=(size, size), aligned=True)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -116,7 +120,9 @@ class SplitData:
     targets: torch.Tensor
 
 
-def _batch(data: SplitData, index: torch.Tensor, settings: TrainSettings, device, gen=None) -> torch.Tensor:
+def model_inputs(
+    data: SplitData, index: torch.Tensor, settings: TrainSettings, device, gen=None
+) -> torch.Tensor:
     """Model input for ``index``: scaled, masked, augmented when training, normalised."""
     x = data.images[index].to(device, non_blocking=True).float().div_(255)[:, None]
     masks = None if data.masks is None else data.masks[index].to(device, non_blocking=True).float()[:, None]
@@ -135,7 +141,7 @@ def _predict(model, data: SplitData, settings: TrainSettings, device) -> np.ndar
         for start in range(0, len(data.targets), settings.batch_size * 2):
             index = torch.arange(start, min(start + settings.batch_size * 2, len(data.targets)))
             with autocast(device, settings.amp):
-                out.append(torch.sigmoid(model(_batch(data, index, settings, device)).float()).cpu())
+                out.append(torch.sigmoid(model(model_inputs(data, index, settings, device)).float()).cpu())
     return torch.cat(out).numpy()
 
 
@@ -209,7 +215,7 @@ def train_classifier(
         for start in tqdm(starts, desc=f"epoch {epoch}", leave=False):
             index = order[start : start + settings.batch_size]
             with autocast(device, settings.amp):
-                logits = model(_batch(train, index, settings, device, generator))
+                logits = model(model_inputs(train, index, settings, device, generator))
                 loss = F.binary_cross_entropy_with_logits(logits.float(), train.targets[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
