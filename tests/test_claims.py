@@ -238,6 +238,13 @@ def test_backbone_dependence_from_interactions() -> None:
     assert rows_of(lone, "backbone_dependent").iloc[0]["note"] == "one backbone only"
 
 
+def test_a_claim_without_evidence_stays_unresolved_and_says_why() -> None:
+    table = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)])
+    assert set(table["claim"]) == set(CLAIMS)
+    row = rows_of(table, "loose_comparable").iloc[0]
+    assert row["verdict"] == UNRESOLVED and "not in this run" in row["note"]
+
+
 def test_missing_columns_name_the_table() -> None:
     with pytest.raises(InputError, match="training table lacks columns"):
         evaluate_claims(

@@ -344,14 +344,22 @@ def evaluate_claims(
             raise InputError(
                 f"the {name} table lacks columns {sorted(missing)}; rerun the rule that writes it."
             )
-    rows = [
-        *best_claim(contrasts, rules),
-        *loose_comparable_claim(contrasts, rules),
-        *loose_no_finding_claim(delong, rules),
-        *tight_lower_claim(contrasts, delong, rules),
-        *tight_faster_claim(training, rules),
-        *backbone_claim(contrasts, rules),
-    ]
+    found = {
+        "best": best_claim(contrasts, rules),
+        "loose_comparable": loose_comparable_claim(contrasts, rules),
+        "loose_no_finding": loose_no_finding_claim(delong, rules),
+        "tight_lower": tight_lower_claim(contrasts, delong, rules),
+        "tight_faster": tight_faster_claim(training, rules),
+        "backbone_dependent": backbone_claim(contrasts, rules),
+    }
+    rows = []
+    for claim, evidence in found.items():
+        # a claim whose conditions this run lacks stays in the summary, unresolved, saying why
+        rows += evidence or [
+            _row(
+                claim, "all", "", *[np.nan] * 4, UNRESOLVED, "the conditions it compares are not in this run"
+            )
+        ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -128,8 +128,8 @@ def cell_saliency(
         "images": (images * 0.25 + 0.5).clip(0, 1),  # model_inputs normalises with mean 0.5, sd 0.25
         "lungs": seen[: len(shown)],
         "maps": np.stack(all_maps, axis=1) if all_maps else np.empty((0, 0)),
-        "labels": np.asarray(labels),
-        "names": table["image"].to_numpy()[: len(shown)],
+        "labels": np.asarray(labels, dtype=str),
+        "names": table["image"].to_numpy(dtype=str)[: len(shown)],
     }
     return pd.concat(rows, ignore_index=True), sample
 

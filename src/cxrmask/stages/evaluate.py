@@ -19,7 +19,7 @@ from cxrmask.imageio import read_grey, read_mask
 from cxrmask.nih import NO_FINDING
 from cxrmask.segment.preprocess import resize_grey, resize_mask
 from cxrmask.stats import delong_test, holm
-from cxrmask.uncertainty import auroc_intervals, condition_contrasts
+from cxrmask.uncertainty import auroc_intervals
 
 log = logging.getLogger(__name__)
 
@@ -130,30 +130,6 @@ def delong_table(
     ]
     columns += ["p_holm", "significant", "ci_low", "ci_high", "n_pos", "n_neg"]
     table = pd.DataFrame(rows).reindex(columns=columns)
-    write_csv(out, table)
-    return table
-
-
-def contrast_table(
-    predictions: Sequence[PathLike],
-    cells: Sequence[Mapping[str, Any]],
-    labels: Sequence[str],
-    settings: Mapping[str, Any],
-    pairs: Sequence[Sequence[str]],
-    seed: int,
-    out: PathLike,
-) -> pd.DataFrame:
-    """Paired patient-bootstrap contrasts (per cell, between conditions, between backbones, against the best).
-
-    Scores are averaged over seeds per backbone x condition first, as for the DeLong tests.
-    """
-    loaded = _cells(predictions, cells)
-    frames = {}
-    for backbone, condition in dict.fromkeys((c["backbone"], c["mask"]) for c, _ in loaded):
-        frames[(backbone, condition)] = seed_averaged(loaded, backbone, condition)
-    table = condition_contrasts(
-        frames, [*labels, NO_FINDING], pairs, settings["alpha"], settings["n_boot"], seed
-    )
     write_csv(out, table)
     return table
 
