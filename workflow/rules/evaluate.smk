@@ -52,7 +52,7 @@ rule plot_roc:
     output:
         report(
             results("figures", f"roc_{{backbone}}.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/roc.rst",
             category="ROC curves",
         ),
     log:
@@ -74,7 +74,7 @@ rule plot_training_curves:
     output:
         report(
             results("figures", f"training_{{backbone}}.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/training_curves.rst",
             category="Training",
         ),
     log:
@@ -95,7 +95,7 @@ rule plot_auroc_heatmap:
     output:
         report(
             results("figures", f"auroc_heatmap.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/auroc_heatmap.rst",
             category="AUROC",
         ),
     log:
@@ -114,7 +114,7 @@ rule plot_delta_auroc:
     output:
         report(
             results("figures", f"delta_auroc.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/delta_auroc.rst",
             category="DeLong",
         ),
     log:
@@ -136,7 +136,7 @@ rule plot_mask_gallery:
     output:
         report(
             results("figures", f"mask_gallery.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/mask_gallery.rst",
             category="Masks",
         ),
     log:
@@ -159,6 +159,7 @@ rule write_report:
         delong=results("tables", "delong.csv"),
         training=results("tables", "training.csv"),
         figures=figure_files(),
+        summary=results("summary.md"),
     output:
         results("report.md"),
     log:

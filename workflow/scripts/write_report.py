@@ -15,4 +15,5 @@ run_step(
     delong=snakemake.input.delong,
     training=snakemake.input.training,
     figure_paths=snakemake.input.figures,
+    summary=snakemake.input.summary,
 )

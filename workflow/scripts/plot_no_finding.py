@@ -1,0 +1,14 @@
+"""Rule plot_no_finding: No Finding score distributions of one backbone, a panel per condition."""
+
+from cxrmask.logs import run_step
+from cxrmask.stages.study import no_finding_figure
+
+run_step(
+    snakemake.log[0],
+    no_finding_figure,
+    predictions=snakemake.input,
+    cells=snakemake.params.cells,
+    backbone=snakemake.params.backbone,
+    style=snakemake.params.style,
+    out=snakemake.output[0],
+)

@@ -1,0 +1,15 @@
+"""Rule plot_saliency_overlays: Grad-CAM over test images of one backbone, a column per condition."""
+
+from cxrmask.logs import run_step
+from cxrmask.stages.study import overlay_figure
+
+run_step(
+    snakemake.log[0],
+    overlay_figure,
+    examples=snakemake.input,
+    cells=snakemake.params.cells,
+    backbone=snakemake.params.backbone,
+    label=snakemake.params.label,
+    style=snakemake.params.style,
+    out=snakemake.output[0],
+)

@@ -1,0 +1,12 @@
+"""Rule plot_training_efficiency: time and epochs to the best validation AUROC per cell."""
+
+from cxrmask.logs import run_step
+from cxrmask.stages.study import efficiency_figure
+
+run_step(
+    snakemake.log[0],
+    efficiency_figure,
+    summaries=snakemake.input,
+    style=snakemake.params.style,
+    out=snakemake.output[0],
+)

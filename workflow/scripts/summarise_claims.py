@@ -1,0 +1,16 @@
+"""Rule summarise_claims: the paper's claims against this run, summary.md and tables/claims.csv."""
+
+from cxrmask.logs import run_step
+from cxrmask.stages.study import claims_summary
+
+run_step(
+    snakemake.log[0],
+    claims_summary,
+    contrasts=snakemake.input.contrasts,
+    delong=snakemake.input.delong,
+    training=snakemake.input.training,
+    out_summary=snakemake.output.summary,
+    out_table=snakemake.output.table,
+    alpha=snakemake.params.alpha,
+    settings=snakemake.params.settings,
+)
