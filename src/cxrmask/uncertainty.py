@@ -139,7 +139,7 @@ def _scores(table: pd.DataFrame, label: str) -> NDArray[np.float64]:
 def interval(values: NDArray[np.float64], alpha: float) -> tuple[float, float, int]:
     """Percentile (1 - alpha) interval of bootstrap values, ignoring undefined resamples; and how many."""
     finite = values[np.isfinite(values)]
-    if finite.size < max(20, 0.5 * values.size):
+    if finite.size == 0 or finite.size < 0.5 * values.size:
         log.warning("only %d of %d resamples defined: interval reported as NaN", finite.size, values.size)
         return float("nan"), float("nan"), int(finite.size)
     low, high = np.quantile(finite, [alpha / 2.0, 1.0 - alpha / 2.0])
