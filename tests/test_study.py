@@ -21,14 +21,14 @@ from cxrmask.stages.classify import train_cell
 from cxrmask.stages.evaluate import auroc_table, delong_table, training_table
 from cxrmask.stages.report import write_report
 from cxrmask.stages.study import (
-    claims_summary,
-    contrast_table,
-    efficiency_figure,
-    no_finding_figure,
-    overlay_figure,
-    saliency_cell,
-    saliency_figure,
+    compare_bootstrap,
+    plot_no_finding,
+    plot_saliency,
+    plot_saliency_overlays,
+    plot_training_efficiency,
+    saliency_classifier,
     saliency_table,
+    summarise_claims,
 )
 from cxrmask.study_figures import no_finding_distributions, saliency_fractions, training_efficiency
 
@@ -86,7 +86,7 @@ def run(tmp_path_factory) -> dict:
             device="cpu",
             threads=1,
         )
-        saliency_cell(
+        saliency_classifier(
             root / "images.npy",
             root / "index.csv",
             None if condition == "original" else root / "lungs.npy",
@@ -131,8 +131,8 @@ def test_saliency_table_and_figures(run, tmp_path: Path) -> None:
     assert {"inside_fraction", "inside_fraction_present", "n_images", "n_undefined", "lung_area"} <= set(
         table
     )
-    saliency_figure(tmp_path / "saliency.csv", STYLE, tmp_path / "saliency.png")
-    overlay_figure(
+    plot_saliency(tmp_path / "saliency.csv", STYLE, tmp_path / "saliency.png")
+    plot_saliency_overlays(
         [f / "saliency.npz" for f in run["folders"]],
         run["cells"],
         "resnet10t",
@@ -143,7 +143,7 @@ def test_saliency_table_and_figures(run, tmp_path: Path) -> None:
     for name in ("saliency.png", "overlay.png"):
         assert (tmp_path / name).read_bytes().startswith(FORMAT_MAGIC["png"])
     with pytest.raises(InputError, match="no maps for 'Atelectasis'"):
-        overlay_figure(
+        plot_saliency_overlays(
             [f / "saliency.npz" for f in run["folders"]],
             run["cells"],
             "resnet10t",
@@ -156,7 +156,7 @@ def test_saliency_table_and_figures(run, tmp_path: Path) -> None:
 def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None:
     predictions = [f / "predictions.csv" for f in run["folders"]]
     summaries = [f / "summary.json" for f in run["folders"]]
-    contrasts = contrast_table(
+    contrasts = compare_bootstrap(
         predictions,
         run["cells"],
         LABELS,
@@ -171,7 +171,7 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
         predictions, run["cells"], LABELS, {"pairs": [list(CONDITIONS)]}, 0.05, tmp_path / "delong.csv"
     )
     training_table(summaries, tmp_path / "training.csv")
-    claims = claims_summary(
+    claims = summarise_claims(
         tmp_path / "contrasts.csv",
         tmp_path / "delong.csv",
         tmp_path / "training.csv",
@@ -183,8 +183,8 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
     assert set(claims["claim"]) == set(CLAIMS)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("# The paper's claims against this run")
-    efficiency_figure(summaries, STYLE, tmp_path / "efficiency.png")
-    no_finding_figure(predictions, run["cells"], "resnet10t", STYLE, tmp_path / "no_finding.png")
+    plot_training_efficiency(summaries, STYLE, tmp_path / "efficiency.png")
+    plot_no_finding(predictions, run["cells"], "resnet10t", STYLE, tmp_path / "no_finding.png")
     # the report opens with the claims, one heading level down
     (tmp_path / "curation.json").write_text(
         json.dumps({"splits": {"test": {"images": 1}}, "patients_in_two_splits": 0})

@@ -1,11 +1,11 @@
 """Rule compare_bootstrap: paired patient-bootstrap contrasts between cells."""
 
 from cxrmask.logs import run_step
-from cxrmask.stages.study import contrast_table
+from cxrmask.stages.study import compare_bootstrap
 
 run_step(
     snakemake.log[0],
-    contrast_table,
+    compare_bootstrap,
     predictions=snakemake.input,
     cells=snakemake.params.cells,
     labels=snakemake.params.labels,

@@ -1,11 +1,11 @@
 """Rule plot_no_finding: No Finding score distributions of one backbone, a panel per condition."""
 
 from cxrmask.logs import run_step
-from cxrmask.stages.study import no_finding_figure
+from cxrmask.stages.study import plot_no_finding
 
 run_step(
     snakemake.log[0],
-    no_finding_figure,
+    plot_no_finding,
     predictions=snakemake.input,
     cells=snakemake.params.cells,
     backbone=snakemake.params.backbone,

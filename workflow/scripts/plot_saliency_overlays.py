@@ -1,11 +1,11 @@
 """Rule plot_saliency_overlays: Grad-CAM over test images of one backbone, a column per condition."""
 
 from cxrmask.logs import run_step
-from cxrmask.stages.study import overlay_figure
+from cxrmask.stages.study import plot_saliency_overlays
 
 run_step(
     snakemake.log[0],
-    overlay_figure,
+    plot_saliency_overlays,
     examples=snakemake.input,
     cells=snakemake.params.cells,
     backbone=snakemake.params.backbone,

@@ -1,11 +1,11 @@
 """Rule plot_training_efficiency: time and epochs to the best validation AUROC per cell."""
 
 from cxrmask.logs import run_step
-from cxrmask.stages.study import efficiency_figure
+from cxrmask.stages.study import plot_training_efficiency
 
 run_step(
     snakemake.log[0],
-    efficiency_figure,
+    plot_training_efficiency,
     summaries=snakemake.input,
     style=snakemake.params.style,
     out=snakemake.output[0],

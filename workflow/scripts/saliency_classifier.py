@@ -1,11 +1,11 @@
 """Rule saliency_classifier: Grad-CAM of one cell on the test images, the share inside the lungs."""
 
 from cxrmask.logs import run_step
-from cxrmask.stages.study import saliency_cell
+from cxrmask.stages.study import saliency_classifier
 
 run_step(
     snakemake.log[0],
-    saliency_cell,
+    saliency_classifier,
     images=snakemake.input.images,
     index=snakemake.input.index,
     masks=snakemake.input.masks or None,

@@ -43,7 +43,7 @@ def _style(style: Mapping[str, Any]) -> FigureStyle:
     return FigureStyle.from_config({k: v for k, v in style.items() if k != "gallery"})
 
 
-def contrast_table(
+def compare_bootstrap(
     predictions: Sequence[PathLike],
     cells: Sequence[Mapping[str, Any]],
     labels: Sequence[str],
@@ -68,7 +68,7 @@ def contrast_table(
     return table
 
 
-def claims_summary(
+def summarise_claims(
     contrasts: PathLike,
     delong: PathLike,
     training: PathLike,
@@ -90,7 +90,7 @@ def claims_summary(
     )
 
 
-def saliency_cell(
+def saliency_classifier(
     images: PathLike,
     index: PathLike,
     masks: PathLike | None,
@@ -155,12 +155,12 @@ def saliency_table(tables: Sequence[PathLike], out: PathLike) -> pd.DataFrame:
     return table
 
 
-def saliency_figure(table: PathLike, style: Mapping[str, Any], out: PathLike) -> None:
+def plot_saliency(table: PathLike, style: Mapping[str, Any], out: PathLike) -> None:
     """Share of Grad-CAM inside the lungs per label, condition and backbone."""
     study_figures.saliency_fractions(pd.read_csv(table), out, _style(style))
 
 
-def overlay_figure(
+def plot_saliency_overlays(
     examples: Sequence[PathLike],
     cells: Sequence[Mapping[str, Any]],
     backbone: str,
@@ -177,7 +177,7 @@ def overlay_figure(
     study_figures.saliency_overlays(samples, label, out, _style(style))
 
 
-def no_finding_figure(
+def plot_no_finding(
     predictions: Sequence[PathLike],
     cells: Sequence[Mapping[str, Any]],
     backbone: str,
@@ -192,7 +192,7 @@ def no_finding_figure(
     study_figures.no_finding_distributions(frames, out, _style(style), title=backbone)
 
 
-def efficiency_figure(summaries: Sequence[PathLike], style: Mapping[str, Any], out: PathLike) -> None:
+def plot_training_efficiency(summaries: Sequence[PathLike], style: Mapping[str, Any], out: PathLike) -> None:
     """Time and epochs to the best validation AUROC per backbone and condition."""
     table = pd.DataFrame([json.loads(Path(p).read_text()) for p in summaries])
     study_figures.training_efficiency(table, out, _style(style))
