@@ -24,6 +24,9 @@ include: "workflow/rules/study.smk"
 report: "workflow/report/workflow.rst"
 
 
+check_stages()
+
+
 rule all:
     default_target: True
     input:

@@ -31,11 +31,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrmask.classify.train import SplitData, TrainSettings, train_classifier
+from cxrmask.classify.train import SplitData, train_classifier
+from cxrmask.config import SegmenterSettings, TrainSettings
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import FinetuneSettings, batch_dice, finetune
 from cxrmask.segment.inference import InferenceSettings, generate_masks
-from cxrmask.segment.models import arch_spec, load_segmenter
+from cxrmask.segment.models import load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.preprocess import to_model_input
 from cxrmask.segment.prompts import BoxPrior
@@ -60,7 +61,7 @@ def _timed(fn, repeats: int) -> float:
 
 def lite_agreement(data, device: torch.device) -> dict:
     """LiteMedSAM masks on the GPU (bf16) against the CPU (fp32) for the same images and boxes."""
-    model = load_segmenter(arch_spec("litemedsam"), "bundled").eval()
+    model = load_segmenter(SegmenterSettings(arch="litemedsam", image_size=256).spec, "bundled").eval()
     images = to_model_input(torch.from_numpy(data.images))
     boxes = torch.from_numpy(data.boxes)[:, None]
 
@@ -96,7 +97,7 @@ def lite_agreement(data, device: torch.device) -> dict:
 
 def lite_finetune(data, prior: BoxPrior, device: torch.device) -> dict:
     """Full LiteMedSAM fine-tuning on the GPU: zero-shot against best held-out Dice."""
-    model = load_segmenter(arch_spec("litemedsam"), "bundled")
+    model = load_segmenter(SegmenterSettings(arch="litemedsam", image_size=256).spec, "bundled")
     settings = FinetuneSettings(mode="full", epochs=8, batch_size=8, lr=5e-5)
     start = time.perf_counter()
     result = finetune(model, data, prior, settings, device, seed=0)
@@ -114,7 +115,7 @@ def lite_finetune(data, prior: BoxPrior, device: torch.device) -> dict:
 
 def vit_b(pairs, prior: BoxPrior, device: torch.device) -> dict:
     """MedSAM ViT-B encoder throughput, one full fine-tuning epoch, and end-to-end mask generation."""
-    spec = arch_spec("vit_b")
+    spec = SegmenterSettings().spec
     model = load_segmenter(spec, None).to(device).eval()
     batch = 16  # config/config.yaml's segment.batch_size
     size = model.input_size

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from cxrmask.segment.models import arch_spec, load_segmenter
+from cxrmask.config import LITE_ARCH, LITE_IMAGE_SIZE, SegmenterSettings
+from cxrmask.segment.models import load_segmenter
 
 
 def main() -> None:
@@ -25,7 +26,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    spec = arch_spec(args.arch)
+    size = LITE_IMAGE_SIZE if args.arch == LITE_ARCH else 1024
+    spec = SegmenterSettings(arch=args.arch, image_size=size, checkpoint=None).spec
     model = load_segmenter(spec, "bundled" if args.arch == "litemedsam" else None).eval()
     size = model.input_size
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))

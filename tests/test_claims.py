@@ -20,8 +20,9 @@ from cxrmask.claims import (
     write_summary,
 )
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.metrics import MACRO, NO_FINDING
+from cxrmask.metrics import MACRO
 from cxrmask.uncertainty import CONTRAST_COLUMNS, condition_contrasts
+from cxrmask.vocabulary import NO_FINDING
 
 RULES = ClaimRules(alpha=0.05, margin=0.02)
 

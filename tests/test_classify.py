@@ -17,7 +17,6 @@ from cxrmask.classify.backbones import build_backbone
 from cxrmask.classify.cache import build_cache, image_index, load_cache
 from cxrmask.classify.train import (
     SplitData,
-    TrainSettings,
     _predict,
     apply_mask,
     augment,
@@ -25,11 +24,15 @@ from cxrmask.classify.train import (
     split_data,
     train_classifier,
 )
+from cxrmask.config import ClassifierSettings, TrainSettings, parse
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_grey, read_mask, write_png
-from cxrmask.metrics import NO_FINDING, auroc
+from cxrmask.metrics import auroc
 from cxrmask.segment.preprocess import resize_grey, resize_mask
-from cxrmask.stages.classify import cache_images, cache_masks, train_cell
+from cxrmask.stages.cache_images import cache_images
+from cxrmask.stages.cache_masks import cache_masks
+from cxrmask.stages.train_classifier import train_classifier as train_cell
+from cxrmask.vocabulary import NO_FINDING
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -164,7 +167,7 @@ def test_augment_keeps_the_shape_and_is_deterministic_per_generator():
 # ---------------------------------------------------------------- settings
 
 
-def test_settings_ignore_the_grid_keys_and_reject_unknown_ones():
+def test_settings_leave_out_the_grid_keys_and_reject_unknown_ones():
     config = {
         "backbones": ["resnet50"],
         "masks": ["original"],
@@ -172,14 +175,16 @@ def test_settings_ignore_the_grid_keys_and_reject_unknown_ones():
         "epochs": 3,
         "mask_mode": "crop",
     }
-    settings = TrainSettings.from_config(config)
+    settings = parse(ClassifierSettings, config).train
     assert (settings.epochs, settings.mask_mode, settings.image_size) == (3, "crop", 224)
-    with pytest.raises(ConfigError, match=r"unknown keys \['dropout'\]"):
-        TrainSettings.from_config({"dropout": 0.2})
-    with pytest.raises(ConfigError, match=r"classifier\.mask_mode: 'blur'"):
-        TrainSettings.from_config({"mask_mode": "blur"})
-    with pytest.raises(ConfigError, match=r"no_finding_score: unknown method .mean."):
-        TrainSettings.from_config({"no_finding_score": "mean"})
+    with pytest.raises(ConfigError, match=r"classifier\.dropout: unknown key"):
+        parse(TrainSettings, {"dropout": 0.2}, where="classifier")
+    with pytest.raises(ConfigError, match=r"classifier\.mask_mode: Input should be 'zero' or 'crop'"):
+        parse(TrainSettings, {"mask_mode": "blur"}, where="classifier")
+    with pytest.raises(
+        ConfigError, match=r"no_finding_score: Input should be 'one_minus_max' or 'prod_one_minus'"
+    ):
+        parse(TrainSettings, {"no_finding_score": "mean"}, where="classifier")
 
 
 # ---------------------------------------------------------------- the cache
@@ -587,11 +592,11 @@ def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
         tmp_path / "index.csv",
         tmp_path / "masks.npy",
         *outputs.values(),
-        backbone="resnet10t",
-        condition="tight",
+        architecture="resnet10t",
+        mask="tight",
         seed=0,
         labels=LABELS,
-        settings={"backbones": ["resnet10t"], "seeds": [0], **settings(epochs=1).__dict__},
+        settings=settings(epochs=1),
         device="cpu",
         threads=1,
     )

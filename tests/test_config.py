@@ -1,21 +1,31 @@
-"""cxrmask.config + config/schema.yaml: the shipped configs validate, a bad key is one clear error."""
+"""cxrmask.config: one model of the configuration; the schema, the defaults and the settings come from it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 from snakemake.utils import update_config
 
-from cxrmask.config import load_schema, validate_config
+from cxrmask.config import (
+    ClassifierSettings,
+    Config,
+    FinetuneSettings,
+    SegmenterSettings,
+    TrainSettings,
+    load_config,
+    parse,
+    schema_text,
+)
 from cxrmask.errors import ConfigError
+from cxrmask.vocabulary import NIH_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 
 
 def _yaml(path: Path) -> dict:
@@ -35,22 +45,103 @@ def full() -> dict:
     return _merged()
 
 
-def test_full_config_validates(full: dict) -> None:
-    validate_config(full, SCHEMA)
-    assert full["data"]["source"] == "nih"
+# ---- one source of truth ---------------------------------------------------------------------------------
+
+
+def test_config_yaml_is_the_models_defaults(full: dict) -> None:
+    """config/config.yaml shows exactly the model's defaults: deleting any key from it changes nothing."""
+    assert load_config(full) == Config()
+
+
+def _leaves(mapping: dict, prefix: str = "") -> Iterator[str]:
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def _field(model: type[BaseModel], dotted: str):
+    """The model field a dotted config key belongs to (a key inside a mapping: the mapping's field)."""
+    current: object = model
+    field = None
+    for part in dotted.split("."):
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return field
+        field = fields[part]
+        current = field.annotation
+    return field
+
+
+def test_every_key_of_the_config_file_has_a_description(full: dict) -> None:
+    undocumented = [
+        key for key in _leaves(full) if not (_field(Config, key) and _field(Config, key).description)
+    ]
+    assert not undocumented
+    assert len(list(_leaves(full))) > 100
+
+
+def _model_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, object]]:
+    for name, field in model.model_fields.items():
+        yield f"{prefix}{name}", field
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _model_fields(field.annotation, f"{prefix}{name}.")
+
+
+def test_every_field_of_the_model_is_described_and_shown_in_the_config_file(full: dict) -> None:
+    keys = set(_leaves(full)) | {key.rsplit(".", 1)[0] for key in _leaves(full)}
+    for dotted, field in _model_fields(Config):
+        assert field.description, f"{dotted} has no description"
+        if not dotted.startswith("segmenter.encoder."):  # overrides, empty by default
+            assert dotted in keys or any(k.startswith(f"{dotted}.") for k in keys), (
+                f"{dotted} not in config.yaml"
+            )
+
+
+def test_schema_file_is_the_models_output() -> None:
+    assert (REPO / "config" / "schema.yaml").read_text() == schema_text(), (
+        "config/schema.yaml is stale: run `python -m cxrmask.config > config/schema.yaml`"
+    )
+
+
+def test_library_sections_have_no_defaults_of_their_own() -> None:
+    """The settings the library receives are the model's sections, so their defaults are the file's."""
+    assert FinetuneSettings().epochs == _yaml(REPO / "config" / "config.yaml")["finetune"]["epochs"] == 30
+    assert FinetuneSettings().patience == 8
+    assert Config().segment.batch_size == 16 and Config().segment.num_workers == 4
+    assert Config().figures.dpi == 200
+
+
+# ---- the shipped configs ---------------------------------------------------------------------------------
 
 
 def test_demo_config_merged_over_the_full_one_validates() -> None:
-    demo = _merged(REPO / "config" / "demo.yaml")
-    validate_config(demo, SCHEMA)
+    demo = load_config(_merged(REPO / "config" / "demo.yaml"))
+    assert demo.data.source == "demo"
     # The merge is deep: the demo overrides some keys of a section and inherits the rest.
-    assert demo["data"] == {"source": "demo", "on_bad_image": "fail"}
-    assert demo["classifier"]["masks"] == ["original", "tight", "loose"]
-    assert demo["segmenter"]["arch"] == "litemedsam"
+    assert demo.classifier.masks == ["original", "tight", "loose"]
+    assert demo.segmenter.arch == "litemedsam"
+    assert demo.finetune.lr == Config().finetune.lr
 
 
 def test_test_overlay_merged_over_the_demo_validates() -> None:
-    validate_config(_merged(REPO / "config" / "demo.yaml", REPO / "tests" / "configs" / "tiny.yaml"), SCHEMA)
+    tiny = load_config(_merged(REPO / "config" / "demo.yaml", REPO / "tests" / "configs" / "tiny.yaml"))
+    assert tiny.classifier.image_size == 64
+
+
+def test_a_deleted_key_takes_the_default_the_file_showed(full: dict) -> None:
+    del full["finetune"]["epochs"]
+    del full["finetune"]["patience"]
+    del full["segment"]
+    del full["figures"]["dpi"]
+    config = load_config(full)
+    assert config.finetune.epochs == 30 and config.finetune.patience == 8
+    assert (config.segment.batch_size, config.segment.num_workers) == (16, 4)
+    assert config.figures.dpi == 200
+
+
+# ---- errors ----------------------------------------------------------------------------------------------
 
 
 def _set(path: str, value: object) -> Callable[[dict], None]:
@@ -67,30 +158,37 @@ def _set(path: str, value: object) -> Callable[[dict], None]:
 
 BAD_VALUES = [
     # (key to set, value, dotted key the message must name, what it must say)
-    ("nih.lables", ["Mass"], "nih.lables", "unknown key"),
+    ("nih.lables", ["Mass"], "nih.lables", "unknown key; allowed here: ['archive_urls'"),
     ("seeed", 1, "seeed", "unknown key"),
-    ("classifier.epochs", "ten", "classifier.epochs", "not of type 'integer'"),
-    ("finetune.amp", "yes", "finetune.amp", "not of type 'boolean'"),
-    ("seg_data.box_margin", 0.9, "seg_data.box_margin", "greater than the maximum of 0.5"),
-    ("nih.val_fraction", 1.0, "nih.val_fraction", "greater than or equal to the maximum"),
-    ("segment.shards", 0, "segment.shards", "less than the minimum of 1"),
-    ("nih.labels", ["Mass", "Nodle"], "nih.labels.1", "'Nodle' is not one of"),
-    ("resources.train_clasifier", {"threads": 2}, "resources.train_clasifier", "unknown key"),
+    ("classifier.epochs", "ten", "classifier.epochs", "valid integer"),
+    ("finetune.amp", "maybe", "finetune.amp", "valid boolean"),
+    ("seg_data.box_margin", 0.9, "seg_data.box_margin", "less than or equal to 0.5"),
+    ("nih.val_fraction", 1.0, "nih.val_fraction", "less than 1"),
+    ("segment.shards", 0, "segment.shards", "greater than or equal to 1"),
+    ("evaluate.n_boot", 0, "evaluate.n_boot", "greater than or equal to 1"),
+    (
+        "nih.labels",
+        ["Mass", "Nodle"],
+        "nih.labels",
+        "['Nodle'] not among NIH's findings; allowed: ['Atelectasis'",
+    ),
     ("resources.generate_masks.gpus", 1, "resources.generate_masks.gpus", "unknown key"),
-    ("loose.units", "mm", "loose.units", "'mm' is not one of"),
-    ("device", "gpu", "device", "does not match"),
+    ("loose.units", "mm", "loose.units", "'px1024' or 'fraction'"),
+    ("device", "gpu", "device", "should match pattern"),
+    ("compare.pairs", [["original", "cropped"]], "compare.pairs.0.1", "'original', 'tight' or 'loose'"),
+    ("compare.pairs", [["loose", "loose"]], "compare.pairs", "compares a condition with itself"),
+    ("classifier.seeds", [0, 0], "classifier.seeds", "listed twice"),
+    ("segmenter.encoder", {"depth": 2, "widht": 3}, "segmenter.encoder.widht", "unknown key"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "dotted", "what"), [pytest.param(*case, id=case[2]) for case in BAD_VALUES]
-)
+@pytest.mark.parametrize(("key", "value", "dotted", "what"), [pytest.param(*c, id=c[2]) for c in BAD_VALUES])
 def test_a_bad_value_names_its_dotted_key(
     full: dict, key: str, value: object, dotted: str, what: str
 ) -> None:
     _set(key, value)(full)
     with pytest.raises(ConfigError) as info:
-        validate_config(full, SCHEMA)
+        load_config(full)
     message = str(info.value)
     assert f"  - {dotted}: " in message
     assert what in message
@@ -98,64 +196,131 @@ def test_a_bad_value_names_its_dotted_key(
     assert "config/schema.yaml" in message
 
 
+CROSS_FIELD = [
+    # a valid value each, contradicting another key
+    ({"classifier": {"masks": ["original", "loose"]}}, "compare.pairs: [original, tight] names 'tight'"),
+    ({"segmenter": {"arch": "litemedsam", "checkpoint": "bundled"}}, "LiteMedSAM takes 256, not 1024"),
+    (
+        {"segmenter": {"arch": "litemedsam", "image_size": 256, "encoder": {"depth": 2}}},
+        "TinyViT has a fixed shape",
+    ),
+    (
+        {"data": {"source": "demo"}, "nih": {"labels": ["Mass"]}},
+        "demo.shortcut_label: 'Pneumonia' is not among",
+    ),
+    ({"saliency": {"label": "Hernia"}}, "saliency.label: 'Hernia' is not among nih.labels"),
+]
+
+
+@pytest.mark.parametrize(("change", "what"), CROSS_FIELD, ids=[c[1][:30] for c in CROSS_FIELD])
+def test_keys_that_contradict_each_other_are_one_error(full: dict, change: dict, what: str) -> None:
+    update_config(full, change)
+    with pytest.raises(ConfigError, match=r"\(1 problem\)") as info:
+        load_config(full)
+    assert what in str(info.value)
+
+
+def test_the_default_resources_need_every_key(full: dict) -> None:
+    _set("resources.default", {"threads": 1})(full)
+    with pytest.raises(ConfigError, match=r"resources.default: \['gpu', 'mem_mb', 'runtime'\] missing"):
+        load_config(full)
+
+
 def test_every_problem_is_listed_at_once(full: dict) -> None:
     _set("nih.lables", ["Mass"])(full)
     _set("classifier.epochs", -1)(full)
-    del full["seed"]
+    _set("seed", -3)(full)
     with pytest.raises(ConfigError, match=r"\(3 problems\)") as info:
-        validate_config(full, SCHEMA)
+        load_config(full)
     message = str(info.value)
     assert "nih.lables: unknown key" in message
-    assert "classifier.epochs: -1 is less than the minimum" in message
-    assert "(top level): 'seed' is a required property" in message
+    assert "classifier.epochs: Input should be greater than or equal to 1 (got -1)" in message
+    assert "seed: Input should be greater than or equal to 0 (got -3)" in message
 
 
-def test_unknown_key_message_lists_what_is_allowed(full: dict) -> None:
-    _set("nih.lables", ["Mass"])(full)
-    with pytest.raises(ConfigError, match=r"allowed here: \[.*'labels'.*\]"):
-        validate_config(full, SCHEMA)
+def test_labels_are_checked_against_nihs_vocabulary(full: dict) -> None:
+    _set("nih.labels", list(NIH_LABELS))(full)
+    assert load_config(full).nih.labels == list(NIH_LABELS)
 
 
-def test_a_typo_in_the_demo_overlay_is_caught_too(tmp_path: Path) -> None:
-    overlay = tmp_path / "typo.yaml"
-    overlay.write_text("classifier:\n  backbone: [resnet18]\n")
-    config = _merged(REPO / "config" / "demo.yaml", overlay)
-    with pytest.raises(ConfigError, match=r"classifier\.backbone: unknown key"):
-        validate_config(config, SCHEMA)
+def test_a_section_parses_alone_with_its_name_in_errors() -> None:
+    assert parse(FinetuneSettings, {"mode": "decoder"}).mode == "decoder"
+    with pytest.raises(ConfigError, match=r"finetune\.learning_rate: unknown key"):
+        parse(FinetuneSettings, {"learning_rate": 1e-4}, where="finetune")
 
 
-def test_snakemake_stops_before_any_job_on_a_typo(tmp_path: Path) -> None:
-    """The Snakefile validates the merged config: a typo fails the dry run with the message, no job planned.
+def test_training_settings_leave_out_the_grid() -> None:
+    classifier = ClassifierSettings(backbones=["resnet18"], seeds=[1, 2])
+    assert classifier.train == TrainSettings()
+    assert "backbones" not in classifier.train.model_dump()
+
+
+def test_segmenter_spec_is_built_from_the_preset_and_overrides() -> None:
+    spec = SegmenterSettings(encoder={"depth": 2, "global_attn_indexes": [1]}).spec
+    assert spec == {
+        "arch": "vit_b",
+        "image_size": 1024,
+        "embed_dim": 768,
+        "depth": 2,
+        "num_heads": 12,
+        "global_attn_indexes": [1],
+    }
+    assert SegmenterSettings(arch="litemedsam", image_size=256).spec == {
+        "arch": "litemedsam",
+        "image_size": 256,
+    }
+
+
+def test_snakemake_stops_before_any_job_on_a_bad_value(tmp_path: Path) -> None:
+    """The Snakefile validates the merged config: each bad case fails the dry run with one message, no job.
 
     A correct overlay is dry-run alongside, so the check cannot pass because Snakemake never got as far as
     the config.
     """
     results = tmp_path / "results"
-    good = tmp_path / "good.yaml"
-    good.write_text(yaml.safe_dump({"results": str(results)}))
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"results": str(results), "nih": {"lables": ["Mass"]}}))
-    runs = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
-            cwd=REPO,
+    cases = {
+        "good": {"results": str(results)},
+        "typo": {"results": str(results), "nih": {"lables": ["Mass"]}},
+        "n_boot": {"results": str(results), "evaluate": {"n_boot": 0}},
+        "pairs": {"results": str(results), "compare": {"pairs": [["original", "cropped"]]}},
+    }
+    runs = {}
+    for name, values in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        runs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-n",
+                "--directory",
+                str(tmp_path),
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--configfile",
+                str(REPO / "config" / "config.yaml"),
+                str(path),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for name, path in (("good", good), ("bad", bad))
-    }
-    outputs = {name: process.communicate(timeout=120)[0] for name, process in runs.items()}
+    outputs = {name: process.communicate(timeout=300)[0] for name, process in runs.items()}
     codes = {name: process.returncode for name, process in runs.items()}
 
     assert codes["good"] == 0, outputs["good"]
     assert "This was a dry-run" in outputs["good"]
     assert "train_classifier" in outputs["good"]
-
-    bad_output = outputs["bad"]
-    assert codes["bad"] != 0
-    assert "invalid configuration (1 problem)" in bad_output
-    assert "nih.lables: unknown key" in bad_output
-    assert "Job stats" not in bad_output and "rule " not in bad_output
-    assert "This was a dry-run" not in bad_output
+    expected = {
+        "typo": "nih.lables: unknown key",
+        "n_boot": "evaluate.n_boot: Input should be greater than or equal to 1",
+        "pairs": "compare.pairs.0.1: Input should be 'original', 'tight' or 'loose'",
+    }
+    for name, what in expected.items():
+        output = outputs[name]
+        assert codes[name] != 0
+        assert "invalid configuration (1 problem)" in output
+        assert what in output
+        assert "Job stats" not in output and "rule " not in output
     assert not results.exists()

@@ -5,38 +5,52 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 from scipy import ndimage as ndi
 
-from cxrmask import nih
-from cxrmask.demo_data import (
-    FINDINGS,
-    NihRecord,
-    build_nih_records,
-    load_lung_shapes,
-    make_demo_data,
-    render_case,
-)
-from cxrmask.errors import ConfigError
+from cxrmask.config import DemoSettings
+from cxrmask.demo import make_demo_data
+from cxrmask.demo.anatomy import load_lung_shapes
+from cxrmask.demo.cohort import NihRecord, build_nih_records
+from cxrmask.demo.render import render_case
+from cxrmask.vocabulary import NIH_LABELS, STUDY_LABELS
 
 # Written out here, not imported, so a change to the generator's constant cannot pass unnoticed.
 REAL_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
     "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
 )
-NIH_LABELS = set(nih.NIH_LABELS)  # the real table's vocabulary (checked against it in test_nih)
-SMALL = {"n_seg_images": 4, "n_patients": 3, "max_images_per_patient": 2}
+# The real table's vocabulary (checked against it in test_nih).
+KNOWN_LABELS = set(NIH_LABELS)
+SMALL = DemoSettings(seed=3, n_seg_images=4, n_patients=4, max_images_per_patient=2)
+# The shortcut design the record tests assert, spelt out rather than taken from the config's defaults.
+RECORDS = DemoSettings(
+    n_patients=100,
+    max_images_per_patient=3,
+    shortcut_label="Pneumonia",
+    shortcut_rate_train=0.85,
+    shortcut_rate_other=0.1,
+    shortcut_rate_test=None,
+    test_fraction=0.3,
+)
+# SHA-256 of every file the generator wrote before it was split into modules (pinned requirements), for two
+# settings: one at the defaults below 512 px, one with every field changed and NIH images above the 512 px
+# anatomy size. A dependency upgrade that changes these bytes changes the demo's results: say so when
+# re-recording them.
+CHECKSUMS = json.loads((Path(__file__).parent / "data" / "demo_sha256.json").read_text())["cases"]
 
 
 def _digests(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root``, keyed by relative path."""
     return {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
@@ -46,30 +60,20 @@ def _digests(root: Path) -> dict[str, str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A small demo set at the real sizes, drawn in one process."""
     out = tmp_path_factory.mktemp("demo") / "data"
-    summary = make_demo_data(out, seed=3, workers=1, **SMALL)
+    summary = make_demo_data(out, SMALL, workers=1)
     return out, summary
 
 
 @pytest.fixture(scope="module")
 def records() -> list[NihRecord]:
     """Table rows and cases for a larger set, sampled without drawing any image."""
-    return build_nih_records(
-        np.random.default_rng(11),
-        load_lung_shapes(),
-        n_patients=100,
-        max_images_per_patient=3,
-        shortcut_label="Pneumonia",
-        shortcut_rate_train=0.85,
-        shortcut_rate_other=0.1,
-        shortcut_rate_test=None,
-        test_fraction=0.3,
-    )
+    return build_nih_records(np.random.default_rng(11), load_lung_shapes(), RECORDS)
 
 
 def test_airlangga_files_are_256px_grey_bmp_with_binary_lung_masks(demo: tuple[Path, dict]) -> None:
     out, summary = demo
     images = sorted((out / "airlangga").glob("*/images/*.bmp"))
-    assert len(images) == SMALL["n_seg_images"] == summary["files"]["airlangga_images"]
+    assert len(images) == SMALL.n_seg_images == summary["files"]["airlangga_images"]
     assert {path.parent.parent.name for path in images} == {"Normal", "Abnormal"}
     for path in images:
         mask_path = path.parent.parent / "masks" / path.name
@@ -108,7 +112,7 @@ def test_data_entry_table_matches_the_real_format(demo: tuple[Path, dict]) -> No
     for name, labels, follow_up, patient, age, sex, view, width, height, sx, sy in rows:
         assert name == f"{int(patient):08d}_{int(follow_up):03d}.png"
         parts = labels.split("|")
-        assert parts == ["No Finding"] or (set(parts) <= NIH_LABELS and parts == sorted(set(parts)))
+        assert parts == ["No Finding"] or (set(parts) <= KNOWN_LABELS and parts == sorted(set(parts)))
         assert 1 <= int(age) <= 100 and sex in {"M", "F"} and view in {"PA", "AP"}
         assert 1500 <= int(width) <= 3500 and 1500 <= int(height) <= 3500
         assert sx == sy and 0.1 < float(sx) < 0.2
@@ -131,14 +135,14 @@ def test_same_seed_gives_identical_bytes_whatever_the_workers(
     demo: tuple[Path, dict], tmp_path: Path
 ) -> None:
     out, _ = demo
-    make_demo_data(tmp_path / "again", seed=3, workers=2, **SMALL)
+    make_demo_data(tmp_path / "again", SMALL, workers=2)
     assert _digests(tmp_path / "again") == _digests(out)
 
 
 def test_other_seed_gives_other_images(tmp_path: Path) -> None:
-    small = {**SMALL, "nih_size": 128, "seg_size": 128}
-    make_demo_data(tmp_path / "a", seed=0, workers=1, **small)
-    make_demo_data(tmp_path / "b", seed=1, workers=1, **small)
+    small = {**SMALL.model_dump(), "nih_size": 128, "seg_size": 128}
+    make_demo_data(tmp_path / "a", DemoSettings(**{**small, "seed": 0}), workers=1)
+    make_demo_data(tmp_path / "b", DemoSettings(**{**small, "seed": 1}), workers=1)
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     shared = set(a) & set(b)
     images = [key for key in shared if key.endswith((".png", ".bmp"))]
@@ -146,7 +150,7 @@ def test_other_seed_gives_other_images(tmp_path: Path) -> None:
 
 
 def test_findings_change_only_lung_pixels(records: list[NihRecord]) -> None:
-    case = dataclasses.replace(records[0].case, findings=FINDINGS, marker=None)
+    case = dataclasses.replace(records[0].case, findings=STUDY_LABELS, marker=None)
     clear = dataclasses.replace(case, findings=())
     for size in (1024, 256):
         sick, healthy = render_case(case, size), render_case(clear, size)
@@ -158,7 +162,7 @@ def test_findings_change_only_lung_pixels(records: list[NihRecord]) -> None:
         assert sick.image[sick.lungs].mean() > healthy.image[healthy.lungs].mean() + 5
 
 
-@pytest.mark.parametrize("finding", FINDINGS)
+@pytest.mark.parametrize("finding", STUDY_LABELS)
 def test_each_finding_draws_inside_the_lungs(records: list[NihRecord], finding: str) -> None:
     case = dataclasses.replace(records[1].case, findings=(finding,), marker=None)
     sick, healthy = render_case(case, 256), render_case(dataclasses.replace(case, findings=()), 256)
@@ -190,16 +194,16 @@ def test_marker_lies_outside_the_dilated_lungs(records: list[NihRecord]) -> None
 def test_label_mix(records: list[NihRecord]) -> None:
     count = len(records)
     normal = [r for r in records if r.labels == ("No Finding",)]
-    other_only = [r for r in records if r.labels != ("No Finding",) and not set(r.labels) & set(FINDINGS)]
+    other_only = [r for r in records if r.labels != ("No Finding",) and not set(r.labels) & set(STUDY_LABELS)]
     assert 0.3 <= len(normal) / count <= 0.4
     assert 0 < len(other_only) <= 0.1 * count
-    assert all(set(r.labels) <= NIH_LABELS - set(FINDINGS) for r in other_only)
-    for finding in FINDINGS:
+    assert all(set(r.labels) <= KNOWN_LABELS - set(STUDY_LABELS) for r in other_only)
+    for finding in STUDY_LABELS:
         assert sum(finding in r.labels for r in records) >= 0.15 * count
-    assert any(len(set(r.labels) & set(FINDINGS)) > 1 for r in records)
+    assert any(len(set(r.labels) & set(STUDY_LABELS)) > 1 for r in records)
     for r in records:
         assert "No Finding" not in r.labels or len(r.labels) == 1
-        assert set(r.case.findings) == set(r.labels) & set(FINDINGS)
+        assert set(r.case.findings) == set(r.labels) & set(STUDY_LABELS)
 
 
 def test_patients_have_follow_ups_in_one_split(records: list[NihRecord]) -> None:
@@ -225,13 +229,7 @@ def test_marker_rates_follow_the_shortcut_design(records: list[NihRecord]) -> No
     shifted = build_nih_records(
         np.random.default_rng(11),
         load_lung_shapes(),
-        n_patients=100,
-        max_images_per_patient=3,
-        shortcut_label="Pneumonia",
-        shortcut_rate_train=0.85,
-        shortcut_rate_other=0.1,
-        shortcut_rate_test=0.5,
-        test_fraction=0.3,
+        DemoSettings(**{**RECORDS.model_dump(), "shortcut_rate_test": 0.5}),
     )
     for positive in (True, False):
         group = [r for r in shifted if r.split == "test" and ("Pneumonia" in r.labels) == positive]
@@ -251,7 +249,20 @@ def test_lung_shapes_are_two_real_lungs_side_by_side() -> None:
     ("key", "value"),
     [("shortcut_label", "Hernia"), ("shortcut_rate_train", 1.5), ("test_fraction", 1.0), ("n_patients", 0)],
 )
-def test_bad_parameters_fail_before_writing(tmp_path: Path, key: str, value: object) -> None:
-    with pytest.raises(ConfigError, match=key):
-        make_demo_data(tmp_path / "out", **{**SMALL, key: value})
-    assert not (tmp_path / "out").exists()
+def test_settings_reject_values_that_make_no_demo(key: str, value: object) -> None:
+    # The generator trusts its settings object, so these must fail when the settings are built.
+    with pytest.raises(ValidationError, match=key):
+        DemoSettings(**{key: value})
+
+
+@pytest.mark.parametrize("case", CHECKSUMS, ids=lambda case: f"seed{case['settings']['seed']}")
+def test_output_is_byte_identical_to_the_recorded_checksums(tmp_path: Path, case: dict) -> None:
+    summary = make_demo_data(tmp_path / "data", DemoSettings(**case["settings"]), workers=1)
+    digests = _digests(tmp_path / "data")
+    changed = sorted(
+        name
+        for name in digests.keys() | case["sha256"].keys()
+        if digests.get(name) != case["sha256"].get(name)
+    )
+    assert not changed, f"files differ from the recorded generator output: {changed}"
+    assert summary == case["summary"]

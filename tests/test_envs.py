@@ -69,6 +69,11 @@ def _rule_envs() -> dict[str, tuple[Path, Path]]:
     return found
 
 
+def _rule_code(rule: str, script: Path) -> list[Path]:
+    """What a rule's job imports: its script and, through the adapter, the rule's stage module."""
+    return [script, SRC / "cxrmask" / "stages" / f"{rule}.py"]
+
+
 @cache
 def _imports(path: Path) -> frozenset[str]:
     """Top-level names imported by a Python file."""
@@ -124,7 +129,8 @@ def test_every_rule_with_a_script_has_an_environment():
     assert len(RULE_ENVS) >= 15
     for rule, (env, script) in RULE_ENVS.items():
         assert env.is_file(), f"rule {rule}: {env} missing"
-        assert script.is_file(), f"rule {rule}: {script} missing"
+        for path in _rule_code(rule, script):
+            assert path.is_file(), f"rule {rule}: {path} missing"
 
 
 @pytest.mark.parametrize("env", sorted((REPO / "envs").glob("*.yaml")), ids=lambda p: p.name)
@@ -147,7 +153,8 @@ def test_every_environment_is_used():
 @pytest.mark.parametrize("rule", sorted(RULE_ENVS))
 def test_rule_environment_has_what_its_script_imports(rule):
     env, script = RULE_ENVS[rule]
-    absent = missing(third_party(script), _env_pins(env))
+    modules = set().union(*(third_party(path) for path in _rule_code(rule, script)))
+    absent = missing(modules, _env_pins(env))
     assert not absent, f"rule {rule} imports {absent}, absent from {env.name}"
 
 

@@ -13,12 +13,12 @@ from PIL import Image
 from scipy.ndimage import binary_dilation
 from sklearn.metrics import roc_auc_score
 
+from cxrmask.config import FigureSettings, parse
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.figures import (
     CONDITION_COLOURS,
     CONDITIONS,
     TRUTH_COLOUR,
-    FigureStyle,
     auroc_heatmap,
     delta_auroc,
     mask_gallery,
@@ -175,7 +175,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_style_from_config_takes_values_and_defaults() -> None:
-    style = FigureStyle.from_config({"format": "svg", "dpi": 150, "font_size": 8})
+    style = parse(FigureSettings, {"format": "svg", "dpi": 150, "font_size": 8})
     assert (style.format, style.dpi, style.font_size, style.cmap, style.width) == (
         "svg",
         150,
@@ -183,12 +183,12 @@ def test_style_from_config_takes_values_and_defaults() -> None:
         "viridis",
         3.2,
     )
-    assert FigureStyle.from_config(None) == FigureStyle()
+    assert parse(FigureSettings, None) == FigureSettings()
 
 
 def test_style_rejects_unknown_key_naming_it_and_the_allowed_ones() -> None:
     with pytest.raises(ConfigError, match="colour_map") as caught:
-        FigureStyle.from_config({"format": "png", "colour_map": "magma"})
+        parse(FigureSettings, {"format": "png", "colour_map": "magma"}, where="figures")
     assert all(key in str(caught.value) for key in ("format", "dpi", "font_size", "cmap", "width"))
 
 
@@ -206,12 +206,12 @@ def test_style_rejects_unknown_key_naming_it_and_the_allowed_ones() -> None:
 )
 def test_style_rejects_bad_values(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key):
-        FigureStyle.from_config({key: value})
+        parse(FigureSettings, {key: value}, where="figures")
 
 
 def test_suffix_that_disagrees_with_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="suffix"):
-        training_curves(make_histories(), tmp_path / "curves.png", FigureStyle(format="pdf", dpi=50))
+        training_curves(make_histories(), tmp_path / "curves.png", FigureSettings(format="pdf", dpi=50))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -222,7 +222,7 @@ def test_suffix_that_disagrees_with_format_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(DRAWERS))
 def test_each_figure_writes_each_format(tmp_path: Path, name: str, fmt: str) -> None:
     path = tmp_path / f"{name}.{fmt}"
-    DRAWERS[name](path, FigureStyle(format=fmt, dpi=40))
+    DRAWERS[name](path, FigureSettings(format=fmt, dpi=40))
     data = path.read_bytes()
     assert len(data) > 1000
     assert data.startswith(FORMAT_MAGIC[fmt])
@@ -230,7 +230,7 @@ def test_each_figure_writes_each_format(tmp_path: Path, name: str, fmt: str) -> 
 
 
 def test_png_size_follows_dpi_and_layout(tmp_path: Path) -> None:
-    style = FigureStyle(dpi=50, width=3.0)
+    style = FigureSettings(dpi=50, width=3.0)
     # six ROC panels: three columns, two rows of square panels
     roc_curves(make_predictions(), LABELS, tmp_path / "roc.png", style)
     assert png_size(tmp_path / "roc.png") == (3 * 150, 2 * 150)
@@ -244,13 +244,13 @@ def test_png_size_follows_dpi_and_layout(tmp_path: Path) -> None:
     mask_gallery(make_samples(), tmp_path / "gallery.png", style, columns=2)
     assert png_size(tmp_path / "gallery.png") == (2 * 150, 3 * 150)
     # doubling the dpi doubles the pixels
-    training_curves(make_histories(), tmp_path / "train.png", FigureStyle(dpi=100, width=3.0))
+    training_curves(make_histories(), tmp_path / "train.png", FigureSettings(dpi=100, width=3.0))
     assert png_size(tmp_path / "train.png") == (600, 240)
 
 
 def test_same_inputs_give_identical_files(tmp_path: Path) -> None:
     for fmt in ("png", "pdf", "svg"):
-        style = FigureStyle(format=fmt, dpi=40)
+        style = FigureSettings(format=fmt, dpi=40)
         first, second = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
         training_curves(make_histories(), first, style)
         training_curves(make_histories(), second, style)
@@ -262,7 +262,7 @@ def test_same_inputs_give_identical_files(tmp_path: Path) -> None:
 
 def test_missing_folder_is_created(tmp_path: Path) -> None:
     path = tmp_path / "results" / "figures" / "deep" / "gallery.png"
-    mask_gallery(make_samples(2), path, FigureStyle(dpi=40))
+    mask_gallery(make_samples(2), path, FigureSettings(dpi=40))
     assert png_size(path) == (2 * 128, 128)
 
 
@@ -271,7 +271,7 @@ def test_missing_folder_is_created(tmp_path: Path) -> None:
 
 def test_roc_legend_reports_each_conditions_auroc_in_its_fixed_colour(tmp_path: Path) -> None:
     predictions = make_predictions()
-    figure = roc_curves(predictions, ["Mass", "No Finding"], tmp_path / "roc.png", FigureStyle(dpi=40))
+    figure = roc_curves(predictions, ["Mass", "No Finding"], tmp_path / "roc.png", FigureSettings(dpi=40))
     for ax, label in zip(figure.axes, ["Mass", "No Finding"], strict=True):
         legend = ax.get_legend()
         texts = [text.get_text() for text in legend.get_texts()]
@@ -287,7 +287,7 @@ def test_roc_legend_reports_each_conditions_auroc_in_its_fixed_colour(tmp_path: 
 def test_roc_orders_conditions_whatever_the_mapping_order(tmp_path: Path) -> None:
     predictions = make_predictions()
     shuffled = {c: predictions[c] for c in ("loose", "original")}
-    figure = roc_curves(shuffled, ["Nodule"], tmp_path / "roc.png", FigureStyle(dpi=40))
+    figure = roc_curves(shuffled, ["Nodule"], tmp_path / "roc.png", FigureSettings(dpi=40))
     texts = [text.get_text().split()[0] for text in figure.axes[0].get_legend().get_texts()]
     assert texts == ["original", "loose"]
 
@@ -295,7 +295,7 @@ def test_roc_orders_conditions_whatever_the_mapping_order(tmp_path: Path) -> Non
 def test_roc_survives_a_one_class_label(tmp_path: Path) -> None:
     path = tmp_path / "roc.png"
     labels = ["Mass", "Fibrosis"]
-    figure = roc_curves(make_predictions(one_class="Fibrosis"), labels, path, FigureStyle(dpi=40))
+    figure = roc_curves(make_predictions(one_class="Fibrosis"), labels, path, FigureSettings(dpi=40))
     assert png_size(path) == (2 * 128, 128)
     fibrosis = figure.axes[1]
     assert fibrosis.get_legend() is None
@@ -306,7 +306,7 @@ def test_roc_survives_a_one_class_label(tmp_path: Path) -> None:
 
 def test_heatmap_shows_mean_and_sd_over_seeds(tmp_path: Path) -> None:
     table = make_auroc_table(seeds=(0, 1, 2)).query("label in @FEW")
-    figure = auroc_heatmap(table, tmp_path / "heat.png", FigureStyle(dpi=40))
+    figure = auroc_heatmap(table, tmp_path / "heat.png", FigureSettings(dpi=40))
     panels = [ax for ax in figure.axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == FEW
     cell = table[
@@ -318,17 +318,17 @@ def test_heatmap_shows_mean_and_sd_over_seeds(tmp_path: Path) -> None:
 
 def test_heatmap_with_one_seed_shows_no_sd(tmp_path: Path) -> None:
     table = make_auroc_table(seeds=(0,))
-    figure = auroc_heatmap(table, tmp_path / "heat.png", FigureStyle(dpi=40))
+    figure = auroc_heatmap(table, tmp_path / "heat.png", FigureSettings(dpi=40))
     texts = [text.get_text() for ax in figure.axes for text in ax.texts]
     assert len(texts) == 7 * len(BACKBONES) * len(CONDITIONS)
     assert not any("±" in text for text in texts)
     with pytest.raises(InputError, match=r"more than one row.*seed=0"):
-        auroc_heatmap(pd.concat([table, table.iloc[:1]]), tmp_path / "again.png", FigureStyle(dpi=40))
+        auroc_heatmap(pd.concat([table, table.iloc[:1]]), tmp_path / "again.png", FigureSettings(dpi=40))
 
 
 def test_delta_marks_significant_comparisons_and_prints_holm_p(tmp_path: Path) -> None:
     table = make_delong_table()
-    figure = delta_auroc(table, tmp_path / "delta.png", FigureStyle(dpi=40))
+    figure = delta_auroc(table, tmp_path / "delta.png", FigureSettings(dpi=40))
     panel = figure.axes[0]
     rows = table[table["backbone"] == BACKBONES[0]]
     texts = [text.get_text() for text in panel.texts]
@@ -350,7 +350,7 @@ def test_delta_bars_are_the_tables_intervals(tmp_path: Path) -> None:
     """The bars come from ci_low/ci_high as written (here 90% and lopsided), not from a fixed 1.96."""
     table = make_delong_table()
     table["ci_high"] = table["delta"] + 0.05
-    figure = delta_auroc(table, tmp_path / "delta.png", FigureStyle(dpi=40))
+    figure = delta_auroc(table, tmp_path / "delta.png", FigureSettings(dpi=40))
     rows = table[table["backbone"] == BACKBONES[0]]
     bars = [container.lines[2][0].get_segments()[0] for container in figure.axes[0].containers]
     drawn = sorted((float(seg[0][0]), float(seg[1][0])) for seg in bars)
@@ -361,11 +361,11 @@ def test_delta_bars_are_the_tables_intervals(tmp_path: Path) -> None:
 def test_delta_reads_significant_as_written_to_csv(tmp_path: Path) -> None:
     table = make_delong_table()
     text_table = table.assign(significant=table["significant"].map(str))
-    figure = delta_auroc(text_table, tmp_path / "delta.png", FigureStyle(dpi=40))
+    figure = delta_auroc(text_table, tmp_path / "delta.png", FigureSettings(dpi=40))
     starred = [text for text in figure.axes[0].texts if text.get_text().endswith("*")]
     assert len(starred) == int(table[table["backbone"] == BACKBONES[0]]["significant"].sum())
     with pytest.raises(InputError, match="significant"):
-        delta_auroc(table.assign(significant="maybe"), tmp_path / "bad.png", FigureStyle(dpi=40))
+        delta_auroc(table.assign(significant="maybe"), tmp_path / "bad.png", FigureSettings(dpi=40))
 
 
 def test_delta_draws_untestable_rows_as_na_and_refuses_duplicates(tmp_path: Path) -> None:
@@ -373,17 +373,17 @@ def test_delta_draws_untestable_rows_as_na_and_refuses_duplicates(tmp_path: Path
     one_class = table["label"] == "Fibrosis"
     table.loc[one_class, ["delta", "z", "p_value", "p_holm"]] = np.nan
     table.loc[one_class, "significant"] = False
-    figure = delta_auroc(table, tmp_path / "delta.png", FigureStyle(dpi=40))
+    figure = delta_auroc(table, tmp_path / "delta.png", FigureSettings(dpi=40))
     texts = [text.get_text() for text in figure.axes[0].texts]
     assert texts.count("n/a") == len(COMPARISONS)
     with pytest.raises(InputError, match="more than one row"):
-        delta_auroc(pd.concat([table, table.iloc[:1]]), tmp_path / "again.png", FigureStyle(dpi=40))
+        delta_auroc(pd.concat([table, table.iloc[:1]]), tmp_path / "again.png", FigureSettings(dpi=40))
 
 
 def test_gallery_outlines_each_mask_in_its_colour(tmp_path: Path) -> None:
     samples = make_samples(2, truth=False)
     samples[1]["truth"] = samples[1]["tight"]
-    figure = mask_gallery(samples, tmp_path / "gallery.png", FigureStyle(dpi=40))
+    figure = mask_gallery(samples, tmp_path / "gallery.png", FigureSettings(dpi=40))
     first, second = figure.axes
     colours = {to_hex(line.get_color()) for line in first.get_lines()}
     assert colours == {CONDITION_COLOURS["tight"].lower(), CONDITION_COLOURS["loose"].lower()}
@@ -400,23 +400,23 @@ def test_gallery_outlines_each_mask_in_its_colour(tmp_path: Path) -> None:
 def test_missing_column_is_a_clear_error_and_leaves_no_file(tmp_path: Path) -> None:
     path = tmp_path / "heat.png"
     with pytest.raises(InputError, match=r"auroc.*re-run"):
-        auroc_heatmap(make_auroc_table().drop(columns="auroc"), path, FigureStyle(dpi=40))
+        auroc_heatmap(make_auroc_table().drop(columns="auroc"), path, FigureSettings(dpi=40))
     predictions = make_predictions()
     predictions["tight"] = predictions["tight"].drop(columns="score_Edema")
     with pytest.raises(InputError, match="score_Edema") as caught:
-        roc_curves(predictions, LABELS, path, FigureStyle(dpi=40))
+        roc_curves(predictions, LABELS, path, FigureSettings(dpi=40))
     assert "tight" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_redraw_keeps_the_previous_figure(tmp_path: Path) -> None:
     path = tmp_path / "roc.png"
-    roc_curves(make_predictions(), ["Mass"], path, FigureStyle(dpi=40))
+    roc_curves(make_predictions(), ["Mass"], path, FigureSettings(dpi=40))
     before = path.read_bytes()
     broken = make_predictions()
     broken["loose"].loc[3, "score_Mass"] = np.nan
     with pytest.raises(InputError, match="score_Mass"):
-        roc_curves(broken, ["Mass"], path, FigureStyle(dpi=40))
+        roc_curves(broken, ["Mass"], path, FigureSettings(dpi=40))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["roc.png"]
 
@@ -424,12 +424,12 @@ def test_failed_redraw_keeps_the_previous_figure(tmp_path: Path) -> None:
 def test_unknown_condition_and_bad_samples_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cropped"):
         roc_curves(
-            {"cropped": make_predictions()["tight"]}, ["Mass"], tmp_path / "r.png", FigureStyle(dpi=40)
+            {"cropped": make_predictions()["tight"]}, ["Mass"], tmp_path / "r.png", FigureSettings(dpi=40)
         )
     samples = make_samples(2)
     samples[1]["loose"] = samples[1]["loose"][:-1]
     with pytest.raises(InputError, match=r"case 1.*loose"):
-        mask_gallery(samples, tmp_path / "g.png", FigureStyle(dpi=40))
+        mask_gallery(samples, tmp_path / "g.png", FigureSettings(dpi=40))
     with pytest.raises(InputError, match="no samples"):
-        mask_gallery([], tmp_path / "g.png", FigureStyle(dpi=40))
+        mask_gallery([], tmp_path / "g.png", FigureSettings(dpi=40))
     assert list(tmp_path.iterdir()) == []

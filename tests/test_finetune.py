@@ -11,14 +11,15 @@ import pytest
 import torch
 from tinysam import TINY_ENCODER, tiny_sam, write_lung_set
 
+from cxrmask.config import FinetuneSettings, SegmenterSettings, parse
 from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import SegData, prepare
-from cxrmask.segment.finetune import FinetuneSettings, batch_dice, finetune, segmentation_loss
+from cxrmask.segment.finetune import batch_dice, finetune, segmentation_loss
 from cxrmask.segment.models import load_segmenter, load_state
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.preprocess import to_model_input
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.stages.segment import finetune_segmenter
+from cxrmask.stages.finetune_medsam import finetune_medsam
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -122,7 +123,7 @@ def test_patience_stops_when_val_dice_stalls(data, prior):
     """With a learning rate of zero nothing changes, so the run stops ``patience`` epochs after epoch 0."""
     model = tiny_sam(seed=0)
     initial = {key: value.clone() for key, value in model.state_dict().items()}
-    result = finetune(model, data, prior, settings(epochs=10, patience=2, lr=0.0), CPU)
+    result = finetune(model, data, prior, settings(epochs=10, patience=2).model_copy(update={"lr": 0.0}), CPU)
     assert [row["epoch"] for row in result.history] == [0, 1, 2]
     assert result.best["epoch"] == 0
     assert all(torch.equal(initial[key], value) for key, value in result.state.items())
@@ -141,14 +142,14 @@ def test_same_seed_same_history_on_cpu(data, prior):
     assert other[1]["train_loss"] != first[1]["train_loss"]
 
 
-def test_settings_from_config_name_unknown_keys_and_bad_modes():
-    assert FinetuneSettings.from_config({}) == FinetuneSettings()
-    parsed = FinetuneSettings.from_config({"mode": "decoder", "epochs": 3, "box_jitter": 0})
+def test_settings_name_unknown_keys_and_bad_modes():
+    assert parse(FinetuneSettings, {}) == FinetuneSettings()
+    parsed = parse(FinetuneSettings, {"mode": "decoder", "epochs": 3, "box_jitter": 0})
     assert (parsed.mode, parsed.epochs, parsed.box_jitter) == ("decoder", 3, 0)
-    with pytest.raises(ConfigError, match=r"unknown keys \['learning_rate'\]"):
-        FinetuneSettings.from_config({"learning_rate": 1e-4})
-    with pytest.raises(ConfigError, match=r"finetune\.mode: 'encoder'"):
-        FinetuneSettings.from_config({"mode": "encoder"})
+    with pytest.raises(ConfigError, match=r"finetune\.learning_rate: unknown key"):
+        parse(FinetuneSettings, {"learning_rate": 1e-4}, where="finetune")
+    with pytest.raises(ConfigError, match=r"finetune\.mode: Input should be 'full' or 'decoder'"):
+        parse(FinetuneSettings, {"mode": "encoder"}, where="finetune")
 
 
 def test_the_loss_is_near_zero_for_a_perfect_prediction_and_large_for_a_wrong_one():
@@ -181,18 +182,19 @@ def test_batch_dice_edge_cases():
 def test_the_stage_writes_best_weights_history_and_summary(tmp_path, data, prior):
     data.save(tmp_path / "seg_data.npz")
     prior.save(tmp_path / "prior.json")
-    segmenter = {"arch": "vit_b", "image_size": 256, "encoder": TINY_ENCODER}
-    summary = finetune_segmenter(
-        tmp_path / "seg_data.npz",
-        tmp_path / "prior.json",
-        None,
-        tmp_path / "model.pth",
-        tmp_path / "history.csv",
-        tmp_path / "summary.json",
-        tmp_path / "record.json",
-        segmenter,
-        {"mode": "decoder", "epochs": 2, "batch_size": 4, "lr": 1e-3, "amp": False},
-        "cpu",
+    segmenter = SegmenterSettings(image_size=256, encoder=TINY_ENCODER, checkpoint=None)
+    summary = finetune_medsam(
+        data=tmp_path / "seg_data.npz",
+        prior=tmp_path / "prior.json",
+        checkpoint=None,
+        model=tmp_path / "model.pth",
+        history=tmp_path / "history.csv",
+        summary=tmp_path / "summary.json",
+        record=tmp_path / "record.json",
+        start_weights=None,
+        segmenter=segmenter,
+        settings=FinetuneSettings(mode="decoder", epochs=2, batch_size=4, lr=1e-3, amp=False),
+        device="cpu",
         seed=0,
         threads=1,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,23 +12,32 @@ import torch
 from PIL import Image
 from tinysam import TINY_ENCODER, force_constant_logits, tiny_sam, write_lung_set
 
+from cxrmask.config import (
+    FinetuneSettings,
+    InferenceSettings,
+    LooseSettings,
+    SegmenterSettings,
+    SegmentSettings,
+    parse,
+)
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_mask
 from cxrmask.segment.dataset import prepare
-from cxrmask.segment.finetune import FinetuneSettings, finetune
-from cxrmask.segment.inference import QC_COLUMNS, InferenceSettings, generate_masks, shard
+from cxrmask.segment.finetune import finetune
+from cxrmask.segment.inference import QC_COLUMNS, generate_masks, shard
 from cxrmask.segment.models import save_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.stages.segment import loose_masks, masks
+from cxrmask.stages.dilate_masks import dilate_masks
+from cxrmask.stages.generate_masks import generate_masks as generate_shard
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CPU = torch.device("cpu")
 SIZES = [(260, 300), (512, 512), (320, 200)]  # (height, width)
 BASE = InferenceSettings(batch_size=2, num_workers=0, amp=False)
-SEGMENTER = {"arch": "vit_b", "image_size": 256, "encoder": TINY_ENCODER}
+SEGMENTER = SegmenterSettings(image_size=256, encoder=TINY_ENCODER, checkpoint=None)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,7 @@ def images(tmp_path_factory) -> tuple[list[tuple[str, Path]], Path]:
 
 def run(model, items, prior, out_dir, truth_dir=None, **overrides) -> pd.DataFrame:
     return generate_masks(
-        model, items, prior, out_dir, dataclasses.replace(BASE, **overrides), CPU, truth_dir=truth_dir
+        model, items, prior, out_dir, BASE.model_copy(update=overrides), CPU, truth_dir=truth_dir
     )
 
 
@@ -171,10 +179,9 @@ def test_a_full_mask_is_kept_as_it_is(images, tmp_path):
     assert not qc["fallback"].item()
 
 
-def test_an_unknown_empty_mask_policy_is_a_config_error(trained, images, tmp_path):
-    model, prior = trained
-    with pytest.raises(ConfigError, match=r"segment\.on_empty"):
-        run(model, images[0], prior, tmp_path, on_empty="skip")
+def test_an_unknown_empty_mask_policy_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"segment\.on_empty: Input should be 'fail' or 'full_image'"):
+        parse(SegmentSettings, {"on_empty": "skip"}, where="segment")
 
 
 @pytest.mark.parametrize(("n", "count"), [(10, 3), (7, 7), (2, 3), (0, 2), (101, 8)])
@@ -205,37 +212,39 @@ def test_an_empty_shard_gives_an_empty_table_with_the_columns(trained, tmp_path)
 
 
 def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
-    """``masks`` then ``loose_masks`` over three shards of two images: one shard is empty."""
+    """generate_masks then dilate_masks over three shards of three images, one of them corrupt and skipped."""
     model, prior = trained
     items, truth_dir = images
     save_segmenter(model, tmp_path / "model.pth", {})
     prior.save(tmp_path / "prior.json")
-    index = pd.DataFrame(
+    corrupt = tmp_path / items[1][0]
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    subset = pd.DataFrame(
         {
             "image": [name for name, _ in items],
-            "path": [str(path) for _, path in items],
-            "ok": [True, False, True],  # the second image did not decode
+            "path": [str(items[0][1]), str(corrupt), str(items[2][1])],
         }
     )
-    index.to_csv(tmp_path / "index.csv", index=False)
-    settings = {**dataclasses.asdict(BASE), "shards": 3}
+    subset.to_csv(tmp_path / "subset.csv", index=False)
+    settings = SegmentSettings(**BASE.model_dump(), shards=3)
     tables = []
     for shard_index in range(3):
         out = tmp_path / f"shard{shard_index}"
         tables.append(
-            masks(
-                tmp_path / "model.pth",
-                tmp_path / "prior.json",
-                tmp_path / "index.csv",
-                shard_index,
-                out / "tight",
-                out / "tight.csv",
-                out / "record.json",
-                SEGMENTER,
-                settings,
-                "cpu",
+            generate_shard(
+                model=tmp_path / "model.pth",
+                prior=tmp_path / "prior.json",
+                subset=tmp_path / "subset.csv",
+                truth=truth_dir,
+                masks=out / "tight",
+                table=out / "tight.csv",
+                record=out / "record.json",
+                shard=shard_index,
+                segmenter=SEGMENTER,
+                settings=settings,
+                on_bad="skip",
+                device="cpu",
                 threads=1,
-                truth_dir=truth_dir,
             )
         )
         assert pd.read_csv(out / "tight.csv").shape == tables[-1].shape
@@ -246,19 +255,48 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
         items[2][0],
     ]
     out = tmp_path / "shard0"
-    loose = loose_masks(
-        out / "tight", out / "tight.csv", out / "loose", out / "loose.csv", {"radius": 40, "units": "px1024"}
+    loose = dilate_masks(
+        out / "tight", out / "tight.csv", None, out / "loose", out / "loose.csv", LooseSettings(radius=40)
     )
     tight = read_mask(out / "tight" / items[0][0])
     dilated = read_mask(out / "loose" / items[0][0])
     assert (dilated >= tight).all() and dilated.sum() > tight.sum()
     assert loose["radius_px"].item() == pytest.approx(40 * SIZES[0][1] / 1024)
     assert loose["lung_fraction"].item() == pytest.approx(dilated.mean())
-    empty = loose_masks(
+    empty = dilate_masks(
         tmp_path / "shard1" / "tight",
         tmp_path / "shard1" / "tight.csv",
+        None,
         tmp_path / "shard1" / "loose",
         tmp_path / "shard1" / "loose.csv",
-        {"radius": 40, "units": "px1024"},
+        LooseSettings(radius=40),
     )
     assert empty.empty and (tmp_path / "shard1" / "loose").is_dir()
+
+
+def test_an_unreadable_image_fails_its_shard_by_name(trained, tmp_path):
+    model, prior = trained
+    save_segmenter(model, tmp_path / "model.pth", {})
+    prior.save(tmp_path / "prior.json")
+    corrupt = tmp_path / "00000009_000.png"
+    corrupt.write_bytes(b"not an image")
+    pd.DataFrame({"image": [corrupt.name], "path": [str(corrupt)]}).to_csv(
+        tmp_path / "subset.csv", index=False
+    )
+    with pytest.raises(InputError, match=r"00000009_000\.png"):
+        generate_shard(
+            model=tmp_path / "model.pth",
+            prior=tmp_path / "prior.json",
+            subset=tmp_path / "subset.csv",
+            truth=None,
+            masks=tmp_path / "tight",
+            table=tmp_path / "tight.csv",
+            record=tmp_path / "record.json",
+            shard=0,
+            segmenter=SEGMENTER,
+            settings=SegmentSettings(**BASE.model_dump(), shards=1),
+            on_bad="fail",
+            device="cpu",
+            threads=1,
+        )
+    assert not (tmp_path / "tight").exists() and not (tmp_path / "tight.csv").exists()

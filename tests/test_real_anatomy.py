@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 import torch
 
+from cxrmask.config import FinetuneSettings, SegmenterSettings
 from cxrmask.segment.dataset import prepare
-from cxrmask.segment.finetune import FinetuneSettings, finetune
-from cxrmask.segment.models import arch_spec, load_segmenter
+from cxrmask.segment.finetune import finetune
+from cxrmask.segment.models import load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.prompts import BoxPrior
 
@@ -52,7 +53,7 @@ def test_finetuned_litemedsam_beats_zero_shot_on_held_out_real_lungs():
     assert len(pairs) == len(pd.read_csv(DATA / "manifest.csv"))
     by_key = {pair.key: pair for pair in pairs}
     chosen = [by_key[key] for key in one_image_per_patient(N_TRAIN + N_HELD_OUT, seed=0)]
-    spec = arch_spec("litemedsam")
+    spec = SegmenterSettings(arch="litemedsam", image_size=256).spec
     model = load_segmenter(spec, "bundled")
     data = prepare(chosen, model.input_size, model.mask_size, val_fraction=0.5, seed=0)
     assert (data.split == "val").sum() == N_HELD_OUT

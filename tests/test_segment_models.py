@@ -10,9 +10,9 @@ import torch
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam
 from tinysam import TINY_ENCODER, tiny_sam, tiny_spec
 
+from cxrmask.config import SegmenterSettings, parse
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.segment.models import (
-    arch_spec,
     build_segmenter,
     load_segmenter,
     load_state,
@@ -44,7 +44,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def lite():
-    return load_segmenter(arch_spec("litemedsam"), "bundled").eval()
+    return load_segmenter(SegmenterSettings(arch="litemedsam", image_size=256).spec, "bundled").eval()
 
 
 def test_the_tiny_sam_is_segment_anythings_own_vit(model):
@@ -72,7 +72,7 @@ def test_input_and_mask_sizes_match_the_real_output_shapes(image_size):
 
 def test_a_size_that_is_not_a_multiple_of_the_patch_is_a_config_error():
     with pytest.raises(ConfigError, match="multiple of the ViT patch size"):
-        build_segmenter(tiny_spec(200))
+        build_segmenter({**tiny_spec(), "image_size": 200})
 
 
 def test_decode_keeps_each_image_with_its_own_boxes(model):
@@ -171,7 +171,7 @@ def test_no_checkpoint_gives_random_weights_that_follow_the_seed():
 )
 def test_a_checkpoint_of_another_shape_is_an_input_error_naming_the_fix(tmp_path, encoder, image_size):
     torch.manual_seed(0)
-    other = build_segmenter(arch_spec("vit_b", image_size=image_size, encoder=encoder))
+    other = build_segmenter(SegmenterSettings(image_size=image_size, encoder=encoder).spec)
     save_segmenter(other, tmp_path / "other.pth", {})
     with pytest.raises(InputError, match="does not fit arch vit_b") as caught:
         load_segmenter(tiny_spec(), tmp_path / "other.pth")
@@ -224,15 +224,17 @@ def test_bundled_weights_exist_only_for_litemedsam():
 @pytest.mark.parametrize(
     ("arch", "image_size", "encoder", "message"),
     [
-        ("litemedsam", None, {"depth": 2}, "fixed shape"),
-        ("litemedsam", 512, None, "takes 256"),
-        ("vit_x", None, None, "is not one of"),
-        ("vit_b", None, {"patch_size": 8}, "unknown keys"),
+        ("litemedsam", 256, {"depth": 2}, "fixed shape"),
+        ("litemedsam", 512, {}, "takes 256"),
+        ("vit_x", 1024, {}, "Input should be 'vit_b', 'vit_l', 'vit_h' or 'litemedsam'"),
+        ("vit_b", 1024, {"patch_size": 8}, r"segmenter.encoder.patch_size: unknown key"),
     ],
 )
 def test_bad_arch_specs_are_config_errors(arch, image_size, encoder, message):
     with pytest.raises(ConfigError, match=message):
-        arch_spec(arch, image_size, encoder)
+        parse(
+            SegmenterSettings, {"arch": arch, "image_size": image_size, "encoder": encoder}, where="segmenter"
+        )
 
 
 def test_litemedsam_loads_its_bundled_weights_strictly(lite):
@@ -248,7 +250,7 @@ def test_litemedsam_loads_its_bundled_weights_strictly(lite):
 
 
 def test_litemedsam_sizes_match_its_real_output_shapes(lite):
-    spec = arch_spec("litemedsam")
+    spec = SegmenterSettings(arch="litemedsam", image_size=256).spec
     assert (lite.input_size, lite.mask_size) == spec_sizes(spec) == (256, 256)
     with torch.no_grad():
         embeddings = lite.encode(torch.rand(1, 3, 256, 256))
@@ -274,7 +276,7 @@ def test_no_gradient_reaches_the_prompt_encoder():
 
 
 def test_the_real_vit_b_preset_has_medsams_size():
-    spec = arch_spec("vit_b")
+    spec = SegmenterSettings().spec
     vit_b = build_segmenter(spec)
     assert 93e6 < n_parameters(vit_b) < 94e6
     assert (vit_b.input_size, vit_b.mask_size) == spec_sizes(spec) == (1024, 256)

@@ -14,28 +14,28 @@ from test_classify import LABELS, settings, synthetic_split
 from test_figures import FORMAT_MAGIC, make_predictions
 
 from cxrmask.claims import CLAIMS
+from cxrmask.config import ClaimsSettings, CompareSettings, EvaluateSettings, FigureSettings
 from cxrmask.errors import InputError
-from cxrmask.figures import CONDITION_COLOURS, FigureStyle
-from cxrmask.metrics import NO_FINDING
-from cxrmask.stages.classify import train_cell
-from cxrmask.stages.evaluate import auroc_table, delong_table, training_table
-from cxrmask.stages.report import write_report
-from cxrmask.stages.study import (
-    compare_bootstrap,
-    plot_no_finding,
-    plot_saliency,
-    plot_saliency_overlays,
-    plot_training_efficiency,
-    saliency_classifier,
-    saliency_table,
-    summarise_claims,
-)
+from cxrmask.figures import CONDITION_COLOURS
+from cxrmask.stages.compare_bootstrap import compare_bootstrap
+from cxrmask.stages.compare_conditions import compare_conditions
+from cxrmask.stages.evaluate_classifiers import evaluate_classifiers
+from cxrmask.stages.plot_no_finding import plot_no_finding
+from cxrmask.stages.plot_saliency import plot_saliency
+from cxrmask.stages.plot_saliency_overlays import plot_saliency_overlays
+from cxrmask.stages.plot_training_efficiency import plot_training_efficiency
+from cxrmask.stages.saliency_classifier import saliency_classifier
+from cxrmask.stages.saliency_table import saliency_table
+from cxrmask.stages.summarise_claims import summarise_claims
+from cxrmask.stages.train_classifier import train_classifier as train_cell
+from cxrmask.stages.write_report import write_report
 from cxrmask.study_figures import no_finding_distributions, saliency_fractions, training_efficiency
+from cxrmask.vocabulary import NO_FINDING
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CONDITIONS = ("original", "tight")
-STYLE = {"format": "png", "dpi": 40, "font_size": 8, "cmap": "viridis", "width": 3.0, "gallery": 4}
+STYLE = FigureSettings(format="png", dpi=40, font_size=8, width=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +78,11 @@ def run(tmp_path_factory) -> dict:
             None if condition == "original" else root / "lungs.npy",
             *paths.values(),
             folder / "run.json",
-            backbone="resnet10t",
-            condition=condition,
+            architecture="resnet10t",
+            mask=condition,
             seed=0,
             labels=LABELS,
-            settings=settings(epochs=2).__dict__,
+            settings=settings(epochs=2),
             device="cpu",
             threads=1,
         )
@@ -95,12 +95,12 @@ def run(tmp_path_factory) -> dict:
             folder / "saliency.csv",
             folder / "saliency.npz",
             folder / "saliency_run.json",
-            backbone="resnet10t",
-            condition=condition,
+            architecture="resnet10t",
+            mask=condition,
             seed=0,
             labels=LABELS,
-            settings=settings(epochs=2).__dict__,
-            examples=3,
+            settings=settings(epochs=2),
+            keep=3,
             device="cpu",
             threads=1,
         )
@@ -122,7 +122,7 @@ def test_saliency_per_cell_covers_every_test_image_and_label(run) -> None:
             assert sample["maps"].shape == (3, len(LABELS), 64, 64)
             assert list(sample["labels"]) == LABELS
         record = json.loads((folder / "saliency_run.json").read_text())
-        assert record["name"] == f"saliency/backbone=resnet10t/mask={cell['mask']}/seed=0"
+        assert record["name"] == f"saliency_classifier/backbone=resnet10t/mask={cell['mask']}/seed=0"
 
 
 def test_saliency_table_and_figures(run, tmp_path: Path) -> None:
@@ -131,46 +131,38 @@ def test_saliency_table_and_figures(run, tmp_path: Path) -> None:
     assert {"inside_fraction", "inside_fraction_present", "n_images", "n_undefined", "lung_area"} <= set(
         table
     )
-    plot_saliency(tmp_path / "saliency.csv", STYLE, tmp_path / "saliency.png")
-    plot_saliency_overlays(
-        [f / "saliency.npz" for f in run["folders"]],
-        run["cells"],
-        "resnet10t",
-        "Pneumonia",
-        STYLE,
-        tmp_path / "overlay.png",
-    )
+    plot_saliency(tmp_path / "saliency.csv", tmp_path / "saliency.png", STYLE)
+    examples = [f / "saliency.npz" for f in run["folders"]]
+    plot_saliency_overlays(examples, tmp_path / "overlay.png", run["cells"], "resnet10t", "Pneumonia", STYLE)
     for name in ("saliency.png", "overlay.png"):
         assert (tmp_path / name).read_bytes().startswith(FORMAT_MAGIC["png"])
     with pytest.raises(InputError, match="no maps for 'Atelectasis'"):
         plot_saliency_overlays(
-            [f / "saliency.npz" for f in run["folders"]],
-            run["cells"],
-            "resnet10t",
-            "Atelectasis",
-            STYLE,
-            tmp_path / "bad.png",
+            examples, tmp_path / "bad.png", run["cells"], "resnet10t", "Atelectasis", STYLE
         )
 
 
 def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None:
     predictions = [f / "predictions.csv" for f in run["folders"]]
     summaries = [f / "summary.json" for f in run["folders"]]
+    evaluate = EvaluateSettings(alpha=0.05, n_boot=100)
     contrasts = compare_bootstrap(
-        predictions,
-        run["cells"],
-        LABELS,
-        {"alpha": 0.05, "n_boot": 100},
-        [list(CONDITIONS)],
-        0,
-        tmp_path / "contrasts.csv",
+        predictions, tmp_path / "contrasts.csv", run["cells"], LABELS, evaluate, [list(CONDITIONS)], 0
     )
     delta = contrasts[(contrasts["kind"] == "delta") & (contrasts["label"] == "macro")]
     assert len(delta) == 1 and delta.iloc[0]["condition_b"] == "tight"
-    delong_table(
-        predictions, run["cells"], LABELS, {"pairs": [list(CONDITIONS)]}, 0.05, tmp_path / "delong.csv"
+    pairs = CompareSettings(pairs=[CONDITIONS])
+    compare_conditions(predictions, tmp_path / "delong.csv", run["cells"], LABELS, pairs, 0.05)
+    evaluate_classifiers(
+        predictions,
+        summaries,
+        tmp_path / "auroc.csv",
+        tmp_path / "training.csv",
+        run["cells"],
+        LABELS,
+        evaluate,
+        0,
     )
-    training_table(summaries, tmp_path / "training.csv")
     claims = summarise_claims(
         tmp_path / "contrasts.csv",
         tmp_path / "delong.csv",
@@ -178,13 +170,13 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
         tmp_path / "summary.md",
         tmp_path / "claims.csv",
         0.05,
-        {"margin": 0.02, "reference": ["resnet50", "original"]},
+        ClaimsSettings(),
     )
     assert set(claims["claim"]) == set(CLAIMS)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("# The paper's claims against this run")
-    plot_training_efficiency(summaries, STYLE, tmp_path / "efficiency.png")
-    plot_no_finding(predictions, run["cells"], "resnet10t", STYLE, tmp_path / "no_finding.png")
+    plot_training_efficiency(summaries, tmp_path / "efficiency.png", STYLE)
+    plot_no_finding(predictions, tmp_path / "no_finding.png", run["cells"], "resnet10t", STYLE)
     # the report opens with the claims, one heading level down
     (tmp_path / "curation.json").write_text(
         json.dumps({"splits": {"test": {"images": 1}}, "patients_in_two_splits": 0})
@@ -204,17 +196,16 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
     )
     masks = pd.DataFrame({"lung_fraction": [0.3], "fallback": [False]})
     masks.to_csv(tmp_path / "masks.csv", index=False)
-    auroc_table(predictions, run["cells"], LABELS, {"alpha": 0.05, "n_boot": 50}, 0, tmp_path / "auroc.csv")
     write_report(
-        tmp_path / "report.md",
-        tmp_path / "curation.json",
-        tmp_path / "finetune.json",
-        [tmp_path / "masks.csv"],
-        [tmp_path / "masks.csv"],
-        tmp_path / "auroc.csv",
-        tmp_path / "delong.csv",
-        tmp_path / "training.csv",
-        [tmp_path / "efficiency.png"],
+        curation=tmp_path / "curation.json",
+        finetune=tmp_path / "finetune.json",
+        tight=[tmp_path / "masks.csv"],
+        loose=[tmp_path / "masks.csv"],
+        auroc=tmp_path / "auroc.csv",
+        delong=tmp_path / "delong.csv",
+        training=tmp_path / "training.csv",
+        figures=[tmp_path / "efficiency.png"],
+        report=tmp_path / "report.md",
         summary=tmp_path / "summary.md",
     )
     report = (tmp_path / "report.md").read_text()
@@ -225,7 +216,7 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])
 def test_every_study_figure_in_every_format(tmp_path: Path, fmt: str) -> None:
-    style = FigureStyle(format=fmt, dpi=40)
+    style = FigureSettings(format=fmt, dpi=40)
     tables = make_predictions()
     training = pd.DataFrame(
         [
@@ -277,7 +268,7 @@ def test_every_study_figure_in_every_format(tmp_path: Path, fmt: str) -> None:
 
 def test_no_finding_distributions_separate_normal_from_abnormal(tmp_path: Path) -> None:
     tables = make_predictions()
-    figure = no_finding_distributions(tables, tmp_path / "nf.png", FigureStyle(dpi=40))
+    figure = no_finding_distributions(tables, tmp_path / "nf.png", FigureSettings(dpi=40))
     assert [ax.get_title() for ax in figure.axes] == list(tables)
     for ax in figure.axes:
         filled = [p for p in ax.patches if p.get_fill()]
@@ -288,5 +279,5 @@ def test_no_finding_distributions_separate_normal_from_abnormal(tmp_path: Path) 
         no_finding_distributions(
             {"original": tables["original"].drop(columns="score_No Finding")},
             tmp_path / "x.png",
-            FigureStyle(),
+            FigureSettings(),
         )

@@ -226,13 +226,14 @@ def test_log_records_is_idempotent_and_a_changed_record_is_a_new_run(
 def test_log_pipeline_runs_writes_the_run_table(tmp_path: Path, store: tuple[str, Path]) -> None:
     import pandas as pd
 
+    from cxrmask.config import MlflowSettings
     from cxrmask.mlflow_store import log_pipeline_runs
 
     uri, _ = store
     out = tmp_path / "results" / "mlflow" / "runs.csv"
     log_pipeline_runs(
         [_record(tmp_path)],
-        {"experiment": "pipeline", "tracking_uri": uri},
+        MlflowSettings(experiment="pipeline", tracking_uri=uri),
         str(tmp_path / "results"),
         str(out),
     )

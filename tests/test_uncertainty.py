@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from cxrmask.cells import load_cells
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.metrics import MACRO, NO_FINDING, auroc
-from cxrmask.stages.evaluate import delong_table
-from cxrmask.stages.report import seed_table
+from cxrmask.metrics import MACRO, auroc
+from cxrmask.stages.compare_conditions import delong_rows
+from cxrmask.stages.write_report import seed_table
 from cxrmask.uncertainty import (
     auroc_intervals,
     bootstrap_p,
@@ -22,6 +23,7 @@ from cxrmask.uncertainty import (
     patient_bootstrap,
     seed_spread,
 )
+from cxrmask.vocabulary import NO_FINDING
 
 PROC = json.loads((Path(__file__).parent / "data" / "proc_reference.json").read_text())
 FINDINGS = ["Mass", "Edema"]
@@ -97,9 +99,7 @@ def test_the_delong_table_interval_follows_alpha(tmp_path: Path) -> None:
     ]
     widths = {}
     for alpha in (0.05, 0.1):
-        table = delong_table(
-            paths, cells, ["Mass"], {"pairs": [["original", "loose"]]}, alpha, tmp_path / f"d{alpha}.csv"
-        )
+        table = delong_rows(load_cells(paths, cells), ["Mass"], [("original", "loose")], alpha)
         row = table.set_index("label").loc["Mass"]
         widths[alpha] = row["ci_high"] - row["ci_low"]
         if alpha == 0.05:

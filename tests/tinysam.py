@@ -1,7 +1,7 @@
 """A small SAM and synthetic lung images, shared by the segmentation tests.
 
 The small SAM is built from ``segment_anything``'s own classes through the
-project's ``arch_spec``/``build_segmenter``, so the ViT-B code path (MedSAM's
+project's ``SegmenterSettings.spec``/``build_segmenter``, so the ViT-B code path (MedSAM's
 architecture) runs in seconds on a CPU. The images carry two bright ellipses
 ("lungs") on noise: a shape a mask decoder learns in a few epochs, so a test
 can tell training from noise.
@@ -15,15 +15,16 @@ import numpy as np
 import torch
 from skimage.draw import ellipse
 
+from cxrmask.config import SegmenterSettings
 from cxrmask.imageio import write_png
-from cxrmask.segment.models import PromptableSegmenter, arch_spec, build_segmenter
+from cxrmask.segment.models import PromptableSegmenter, build_segmenter
 
 TINY_ENCODER = {"embed_dim": 48, "depth": 2, "num_heads": 2, "global_attn_indexes": [1]}
 
 
 def tiny_spec(image_size: int = 256) -> dict:
     """The spec of a two-block, 48-wide SAM ViT (the real decoder and prompt encoder)."""
-    return arch_spec("vit_b", image_size=image_size, encoder=TINY_ENCODER)
+    return SegmenterSettings(image_size=image_size, encoder=TINY_ENCODER).spec
 
 
 def tiny_sam(seed: int = 0, image_size: int = 256) -> PromptableSegmenter:

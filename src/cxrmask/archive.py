@@ -168,3 +168,18 @@ def _extract_zip(archive: Path, folder: Path, progress: bool) -> list[PurePosixP
                 shutil.copyfileobj(source, sink, 1 << 20)  # a bad CRC raises BadZipFile at the end
             files.append(relative)
     return files
+
+
+def extract_tree(archive: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[str]:
+    """Unpack ``archive`` safely into ``out_dir`` (complete or absent), and any zip it contains.
+
+    Mendeley's whole-dataset download is a zip of the dataset's own zips, so
+    inner zips are unpacked next to themselves before the folder appears.
+    """
+    with atomic_dir(out_dir) as tmp:
+        members = extract(Path(archive), tmp)
+        for inner in sorted(tmp.rglob("*.zip")):
+            members += extract(inner, inner.with_suffix(""))
+            inner.unlink()
+    log.info("extracted %d members of %s", len(members), archive)
+    return members

@@ -30,8 +30,9 @@ from scipy.stats import ttest_rel
 
 from cxrmask.atomic import write_csv, write_text
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.metrics import MACRO, NO_FINDING
+from cxrmask.metrics import MACRO
 from cxrmask.stats import holm
+from cxrmask.vocabulary import NO_FINDING
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ or gallery samples, draws one figure, saves it atomically and returns the ``Figu
 can inspect what was drawn. Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``: no
 global figure registry, no GUI backend, nothing left open after a figure is saved.
 
-Fonts and sizes come from :class:`FigureStyle` through a temporary ``rc_context``, which covers ticks that
+Fonts and sizes come from :class:`FigureSettings` through a temporary ``rc_context``, which covers ticks that
 matplotlib creates lazily while saving. ``rc_context`` changes process-wide settings for its duration, so
 draw one figure at a time per process (Snakemake runs each job in its own process).
 
@@ -21,7 +21,6 @@ import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,11 @@ from skimage.measure import find_contours
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from cxrmask.atomic import atomic_path
+from cxrmask.config import FigureSettings
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.vocabulary import CONDITIONS
 
 logger = logging.getLogger(__name__)
-
-CONDITIONS: tuple[str, ...] = ("original", "tight", "loose")
-"""Mask conditions in the order every figure lists them: baseline first, then increasing context."""
 
 CONDITION_COLOURS: dict[str, str] = {"original": "#333333", "tight": "#0072B2", "loose": "#D55E00"}
 """Fixed colours (Okabe-Ito, colour-blind safe) so a condition looks the same in every figure."""
@@ -55,64 +53,15 @@ TRUTH_COLOUR = "#F0E442"
 
 _EXTRA_COLOURS = ("#CC79A7", "#009E73", "#56B4E9", "#E69F00")
 _MARKERS = ("o", "s", "D", "^", "v", "P")
-FORMATS = ("png", "pdf", "svg")
 SMALL = 0.8
 """Annotation text (p-values, cell values, notes) relative to the style's font size."""
-
-
-@dataclass(frozen=True)
-class FigureStyle:
-    """How every figure looks; built from the config's ``figures:`` section.
-
-    ``width`` is inches per panel, so a figure's size follows from its number of panels and the panel
-    shape each function documents.
-    """
-
-    format: str = "png"
-    dpi: int = 300
-    font_size: float = 9.0
-    cmap: str = "viridis"
-    width: float = 3.2
-
-    def __post_init__(self) -> None:
-        """Check every field here, so a bad style fails before any figure is drawn."""
-        if self.format not in FORMATS:
-            raise ConfigError(f"figures.format is {self.format!r}; use one of {', '.join(FORMATS)}.")
-        if isinstance(self.dpi, bool) or not isinstance(self.dpi, int | float) or self.dpi != int(self.dpi):
-            raise ConfigError(f"figures.dpi is {self.dpi!r}; use a whole number of dots per inch, e.g. 300.")
-        if not 10 <= self.dpi <= 2400:
-            raise ConfigError(f"figures.dpi is {self.dpi}; use a value between 10 and 2400.")
-        object.__setattr__(self, "dpi", int(self.dpi))
-        for name in ("font_size", "width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"figures.{name} is {value!r}; use a positive number.")
-            object.__setattr__(self, name, float(value))
-        if self.cmap not in mpl.colormaps:
-            raise ConfigError(
-                f"figures.cmap is {self.cmap!r}, which matplotlib does not know; "
-                "use a colormap name such as viridis, cividis or magma."
-            )
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any] | None) -> FigureStyle:
-        """Build a style from the ``figures:`` config mapping; missing keys take the defaults."""
-        section = dict(section or {})
-        allowed = [field.name for field in fields(cls)]
-        unknown = sorted(set(section) - set(allowed))
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) in figures: {', '.join(map(str, unknown))}; "
-                f"allowed keys are {', '.join(allowed)}."
-            )
-        return cls(**section)
 
 
 # --- helpers
 
 
 @contextmanager
-def _rc(style: FigureStyle) -> Iterator[None]:
+def _rc(style: FigureSettings) -> Iterator[None]:
     """Apply the style's fonts while drawing and saving, and make saved files reproducible."""
     with mpl.rc_context(
         {
@@ -134,12 +83,12 @@ def _rc(style: FigureStyle) -> Iterator[None]:
         yield
 
 
-def _new_figure(style: FigureStyle, width: float, height: float) -> Figure:
+def _new_figure(style: FigureSettings, width: float, height: float) -> Figure:
     """A figure of exactly ``width`` x ``height`` inches; constrained layout keeps labels from overlapping."""
     return Figure(figsize=(width, height), dpi=style.dpi, layout="constrained")
 
 
-def _save(figure: Figure, path: str | os.PathLike[str], style: FigureStyle) -> Path:
+def _save(figure: Figure, path: str | os.PathLike[str], style: FigureSettings) -> Path:
     """Write ``figure`` atomically in the style's format, with date-free metadata."""
     path = Path(path)
     if path.suffix.lower() != f".{style.format}":
@@ -233,7 +182,7 @@ def _as_bool(value: Any, what: str) -> bool:
     raise InputError(f"{what}: 'significant' holds {value!r}; expected True or False.")
 
 
-def _text_colour(style: FigureStyle, norm: Normalize, value: float) -> str:
+def _text_colour(style: FigureSettings, norm: Normalize, value: float) -> str:
     """Black on light cells, white on dark ones, judged by the cell colour's luminance."""
     red, green, blue, _ = mpl.colormaps[style.cmap](norm(value))
     return "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.5 else "white"
@@ -254,7 +203,7 @@ def roc_curves(
     predictions: Mapping[str, pd.DataFrame],
     labels: Sequence[str],
     path: str | os.PathLike[str],
-    style: FigureStyle,
+    style: FigureSettings,
     title: str = "",
 ) -> Figure:
     """One ROC panel per label, one curve per mask condition, AUROC per condition in each legend.
@@ -292,7 +241,7 @@ def _roc_panel(
     predictions: Mapping[str, pd.DataFrame],
     conditions: Sequence[str],
     label: str,
-    style: FigureStyle,
+    style: FigureSettings,
 ) -> None:
     """Draw one label's curves; conditions whose data hold one class only are left out and noted."""
     ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=0.8)
@@ -335,7 +284,7 @@ def _roc_panel(
 # --- AUROC heatmap
 
 
-def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureStyle) -> Figure:
+def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
     """Per label (macro first), backbone x mask condition heatmap of AUROC, mean over seeds.
 
     Cells carry the mean, and ``± sd`` (sample sd over seeds) where a cell has several seeds. All panels
@@ -417,7 +366,7 @@ def _comparison_colours(comparisons: Sequence[tuple[str, str]]) -> dict[tuple[st
     return colours
 
 
-def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureStyle) -> Figure:
+def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
     """One panel per backbone: ΔAUROC (condition b - condition a) per label and comparison.
 
     Points are filled where the Holm-adjusted DeLong test is significant and open otherwise; bars are the
@@ -536,7 +485,7 @@ def _outline(ax: Axes, mask: np.ndarray, colour: str, linestyle: str = "-") -> N
 def mask_gallery(
     samples: Sequence[Mapping[str, Any]],
     path: str | os.PathLike[str],
-    style: FigureStyle,
+    style: FigureSettings,
     columns: int = 4,
 ) -> Figure:
     """Images in grey with the tight, loose and (when given) ground-truth lung outlines; one legend.
@@ -601,7 +550,7 @@ def _check_sample(sample: Mapping[str, Any], number: int) -> None:
 
 
 def training_curves(
-    histories: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], style: FigureStyle
+    histories: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], style: FigureSettings
 ) -> Figure:
     """Validation macro AUROC and training loss by epoch, one line per mask condition.
 

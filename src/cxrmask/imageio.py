@@ -10,6 +10,8 @@ images and boolean masks, and a corrupt file fails once, by name.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,22 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write an 8-bit grey PNG atomically (boolean masks become 0/255)."""
     with atomic_path(path) as tmp:
         Image.fromarray(_to_uint8(np.asarray(array))).save(tmp, format="PNG")
+
+
+def decode_errors(paths: Sequence[str | os.PathLike[str]], workers: int = 1) -> list[str]:
+    """For each path, why it cannot be read as a grey image ('' when it can), decoding in ``workers`` threads.
+
+    Lets a job that may skip bad images (``data.on_bad_image: skip``) decide
+    which to leave out before its real work, with the same reader and so the
+    same verdict as every other stage.
+    """
+
+    def check(path: str | os.PathLike[str]) -> str:
+        try:
+            read_grey(path)
+        except InputError as exc:
+            return str(exc)
+        return ""
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(check, paths))

@@ -35,11 +35,17 @@ def run_step(log_file: str | os.PathLike[str] | None, step: Callable[..., Any], 
 
     Tracebacks are for bugs. A missing file or a bad config value is a
     message the user should see once, plainly, in the job's log and on the
-    console.
+    console; anything else (out of memory, a shape error) is a bug, and its
+    whole traceback goes to the job's log before the job fails, so a cluster
+    user has more to go on than an exit code.
     """
     setup_logging(log_file)
+    log = logging.getLogger(getattr(step, "__module__", __name__))
     try:
         return step(**kwargs)
     except CxrmaskError as exc:
-        logging.getLogger(step.__module__).error("%s", exc)
+        log.error("%s", exc)
         sys.exit(1)
+    except Exception:
+        log.exception("the job crashed; the traceback follows")
+        raise

@@ -17,7 +17,6 @@ from cxrmask.stats import check_binary_scores, fast_delong
 
 log = logging.getLogger(__name__)
 
-NO_FINDING = "No Finding"
 MACRO = "macro"
 NO_FINDING_METHODS = ("one_minus_max", "prod_one_minus")
 

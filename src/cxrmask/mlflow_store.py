@@ -10,15 +10,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from cxrmask.atomic import write_csv
+from cxrmask.config import MlflowSettings
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,13 @@ def log_records(
 
 
 def log_pipeline_runs(
-    records: Iterable[str | os.PathLike[str]], settings: Mapping[str, Any], results: str, out: str
+    records: Iterable[str | os.PathLike[str]], settings: MlflowSettings, results: str, out: str
 ) -> pd.DataFrame:
-    """Rule ``log_mlflow``: log every job's record (config URI, else env/SQLite default) and list the runs."""
-    uri = settings.get("tracking_uri") or default_tracking_uri(results)
+    """Log every job's record (config URI, else env/SQLite default) and list the runs in ``out``."""
+    uri = settings.tracking_uri or default_tracking_uri(results)
     Path(results, "mlflow").mkdir(parents=True, exist_ok=True)
     table = log_records(
-        records, uri, settings["experiment"], artifact_root=str(Path(results, "mlflow", "artifacts"))
+        records, uri, settings.experiment, artifact_root=str(Path(results, "mlflow", "artifacts"))
     )
     write_csv(out, table.assign(tracking_uri=uri))
     return table

@@ -20,26 +20,10 @@ import numpy as np
 import pandas as pd
 
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.vocabulary import NIH_LABELS, NO_FINDING
 
 log = logging.getLogger(__name__)
 
-NO_FINDING = "No Finding"
-NIH_LABELS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Effusion",
-    "Emphysema",
-    "Fibrosis",
-    "Hernia",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pleural_Thickening",
-    "Pneumonia",
-    "Pneumothorax",
-)
 HEADER_PREFIX = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position"
 COLUMNS = (
     "image",
@@ -67,7 +51,7 @@ def read_label_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(
             f"{path}: NIH label table not found. "
-            "Download it (rule download_nih_metadata) or fix the config's path to it."
+            "Download it (rule download; by hand from NIH's Box folder) or fix nih.metadata_urls."
         )
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -106,7 +90,8 @@ def read_split_list(path: str | os.PathLike[str]) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(
-            f"{path}: split list not found. Download it (rule download_nih_metadata) or fix the config."
+            f"{path}: split list not found. Download it (rule download; by hand from NIH's Box folder) "
+            "or fix nih.metadata_urls."
         )
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 

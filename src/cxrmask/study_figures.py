@@ -1,6 +1,6 @@
 """Figures for the study's answers: No Finding score distributions, training efficiency, saliency.
 
-They follow :mod:`cxrmask.figures`' conventions (one ``FigureStyle``, fixed
+They follow :mod:`cxrmask.figures`' conventions (one ``FigureSettings``, fixed
 Okabe-Ito colours per condition, vector output when ``figures.format`` is pdf
 or svg, byte-identical files) and reuse its helpers, so every figure of a run
 looks alike.
@@ -17,10 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 
+from cxrmask.config import FigureSettings
 from cxrmask.errors import InputError
 from cxrmask.figures import (
     CONDITION_COLOURS,
-    FigureStyle,
     _grid,
     _legend_columns,
     _new_figure,
@@ -31,7 +31,7 @@ from cxrmask.figures import (
     _save,
     _unique,
 )
-from cxrmask.metrics import NO_FINDING
+from cxrmask.vocabulary import NO_FINDING
 
 LUNG_COLOUR = "#F0E442"
 """Lung outline on saliency overlays: the galleries' ground-truth yellow."""
@@ -40,7 +40,10 @@ _MARKERS = ("o", "s", "D")
 
 
 def no_finding_distributions(
-    predictions: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], style: FigureStyle, title: str = ""
+    predictions: Mapping[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    style: FigureSettings,
+    title: str = "",
 ) -> Figure:
     """No Finding scores of normal and abnormal test images, one panel per mask condition.
 
@@ -90,7 +93,9 @@ def no_finding_distributions(
     return figure
 
 
-def training_efficiency(training: pd.DataFrame, path: str | os.PathLike[str], style: FigureStyle) -> Figure:
+def training_efficiency(
+    training: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings
+) -> Figure:
     """Time and epochs to the best validation macro AUROC per backbone and condition (the "trains faster"
     claim): bars are means over seeds, dots single seeds. Two panels, each ``style.width`` wide per
     backbone-group and ``0.8 * style.width`` tall."""
@@ -135,7 +140,7 @@ def training_efficiency(training: pd.DataFrame, path: str | os.PathLike[str], st
     return figure
 
 
-def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureStyle) -> Figure:
+def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
     """Share of Grad-CAM mass inside the lungs per label, a marker per condition, a panel per backbone.
 
     ``table`` has backbone, mask, label, inside_fraction (the mean over test
@@ -200,7 +205,7 @@ def saliency_overlays(
     examples: Mapping[str, Mapping[str, np.ndarray]],
     label: str,
     path: str | os.PathLike[str],
-    style: FigureStyle,
+    style: FigureSettings,
     count: int = 4,
 ) -> Figure:
     """Grad-CAM of ``label`` over test images, a column per condition, lungs outlined in yellow.

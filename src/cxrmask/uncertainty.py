@@ -30,8 +30,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.metrics import MACRO, NO_FINDING, auroc
+from cxrmask.metrics import MACRO, auroc
 from cxrmask.stats import check_bootstrap_params, delong_ci, resample_counts, weighted_auc
+from cxrmask.vocabulary import NO_FINDING
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 rule cache_images:
     input:
-        results("nih", "subset.csv"),
+        subset=results("nih", "subset.csv"),
     output:
         cache=results("cache", "images_{size}.npy"),
         index=results("cache", "index_{size}.csv"),
@@ -22,8 +22,9 @@ rule cache_images:
         gpu=res("cache_images", "gpu"),
     params:
         on_bad=config["data"]["on_bad_image"],
+        code=code_version("cache_images"),
     script:
-        "../scripts/cache_images.py"
+        "../scripts/stage.py"
 
 
 rule cache_masks:
@@ -31,7 +32,7 @@ rule cache_masks:
         index=results("cache", "index_{size}.csv"),
         masks=lambda w: mask_dirs(w.condition),
     output:
-        results("cache", "masks_{condition}_{size}.npy"),
+        cache=results("cache", "masks_{condition}_{size}.npy"),
     log:
         results("logs", "cache_masks_{condition}_{size}.log"),
     benchmark:
@@ -46,8 +47,10 @@ rule cache_masks:
         mem_mb=res("cache_masks", "mem_mb"),
         runtime=res("cache_masks", "runtime"),
         gpu=res("cache_masks", "gpu"),
+    params:
+        code=code_version("cache_masks"),
     script:
-        "../scripts/cache_masks.py"
+        "../scripts/stage.py"
 
 
 rule train_classifier:
@@ -73,9 +76,10 @@ rule train_classifier:
         runtime=res("train_classifier", "runtime"),
         gpu=res("train_classifier", "gpu"),
     params:
-        backbone=lambda w: BACKBONES[w.backbone],
+        architecture=lambda w: BACKBONES[w.backbone],
         labels=LABELS,
         settings=classifier_settings(),
         device=config["device"],
+        code=code_version("train_classifier"),
     script:
-        "../scripts/train_classifier.py"
+        "../scripts/stage.py"

@@ -16,15 +16,18 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from cxrmask.config import load_schema, validate_config
+from cxrmask.config import load_config
 from cxrmask.errors import ConfigError
+from cxrmask.rule_call import check_rule, code_version
+from cxrmask.vocabulary import ORIGINAL
 
 try:
-    validate_config(
-        config, load_schema(Path(workflow.basedir, "config", "schema.yaml"))
-    )
+    SETTINGS = load_config(config)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
+# Every key, defaults filled in from the model: rules read one complete config, and params hold whole
+# sections, so a changed default reruns what it affects.
+config.update(SETTINGS.model_dump(mode="json"))
 
 RESULTS = config["results"]
 RESOURCES = config["resources_dir"]
@@ -56,7 +59,33 @@ def results(*parts):
 def res(job, key):
     """A rule's resource from config (`resources:`), falling back to `resources.default`."""
     table = config["resources"]
-    return table.get(job, {}).get(key, table["default"][key])
+    value = table.get(job, {}).get(key)
+    return table["default"][key] if value is None else value
+
+
+def check_stages():
+    """Every rule that runs a stage names what its stage takes; resources name existing rules."""
+    names = {definition.name for definition in workflow.rules}
+    problems = [
+        f"resources.{name}: the workflow has no such rule; its rules are {sorted(names)}"
+        for name in config["resources"]
+        if name != "default" and name not in names
+    ]
+    for definition in workflow.rules:
+        if not str(definition.script or "").endswith("stage.py"):
+            continue
+        groups = {
+            "input": dict(definition.input._get_names()),
+            "output": dict(definition.output._get_names()),
+            "params": dict(definition.params._get_names()),
+            "wildcards": definition.wildcard_names,
+        }
+        code = getattr(definition.params, "code", None)
+        problems += check_rule(definition.name, groups, code)
+    if problems:
+        raise WorkflowError(
+            "the workflow does not hold together:\n  " + "\n  ".join(problems)
+        )
 
 
 def downloaded(group, name):
@@ -71,10 +100,6 @@ def is_url(value):
 def download_name(url):
     """File name a URL is saved under."""
     return Path(urlparse(url).path).name or "download"
-
-
-def conditions_with_masks():
-    return [c for c in CONDITIONS if c != "original"]
 
 
 # ---- input functions ------------------------------------------------------------------------------
@@ -168,7 +193,7 @@ def mask_tables(condition):
 
 def mask_cache(wildcards):
     """The mask cache a classifier cell reads ([] for original images)."""
-    if wildcards.mask == "original":
+    if wildcards.mask == ORIGINAL:
         return []
     return results(
         "cache", f"masks_{wildcards.mask}_{config['classifier']['image_size']}.npy"
@@ -227,11 +252,7 @@ def figure_files(wildcards=None):
 
 def classifier_settings():
     """The classifier section less the grid (backbones, masks, seeds): adding a backbone retrains nothing else."""
-    return {
-        k: v
-        for k, v in config["classifier"].items()
-        if k not in ("backbones", "masks", "seeds")
-    }
+    return SETTINGS.classifier.train.model_dump(mode="json")
 
 
 def backbone_cells(slug):

@@ -21,15 +21,15 @@ rule make_demo_data:
         runtime=res("make_demo_data", "runtime"),
         gpu=res("make_demo_data", "gpu"),
     params:
-        demo=config.get("demo", {}),
-        out_dir=lambda w, output: str(Path(output.labels).parents[1]),
+        settings=config["demo"],
+        code=code_version("make_demo_data"),
     script:
-        "../scripts/make_demo_data.py"
+        "../scripts/stage.py"
 
 
 rule download:
     output:
-        downloaded("{group}", "{name}"),
+        dest=downloaded("{group}", "{name}"),
     log:
         str(Path(RESOURCES, "logs", "download_{group}_{name}.log")),
     wildcard_constraints:
@@ -43,15 +43,16 @@ rule download:
         sha256=download_sha256,
         lock_file=str(Path(RESOURCES, "downloads.lock.json")),
         settings=config["download"],
+        code=code_version("download"),
     script:
-        "../scripts/download.py"
+        "../scripts/stage.py"
 
 
 rule extract_nih_archive:
     input:
-        downloaded("nih", "images_{part}.tar.gz"),
+        archive=downloaded("nih", "images_{part}.tar.gz"),
     output:
-        directory(str(Path(RESOURCES, "nih", "images_{part}"))),
+        folder=directory(str(Path(RESOURCES, "nih", "images_{part}"))),
     log:
         str(Path(RESOURCES, "logs", "extract_nih_archive_{part}.log")),
     benchmark:
@@ -63,27 +64,31 @@ rule extract_nih_archive:
         mem_mb=res("extract_nih_archive", "mem_mb"),
         runtime=res("extract_nih_archive", "runtime"),
         gpu=res("extract_nih_archive", "gpu"),
+    params:
+        code=code_version("extract_nih_archive"),
     script:
-        "../scripts/extract_archive.py"
+        "../scripts/stage.py"
 
 
 rule extract_seg_data:
     input:
-        seg_archive(),
+        archive=seg_archive(),
     output:
-        directory(str(Path(RESOURCES, "seg_data", "extracted"))),
+        folder=directory(str(Path(RESOURCES, "seg_data", "extracted"))),
     log:
         str(Path(RESOURCES, "logs", "extract_seg_data.log")),
     localrule: True
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        code=code_version("extract_seg_data"),
     script:
-        "../scripts/extract_archive.py"
+        "../scripts/stage.py"
 
 
 rule curate_nih:
     input:
-        labels=nih_metadata("Data_Entry_2017_v2020.csv"),
+        labels_csv=nih_metadata("Data_Entry_2017_v2020.csv"),
         train_val=nih_metadata("train_val_list.txt"),
         test=nih_metadata("test_list.txt"),
         images=nih_image_dirs(),
@@ -95,18 +100,19 @@ rule curate_nih:
     conda:
         "../../envs/cxrmask.yaml"
     params:
-        settings={
-            k: config["nih"][k]
-            for k in ("labels", "no_finding", "views", "val_fraction")
-        },
+        labels=LABELS,
+        no_finding=config["nih"]["no_finding"],
+        views=config["nih"]["views"],
+        val_fraction=config["nih"]["val_fraction"],
         seed=config["seed"],
+        code=code_version("curate_nih"),
     script:
-        "../scripts/curate_nih.py"
+        "../scripts/stage.py"
 
 
 rule prepare_seg_data:
     input:
-        seg_root(),
+        root=seg_root(),
     output:
         data=results("segment", "seg_data.npz"),
         prior=results("segment", "box_prior.json"),
@@ -124,12 +130,14 @@ rule prepare_seg_data:
         runtime=res("prepare_seg_data", "runtime"),
         gpu=res("prepare_seg_data", "gpu"),
     params:
-        settings={
-            k: config["seg_data"][k]
-            for k in ("images", "masks", "val_fraction", "box_margin")
-        },
+        # Functions, so Snakemake leaves the patterns' {id} and {group} alone.
+        image_pattern=lambda w: config["seg_data"]["images"],
+        mask_patterns=lambda w: config["seg_data"]["masks"],
+        val_fraction=config["seg_data"]["val_fraction"],
+        box_margin=config["seg_data"]["box_margin"],
         segmenter=config["segmenter"],
         seed=config["seed"],
         on_bad=config["data"]["on_bad_image"],
+        code=code_version("prepare_seg_data"),
     script:
-        "../scripts/prepare_seg_data.py"
+        "../scripts/stage.py"

@@ -24,15 +24,16 @@ rule evaluate_classifiers:
         labels=LABELS,
         settings=config["evaluate"],
         seed=config["seed"],
+        code=code_version("evaluate_classifiers"),
     script:
-        "../scripts/evaluate_classifiers.py"
+        "../scripts/stage.py"
 
 
 rule compare_conditions:
     input:
-        cell_files("predictions.csv"),
+        predictions=cell_files("predictions.csv"),
     output:
-        results("tables", "delong.csv"),
+        delong=results("tables", "delong.csv"),
     log:
         results("logs", "compare_conditions.log"),
     conda:
@@ -42,15 +43,16 @@ rule compare_conditions:
         labels=LABELS,
         settings=config["compare"],
         alpha=config["evaluate"]["alpha"],
+        code=code_version("compare_conditions"),
     script:
-        "../scripts/compare_conditions.py"
+        "../scripts/stage.py"
 
 
 rule plot_roc:
     input:
-        lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
+        predictions=lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
     output:
-        report(
+        figure=report(
             results("figures", f"roc_{{backbone}}.{FIG}"),
             caption="../report/roc.rst",
             category="ROC curves",
@@ -61,18 +63,19 @@ rule plot_roc:
         "../../envs/cxrmask.yaml"
     params:
         cells=lambda w: backbone_cells(w.backbone),
-        backbone=lambda w: BACKBONES[w.backbone],
+        architecture=lambda w: BACKBONES[w.backbone],
         labels=LABELS,
         style=config["figures"],
+        code=code_version("plot_roc"),
     script:
-        "../scripts/plot_roc.py"
+        "../scripts/stage.py"
 
 
 rule plot_training_curves:
     input:
-        lambda w: backbone_cell_files(w.backbone, "history.csv"),
+        histories=lambda w: backbone_cell_files(w.backbone, "history.csv"),
     output:
-        report(
+        figure=report(
             results("figures", f"training_{{backbone}}.{FIG}"),
             caption="../report/training_curves.rst",
             category="Training",
@@ -83,17 +86,18 @@ rule plot_training_curves:
         "../../envs/cxrmask.yaml"
     params:
         cells=lambda w: backbone_cells(w.backbone),
-        backbone=lambda w: BACKBONES[w.backbone],
+        architecture=lambda w: BACKBONES[w.backbone],
         style=config["figures"],
+        code=code_version("plot_training_curves"),
     script:
-        "../scripts/plot_training_curves.py"
+        "../scripts/stage.py"
 
 
 rule plot_auroc_heatmap:
     input:
-        results("tables", "auroc.csv"),
+        auroc=results("tables", "auroc.csv"),
     output:
-        report(
+        figure=report(
             results("figures", f"auroc_heatmap.{FIG}"),
             caption="../report/auroc_heatmap.rst",
             category="AUROC",
@@ -104,15 +108,16 @@ rule plot_auroc_heatmap:
         "../../envs/cxrmask.yaml"
     params:
         style=config["figures"],
+        code=code_version("plot_auroc_heatmap"),
     script:
-        "../scripts/plot_auroc_heatmap.py"
+        "../scripts/stage.py"
 
 
 rule plot_delta_auroc:
     input:
-        results("tables", "delong.csv"),
+        delong=results("tables", "delong.csv"),
     output:
-        report(
+        figure=report(
             results("figures", f"delta_auroc.{FIG}"),
             caption="../report/delta_auroc.rst",
             category="DeLong",
@@ -123,8 +128,9 @@ rule plot_delta_auroc:
         "../../envs/cxrmask.yaml"
     params:
         style=config["figures"],
+        code=code_version("plot_delta_auroc"),
     script:
-        "../scripts/plot_delta_auroc.py"
+        "../scripts/stage.py"
 
 
 rule plot_mask_gallery:
@@ -134,7 +140,7 @@ rule plot_mask_gallery:
         loose=mask_dirs("loose"),
         truth=truth_dir(),
     output:
-        report(
+        figure=report(
             results("figures", f"mask_gallery.{FIG}"),
             caption="../report/mask_gallery.rst",
             category="Masks",
@@ -145,8 +151,9 @@ rule plot_mask_gallery:
         "../../envs/cxrmask.yaml"
     params:
         style=config["figures"],
+        code=code_version("plot_mask_gallery"),
     script:
-        "../scripts/plot_mask_gallery.py"
+        "../scripts/stage.py"
 
 
 rule write_report:
@@ -161,20 +168,22 @@ rule write_report:
         figures=figure_files(),
         summary=results("summary.md"),
     output:
-        results("report.md"),
+        report=results("report.md"),
     log:
         results("logs", "write_report.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        code=code_version("write_report"),
     script:
-        "../scripts/write_report.py"
+        "../scripts/stage.py"
 
 
 rule log_mlflow:
     input:
-        run_records(),
+        records=run_records(),
     output:
-        results("mlflow", "runs.csv"),
+        runs=results("mlflow", "runs.csv"),
     log:
         results("logs", "log_mlflow.log"),
     localrule: True
@@ -182,6 +191,7 @@ rule log_mlflow:
         "../../envs/mlflow.yaml"
     params:
         settings=config["mlflow"],
-        results=lambda w, output: str(Path(output[0]).parents[1]),
+        results=lambda w, output: str(Path(output.runs).parents[1]),
+        code=code_version("log_mlflow"),
     script:
-        "../scripts/log_mlflow.py"
+        "../scripts/stage.py"

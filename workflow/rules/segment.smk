@@ -25,20 +25,21 @@ rule finetune_medsam:
         runtime=res("finetune_medsam", "runtime"),
         gpu=res("finetune_medsam", "gpu"),
     params:
-        checkpoint=checkpoint_value,
+        start_weights=checkpoint_value,
         segmenter=config["segmenter"],
         settings=config["finetune"],
         device=config["device"],
         seed=config["seed"],
+        code=code_version("finetune_medsam"),
     script:
-        "../scripts/finetune_medsam.py"
+        "../scripts/stage.py"
 
 
 rule generate_masks:
     input:
         model=results("segment", "finetuned.pt"),
         prior=results("segment", "box_prior.json"),
-        index=results("cache", f"index_{config['classifier']['image_size']}.csv"),
+        subset=results("nih", "subset.csv"),
         truth=truth_dir(),
     output:
         masks=directory(results("masks", "tight", "shard_{shard}")),
@@ -59,15 +60,17 @@ rule generate_masks:
     params:
         segmenter=config["segmenter"],
         settings=config["segment"],
+        on_bad=config["data"]["on_bad_image"],
         device=config["device"],
+        code=code_version("generate_masks"),
     script:
-        "../scripts/generate_masks.py"
+        "../scripts/stage.py"
 
 
 rule dilate_masks:
     input:
-        masks=results("masks", "tight", "shard_{shard}"),
-        table=results("masks", "tight", "shard_{shard}.csv"),
+        tight=results("masks", "tight", "shard_{shard}"),
+        tight_table=results("masks", "tight", "shard_{shard}.csv"),
         truth=truth_dir(),
     output:
         masks=directory(results("masks", "loose", "shard_{shard}")),
@@ -86,5 +89,6 @@ rule dilate_masks:
         gpu=res("dilate_masks", "gpu"),
     params:
         settings=config["loose"],
+        code=code_version("dilate_masks"),
     script:
-        "../scripts/dilate_masks.py"
+        "../scripts/stage.py"

@@ -4,9 +4,9 @@
 
 rule compare_bootstrap:
     input:
-        cell_files("predictions.csv"),
+        predictions=cell_files("predictions.csv"),
     output:
-        results("tables", "contrasts.csv"),
+        contrasts=results("tables", "contrasts.csv"),
     log:
         results("logs", "compare_bootstrap.log"),
     benchmark:
@@ -24,8 +24,9 @@ rule compare_bootstrap:
         settings=config["evaluate"],
         pairs=config["compare"]["pairs"],
         seed=config["seed"],
+        code=code_version("compare_bootstrap"),
     script:
-        "../scripts/compare_bootstrap.py"
+        "../scripts/stage.py"
 
 
 rule summarise_claims:
@@ -39,7 +40,7 @@ rule summarise_claims:
             caption="../report/summary.rst",
             category="Claims",
         ),
-        table=results("tables", "claims.csv"),
+        claims=results("tables", "claims.csv"),
     log:
         results("logs", "summarise_claims.log"),
     conda:
@@ -47,8 +48,9 @@ rule summarise_claims:
     params:
         alpha=config["evaluate"]["alpha"],
         settings=config["claims"],
+        code=code_version("summarise_claims"),
     script:
-        "../scripts/summarise_claims.py"
+        "../scripts/stage.py"
 
 
 rule saliency_classifier:
@@ -59,7 +61,7 @@ rule saliency_classifier:
         lungs=lung_cache(),
         model=str(Path(cell_dir(), "model.pt")),
     output:
-        table=str(Path(cell_dir(), "saliency.csv")),
+        saliency=str(Path(cell_dir(), "saliency.csv")),
         examples=str(Path(cell_dir(), "saliency.npz")),
         record=str(Path(cell_dir(), "saliency_run.json")),
     log:
@@ -74,33 +76,36 @@ rule saliency_classifier:
         runtime=res("train_classifier", "runtime"),
         gpu=res("train_classifier", "gpu"),
     params:
-        backbone=lambda w: BACKBONES[w.backbone],
+        architecture=lambda w: BACKBONES[w.backbone],
         labels=LABELS,
         settings=classifier_settings(),
-        examples=config["saliency"]["examples"],
+        keep=config["saliency"]["examples"],
         device=config["device"],
+        code=code_version("saliency_classifier"),
     script:
-        "../scripts/saliency_classifier.py"
+        "../scripts/stage.py"
 
 
 rule saliency_table:
     input:
-        cell_files("saliency.csv"),
+        saliency=cell_files("saliency.csv"),
     output:
-        results("tables", "saliency.csv"),
+        table=results("tables", "saliency.csv"),
     log:
         results("logs", "saliency_table.log"),
     conda:
         "../../envs/cxrmask.yaml"
+    params:
+        code=code_version("saliency_table"),
     script:
-        "../scripts/saliency_table.py"
+        "../scripts/stage.py"
 
 
 rule plot_saliency:
     input:
-        results("tables", "saliency.csv"),
+        table=results("tables", "saliency.csv"),
     output:
-        report(
+        figure=report(
             results("figures", f"saliency.{FIG}"),
             caption="../report/saliency.rst",
             category="Saliency",
@@ -111,15 +116,16 @@ rule plot_saliency:
         "../../envs/cxrmask.yaml"
     params:
         style=config["figures"],
+        code=code_version("plot_saliency"),
     script:
-        "../scripts/plot_saliency.py"
+        "../scripts/stage.py"
 
 
 rule plot_saliency_overlays:
     input:
-        lambda w: backbone_cell_files(w.backbone, "saliency.npz"),
+        examples=lambda w: backbone_cell_files(w.backbone, "saliency.npz"),
     output:
-        report(
+        figure=report(
             results("figures", f"saliency_{{backbone}}.{FIG}"),
             caption="../report/saliency_overlays.rst",
             category="Saliency",
@@ -130,18 +136,19 @@ rule plot_saliency_overlays:
         "../../envs/cxrmask.yaml"
     params:
         cells=lambda w: backbone_cells(w.backbone),
-        backbone=lambda w: BACKBONES[w.backbone],
-        label=config["saliency"]["label"],
+        architecture=lambda w: BACKBONES[w.backbone],
+        label=config["saliency"]["label"] or LABELS[0],
         style=config["figures"],
+        code=code_version("plot_saliency_overlays"),
     script:
-        "../scripts/plot_saliency_overlays.py"
+        "../scripts/stage.py"
 
 
 rule plot_no_finding:
     input:
-        lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
+        predictions=lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
     output:
-        report(
+        figure=report(
             results("figures", f"no_finding_{{backbone}}.{FIG}"),
             caption="../report/no_finding.rst",
             category="No Finding",
@@ -152,17 +159,18 @@ rule plot_no_finding:
         "../../envs/cxrmask.yaml"
     params:
         cells=lambda w: backbone_cells(w.backbone),
-        backbone=lambda w: BACKBONES[w.backbone],
+        architecture=lambda w: BACKBONES[w.backbone],
         style=config["figures"],
+        code=code_version("plot_no_finding"),
     script:
-        "../scripts/plot_no_finding.py"
+        "../scripts/stage.py"
 
 
 rule plot_training_efficiency:
     input:
-        cell_files("summary.json"),
+        summaries=cell_files("summary.json"),
     output:
-        report(
+        figure=report(
             results("figures", f"training_efficiency.{FIG}"),
             caption="../report/training_efficiency.rst",
             category="Training",
@@ -173,5 +181,6 @@ rule plot_training_efficiency:
         "../../envs/cxrmask.yaml"
     params:
         style=config["figures"],
+        code=code_version("plot_training_efficiency"),
     script:
-        "../scripts/plot_training_efficiency.py"
+        "../scripts/stage.py"

@@ -21,7 +21,7 @@ import logging
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from cxrmask.atomic import atomic_path
+from cxrmask.early_stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,37 @@ class TrainingParts:
 
 @dataclass
 class Progress:
-    """Where the epoch loop stands: history, early-stopping state and time spent so far."""
+    """Where the epoch loop stands: early-stopping state, history, whether it stopped, time spent."""
 
+    stopping: EarlyStopping
     history: list[dict[str, float]] = field(default_factory=list)
-    best: dict[str, float] = field(default_factory=dict)
-    best_state: dict[str, torch.Tensor] | None = None
-    since_best: int = 0
     stopped: bool = False
     elapsed: float = 0.0
+
+    def as_state(self) -> dict[str, Any]:
+        """Plain data for ``torch.save`` (the best weights on the CPU)."""
+        stopping = self.stopping
+        best = None if stopping.state is None else {k: v.detach().cpu() for k, v in stopping.state.items()}
+        return {
+            "history": self.history,
+            "stopped": self.stopped,
+            "elapsed": self.elapsed,
+            "stopping": {
+                "patience": stopping.patience,
+                "score": stopping.score,
+                "row": stopping.row,
+                "state": best,
+                "since_best": stopping.since_best,
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Progress:
+        saved = state["stopping"]
+        stopping = EarlyStopping(saved["patience"])
+        stopping.score, stopping.row, stopping.since_best = saved["score"], saved["row"], saved["since_best"]
+        stopping.state = saved["state"]
+        return cls(stopping, state["history"], state["stopped"], state["elapsed"])
 
 
 def run_identity(
@@ -76,7 +100,7 @@ def run_identity(
         "format": FORMAT,
         "backbone": backbone,
         "labels": list(labels),
-        "settings": asdict(settings),
+        "settings": settings.model_dump(mode="json"),
         "seed": int(seed),
         "data": digest.hexdigest(),
     }
@@ -114,7 +138,7 @@ def save_progress(
         "scheduler": parts.scheduler.state_dict(),
         "generator": parts.generator.get_state(),
         "rng": _rng_states(),
-        "progress": asdict(progress),
+        "progress": progress.as_state(),
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -144,8 +168,6 @@ def load_progress(
     parts.scheduler.load_state_dict(state["scheduler"])
     parts.generator.set_state(state["generator"].cpu())
     _restore_rng(state["rng"])
-    progress = Progress(**state["progress"])
-    if progress.best_state is not None:
-        progress.best_state = {k: v.cpu() for k, v in progress.best_state.items()}
+    progress = Progress.from_state(state["progress"])
     log.info("resuming from %s after epoch %d", path, len(progress.history))
     return progress

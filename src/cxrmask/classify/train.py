@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,53 +24,15 @@ from torchvision.ops import masks_to_boxes, roi_align
 from tqdm import tqdm
 
 from cxrmask.classify.backbones import build_backbone
-from cxrmask.classify.resume import (
-    Progress,
-    TrainingParts,
-    load_progress,
-    run_identity,
-    save_progress,
-)
-from cxrmask.config import settings_from
+from cxrmask.classify.resume import Progress, TrainingParts, load_progress, run_identity, save_progress
+from cxrmask.config import TrainSettings
+from cxrmask.early_stopping import EarlyStopping
 from cxrmask.errors import ConfigError
 from cxrmask.metrics import auroc, no_finding_score
-from cxrmask.nih import NO_FINDING
 from cxrmask.torchutil import autocast
+from cxrmask.vocabulary import NO_FINDING
 
 log = logging.getLogger(__name__)
-
-MASK_MODES = ("zero", "crop")
-CONDITIONS = ("original", "tight", "loose")
-WORKFLOW_KEYS = ("backbones", "masks", "seeds")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``classifier:`` config section, less the grid the workflow expands (backbones, masks, seeds)."""
-
-    image_size: int = 224
-    pretrained: bool = True
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    patience: int = 5
-    augment: bool = True
-    mask_mode: str = "zero"
-    no_finding_score: str = "one_minus_max"
-    amp: bool = True
-    channels_last: bool = True
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
-        """Build from the config section, naming unknown keys and bad choices."""
-        settings = settings_from(cls, "classifier", config, ignore=WORKFLOW_KEYS)
-        if settings.mask_mode not in MASK_MODES:
-            raise ConfigError(
-                f"classifier.mask_mode: {settings.mask_mode!r} is not one of {list(MASK_MODES)}."
-            )
-        no_finding_score(np.zeros((1, 1)), settings.no_finding_score)
-        return settings
 
 
 def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> torch.Tensor:
@@ -199,7 +160,7 @@ def train_classifier(
     parts = TrainingParts(model, optimizer, scheduler, generator)
     identity = run_identity(backbone, labels, settings, seed, (train, val, test))
     progress = load_progress(checkpoint, identity, parts, device) if checkpoint else None
-    progress = progress or Progress()
+    progress = progress or Progress(EarlyStopping(settings.patience))
     for row in progress.history:
         if on_epoch:
             on_epoch(row)
@@ -239,23 +200,16 @@ def train_classifier(
             "epoch %d: loss %.4f, val macro AUROC %.4f", epoch, row["train_loss"], row["val_macro_auroc"]
         )
         score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
-        if progress.best_state is None or score > progress.best["score"]:
-            progress.best, progress.since_best = {**row, "score": score}, 0
-            progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            progress.since_best += 1
-            if settings.patience and progress.since_best >= settings.patience:
-                log.info("no validation gain for %d epochs: stopping", progress.since_best)
-                progress.stopped = True
+        progress.stopped = progress.stopping.offer(score, row, model)
         progress.elapsed = row["elapsed"]
         if checkpoint:
             save_progress(checkpoint, identity, parts, progress)
         if on_epoch:
             on_epoch(row)
-    model.load_state_dict(progress.best_state)
+    best = progress.stopping.row
+    model.load_state_dict(progress.stopping.state)
     probs = _predict(model, test, settings, device)
     predictions = prediction_table(test_table, test.targets.numpy(), probs, labels, settings.no_finding_score)
-    best = progress.best
     summary = {
         "best_epoch": best["epoch"],
         "best_val_macro_auroc": best["val_macro_auroc"],
@@ -264,7 +218,7 @@ def train_classifier(
         "seconds_to_best": best["elapsed"],
         "test_macro_auroc": macro_auroc(test.targets.numpy(), probs),
     }
-    return TrainResult(predictions, pd.DataFrame(progress.history), summary, progress.best_state)
+    return TrainResult(predictions, pd.DataFrame(progress.history), summary, progress.stopping.best_state())
 
 
 def prediction_table(

@@ -10,12 +10,10 @@ bought, and the best epoch by validation Dice is kept.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from cxrmask.config import settings_from
-from cxrmask.errors import ConfigError
+from cxrmask.config import FinetuneSettings
+from cxrmask.early_stopping import EarlyStopping
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.preprocess import to_model_input
@@ -32,30 +30,6 @@ from cxrmask.segment.prompts import BoxPrior, jitter_box
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
-
-MODES = ("full", "decoder")
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """The ``finetune:`` config section."""
-
-    mode: str = "full"
-    epochs: int = 10
-    batch_size: int = 4
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    box_jitter: float = 20.0
-    patience: int = 0
-    amp: bool = True
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> FinetuneSettings:
-        """Build from config, naming any unknown key or bad mode."""
-        settings = settings_from(cls, "finetune", config)
-        if settings.mode not in MODES:
-            raise ConfigError(f"finetune.mode: {settings.mode!r} is not one of {list(MODES)}.")
-        return settings
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -193,7 +167,8 @@ def finetune(
     history = [{"epoch": 0, "train_loss": float("nan"), "seconds": 0.0, **zero_shot}]
     if on_epoch:
         on_epoch(history[0])
-    best, best_state, since_best = dict(history[0]), copy.deepcopy(model.state_dict()), 0
+    stopping = EarlyStopping(settings.patience)
+    stopping.offer(zero_shot["val_dice"], history[0], model)
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -226,12 +201,8 @@ def finetune(
         )
         if on_epoch:
             on_epoch(row)
-        if row["val_dice"] > best["val_dice"]:
-            best, best_state, since_best = dict(row), copy.deepcopy(model.state_dict()), 0
-        else:
-            since_best += 1
-            if settings.patience and since_best >= settings.patience:
-                log.info("no val Dice gain for %d epochs: stopping", since_best)
-                break
-    best_state = {key: value.detach().cpu() for key, value in best_state.items()}
-    return FinetuneResult(state=best_state, history=history, zero_shot=zero_shot, best=best)
+        if stopping.offer(row["val_dice"], row, model):
+            break
+    return FinetuneResult(
+        state=stopping.best_state(), history=history, zero_shot=zero_shot, best=stopping.row
+    )

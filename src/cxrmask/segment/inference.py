@@ -16,7 +16,6 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from cxrmask.config import InferenceSettings
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_grey, read_mask, write_png
 from cxrmask.segment.models import PromptableSegmenter
@@ -36,23 +36,7 @@ from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
 
-ON_EMPTY = ("fail", "full_image")
 QC_COLUMNS = ("image", "height", "width", "lung_fraction", "raw_lung_fraction", "fallback")
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """The ``segment:`` config section, less what the workflow itself uses (shards)."""
-
-    prompt: str = "box_prior"
-    batch_size: int = 8
-    num_workers: int = 2
-    keep_components: int = 2
-    fill_holes: bool = True
-    min_lung_fraction: float = 0.02
-    on_empty: str = "fail"
-    max_empty_fraction: float = 0.01
-    amp: bool = True
 
 
 class _Images(Dataset):
@@ -95,8 +79,6 @@ def generate_masks(
     than ``max_empty_fraction`` such masks fail the job either way, since
     that many means the segmenter, not the images, is at fault.
     """
-    if settings.on_empty not in ON_EMPTY:
-        raise ConfigError(f"segment.on_empty: {settings.on_empty!r} is not one of {list(ON_EMPTY)}.")
     out_dir = Path(out_dir)
     model.to(device).eval()
     size = model.input_size

@@ -23,18 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from cxrmask.config import BUNDLED, LITE_ARCH
 from cxrmask.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
-
-SAM_VIT_PRESETS: dict[str, dict[str, Any]] = {
-    "vit_b": {"embed_dim": 768, "depth": 12, "num_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
-    "vit_l": {"embed_dim": 1024, "depth": 24, "num_heads": 16, "global_attn_indexes": [5, 11, 17, 23]},
-    "vit_h": {"embed_dim": 1280, "depth": 32, "num_heads": 16, "global_attn_indexes": [7, 15, 23, 31]},
-}
-LITE_ARCH = "litemedsam"
-ARCHS = (*SAM_VIT_PRESETS, LITE_ARCH)
-BUNDLED = "bundled"
 
 
 class PromptableSegmenter(nn.Module):
@@ -146,26 +138,6 @@ def _build_sam_vit(
     return encoder, prompt, decoder
 
 
-def arch_spec(arch: str, image_size: int | None = None, encoder: Mapping[str, Any] | None = None) -> dict:
-    """Resolve a config's ``segmenter`` arch into a complete, serialisable spec."""
-    if arch == LITE_ARCH:
-        if encoder:
-            raise ConfigError("segmenter.encoder: LiteMedSAM's TinyViT has a fixed shape; remove the key.")
-        if image_size not in (None, 256):
-            raise ConfigError(f"segmenter.image_size: LiteMedSAM takes 256, not {image_size}.")
-        return {"arch": LITE_ARCH, "image_size": 256}
-    if arch not in SAM_VIT_PRESETS:
-        raise ConfigError(f"segmenter.arch: {arch!r} is not one of {list(ARCHS)}.")
-    spec = {"arch": arch, "image_size": int(image_size or 1024), **SAM_VIT_PRESETS[arch]}
-    unknown = set(encoder or {}) - set(SAM_VIT_PRESETS[arch])
-    if unknown:
-        raise ConfigError(
-            f"segmenter.encoder: unknown keys {sorted(unknown)}; allowed: {sorted(SAM_VIT_PRESETS[arch])}."
-        )
-    spec.update(encoder or {})
-    return spec
-
-
 def build_segmenter(spec: Mapping[str, Any]) -> PromptableSegmenter:
     """Instantiate the architecture in ``spec`` with random weights."""
     if spec["arch"] == LITE_ARCH:
@@ -201,7 +173,7 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.is_file():
         raise InputError(
-            f"{path}: segmenter checkpoint not found. Run the download rule or fix segmenter.checkpoint."
+            f"{path}: segmenter checkpoint not found: run rule download or fix segmenter.checkpoint."
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

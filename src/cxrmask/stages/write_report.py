@@ -1,0 +1,136 @@
+"""Rule write_report: one Markdown page with every number a reader asks for first."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from cxrmask.atomic import write_text
+from cxrmask.metrics import MACRO
+from cxrmask.uncertainty import seed_spread
+from cxrmask.vocabulary import DELONG_COLUMNS
+
+PathLike = str | os.PathLike[str]
+
+
+def _table(frame: pd.DataFrame, digits: int = 3, column_digits: Mapping[str, int] | None = None) -> str:
+    """A DataFrame as a Markdown table (no extra dependency); floats to ``digits`` unless named otherwise."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]):
+            places = (column_digits or {}).get(column, digits)
+            frame[column] = frame[column].map(lambda v, n=places: "" if pd.isna(v) else f"{v:.{n}f}")
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _segmentation_section(finetune: Mapping, tight: pd.DataFrame, loose: pd.DataFrame) -> list[str]:
+    lines = [
+        "## Lung segmentation",
+        "",
+        f"Fine-tuning set: {finetune['n_train']} train / {finetune['n_val']} validation images; "
+        f"best epoch {finetune['best_epoch']}.",
+        "",
+        "| validation Dice | zero-shot | fine-tuned |",
+        "|---|---|---|",
+        f"| ground-truth box | {finetune['zero_shot_val_dice']:.4f} | {finetune['finetuned_val_dice']:.4f} |",
+        f"| learned prior box | {finetune['zero_shot_val_dice_prior_box']:.4f} | "
+        f"{finetune['finetuned_val_dice_prior_box']:.4f} |",
+        "",
+        f"NIH masks: {len(tight)} images, mean lung fraction {tight['lung_fraction'].mean():.3f} (tight), "
+        f"{loose['lung_fraction'].mean():.3f} (loose); "
+        f"{int(tight['fallback'].sum())} fell back to the full image.",
+    ]
+    if "dice" in tight and tight["dice"].notna().any():
+        lines.append(
+            f"Against the ground-truth lungs: mean Dice {tight['dice'].mean():.4f} (tight), "
+            f"loose masks cover {loose['truth_coverage'].mean():.1%} of the true lung area."
+        )
+    return [*lines, ""]
+
+
+def seed_table(aurocs: pd.DataFrame) -> pd.DataFrame:
+    """Backbone x mask rows, a column per label (macro first), each "mean ± sd" over seeds.
+
+    With one seed the sd is undefined and the cell shows the mean alone.
+    """
+    spread = seed_spread(aurocs)
+    spread["text"] = [
+        f"{m:.3f}" if pd.isna(sd) else f"{m:.3f} ± {sd:.3f}"
+        for m, sd in zip(spread["mean"], spread["sd"], strict=True)
+    ]
+    wide = spread.set_index(["backbone", "mask", "label"])["text"].unstack("label")
+    labels = [c for c in dict.fromkeys(spread["label"]) if c != MACRO]
+    order = spread[["backbone", "mask"]].drop_duplicates()
+    return wide.loc[list(order.itertuples(index=False, name=None)), [MACRO, *labels]].reset_index()
+
+
+def write_report(
+    curation: str,
+    finetune: str,
+    tight: Sequence[str],
+    loose: Sequence[str],
+    auroc: str,
+    delong: str,
+    training: str,
+    figures: Sequence[str],
+    report: str,
+    summary: str | None = None,
+) -> None:
+    """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
+
+    ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down.
+    """
+    out = Path(report)
+    cur = json.loads(Path(curation).read_text())
+    tight_qc = pd.concat([pd.read_csv(p) for p in tight])
+    loose_qc = pd.concat([pd.read_csv(p) for p in loose])
+    mean = seed_table(pd.read_csv(auroc))
+    tests = pd.read_csv(delong)
+    train = pd.read_csv(training)
+    time_cols = ["best_epoch", "epochs_run", "seconds_to_best", "train_seconds", "test_macro_auroc"]
+    train_summary = train.groupby(["backbone", "mask"], sort=False)[time_cols].mean().reset_index()
+    splits = pd.DataFrame(cur["splits"]).T.reset_index(names="split")
+    claims = Path(summary).read_text().replace("\n#", "\n##") if summary else ""
+    lines = [
+        "# cxrmask report",
+        "",
+        *(["#" + claims] if claims else []),
+        "## Curated NIH subset",
+        "",
+        _table(splits),
+        "",
+        f"Patients in two splits: {cur['patients_in_two_splits']}.",
+        "",
+        *_segmentation_section(json.loads(Path(finetune).read_text()), tight_qc, loose_qc),
+        "## Test AUROC (mean ± sd over seeds)",
+        "",
+        _table(mean),
+        "",
+        "Intervals (`tables/auroc.csv`): DeLong per label and a patient-level bootstrap for the macro AUROC, "
+        "at `evaluate.alpha`. Tests between conditions use each condition's scores averaged over seeds, "
+        "so they compare conditions on this test set; the ± above is the spread a rerun with another seed "
+        "shows.",
+        "",
+        "## Paired DeLong tests (Holm within backbone)",
+        "",
+        _table(
+            tests[[c for c in DELONG_COLUMNS if c not in ("se", "z", "ci_low", "ci_high", "n_pos", "n_neg")]]
+        ),
+        "",
+        "## Training",
+        "",
+        _table(train_summary, digits=1, column_digits={"test_macro_auroc": 3}),
+        "",
+        "## Figures",
+        "",
+        *[f"![{Path(p).stem}]({os.path.relpath(p, out.parent)})" for p in figures],
+        "",
+    ]
+    write_text(out, "\n".join(lines))

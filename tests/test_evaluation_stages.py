@@ -1,0 +1,188 @@
+"""The evaluation stages on small hand-made predictions with known answers: seed averaging, the AUROC table,
+the DeLong table (Holm within each backbone), the report's tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.multitest import multipletests
+
+from cxrmask.cells import load_cells, seed_averaged
+from cxrmask.config import CompareSettings, EvaluateSettings
+from cxrmask.errors import InputError
+from cxrmask.stages.compare_conditions import compare_conditions, delong_rows
+from cxrmask.stages.evaluate_classifiers import auroc_table, evaluate_classifiers
+from cxrmask.stages.write_report import _table
+from cxrmask.stats import delong_test
+from cxrmask.vocabulary import AUROC_COLUMNS, DELONG_COLUMNS, NO_FINDING
+
+LABELS = ["Mass"]
+
+
+def predictions(truth: np.ndarray, mass: np.ndarray, normal: np.ndarray | None = None) -> pd.DataFrame:
+    """A predictions table as train_classifier writes it, for one finding."""
+    n = len(truth)
+    normal = 1 - mass if normal is None else normal
+    return pd.DataFrame(
+        {
+            "image": [f"{i:08d}_000.png" for i in range(n)],
+            "patient_id": np.arange(n),
+            "true_Mass": truth,
+            "score_Mass": mass,
+            f"true_{NO_FINDING}": 1 - truth,
+            f"score_{NO_FINDING}": normal,
+        }
+    )
+
+
+def write_cells(tmp_path: Path, frames: dict[tuple[str, str, int], pd.DataFrame]) -> tuple[list, list]:
+    paths, cells = [], []
+    for (backbone, mask, seed), frame in frames.items():
+        path = tmp_path / f"{backbone}_{mask}_{seed}.csv"
+        frame.to_csv(path, index=False)
+        paths.append(str(path))
+        cells.append({"backbone": backbone, "mask": mask, "seed": seed})
+    return paths, cells
+
+
+TRUTH = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+
+
+def test_seed_averaging_takes_the_mean_score_per_image_of_one_condition_only():
+    a = predictions(TRUTH, np.linspace(0.1, 0.8, 8))
+    b = predictions(TRUTH, np.linspace(0.3, 1.0, 8))
+    other = predictions(TRUTH, np.full(8, 0.9))
+    loaded = [
+        ({"backbone": "r", "mask": "tight", "seed": 0}, a),
+        ({"backbone": "r", "mask": "tight", "seed": 1}, b),
+        ({"backbone": "r", "mask": "loose", "seed": 0}, other),
+        ({"backbone": "d", "mask": "tight", "seed": 0}, other),
+    ]
+    mean = seed_averaged(loaded, "r", "tight")
+    np.testing.assert_allclose(mean["score_Mass"], np.linspace(0.2, 0.9, 8))
+    np.testing.assert_array_equal(mean["true_Mass"], TRUTH)
+    assert mean["image"].tolist() == a["image"].tolist()
+    assert seed_averaged(loaded, "r", "original") is None
+    shuffled = b.iloc[::-1]
+    with pytest.raises(InputError, match="r/tight: seeds were tested on different images"):
+        seed_averaged([loaded[0], ({"backbone": "r", "mask": "tight", "seed": 1}, shuffled)], "r", "tight")
+
+
+def test_cells_and_files_must_pair_up(tmp_path):
+    paths, cells = write_cells(tmp_path, {("r", "tight", 0): predictions(TRUTH, np.linspace(0, 1, 8))})
+    assert load_cells(paths, cells)[0][0] == cells[0]
+    with pytest.raises(InputError, match="1 prediction files for 2 cells"):
+        load_cells(paths, cells * 2)
+
+
+def test_the_auroc_table_has_a_row_per_cell_and_label_with_sklearns_value(tmp_path):
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, 40)
+    scores = {mask: truth * 0.3 + rng.random(40) for mask in ("original", "tight")}
+    paths, cells = write_cells(
+        tmp_path, {("r", mask, 0): predictions(truth, score) for mask, score in scores.items()}
+    )
+    table = auroc_table(paths, cells, LABELS, EvaluateSettings(n_boot=50, alpha=0.1), seed=0)
+    assert list(table.columns) == list(AUROC_COLUMNS)
+    assert len(table) == 2 * 3  # Mass, No Finding, macro per cell
+    for mask, score in scores.items():
+        rows = table[table["mask"] == mask].set_index("label")
+        assert rows.loc["Mass", "auroc"] == pytest.approx(roc_auc_score(truth, score))
+        assert rows.loc["macro", "auroc"] == pytest.approx(rows.loc["Mass", "auroc"])
+        assert rows.loc["Mass", "ci_low"] < rows.loc["Mass", "auroc"] < rows.loc["Mass", "ci_high"]
+        assert (
+            rows.loc["Mass", "ci_method"] == "delong"
+            and rows.loc["macro", "ci_method"] == "patient_bootstrap"
+        )
+        assert (rows.loc["Mass", "n_pos"], rows.loc["Mass", "n_neg"]) == (truth.sum(), 40 - truth.sum())
+
+
+def test_evaluate_classifiers_writes_both_tables(tmp_path):
+    paths, cells = write_cells(tmp_path, {("r", "tight", 0): predictions(TRUTH, np.linspace(0, 1, 8))})
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({**cells[0], "best_epoch": 3, "train_seconds": 12.5}))
+    evaluate_classifiers(
+        paths,
+        [summary],
+        tmp_path / "auroc.csv",
+        tmp_path / "training.csv",
+        cells,
+        LABELS,
+        EvaluateSettings(),
+        0,
+    )
+    training = pd.read_csv(tmp_path / "training.csv")
+    assert training.to_dict("records") == [
+        {"backbone": "r", "mask": "tight", "seed": 0, "best_epoch": 3, "train_seconds": 12.5}
+    ]
+    assert len(pd.read_csv(tmp_path / "auroc.csv")) == 3
+
+
+def _grid(tmp_path: Path) -> tuple[list, list, dict]:
+    """Two backbones x two conditions x two seeds, with a large effect for one backbone only."""
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 2, 120)
+    frames, raw = {}, {}
+    for backbone, effect in (("strong", 1.5), ("weak", 0.1)):
+        for mask, gain in (("original", 0.0), ("loose", effect)):
+            for seed in (0, 1):
+                score = truth * (0.4 + gain) + rng.normal(0, 0.6, truth.size)
+                normal = -score + rng.normal(0, 0.2, truth.size)
+                frames[(backbone, mask, seed)] = predictions(truth, score, normal)
+                raw[(backbone, mask, seed)] = (score, normal)
+    paths, cells = write_cells(tmp_path, frames)
+    return paths, cells, {"truth": truth, "raw": raw}
+
+
+def test_the_delong_table_tests_seed_averaged_scores_with_holm_within_each_backbone(tmp_path):
+    paths, cells, known = _grid(tmp_path)
+    out = tmp_path / "delong.csv"
+    table = compare_conditions(
+        paths, out, cells, LABELS, CompareSettings(pairs=[("original", "loose")]), 0.05
+    )
+    assert list(table.columns) == list(DELONG_COLUMNS)
+    assert pd.read_csv(out).shape == table.shape == (4, len(DELONG_COLUMNS))
+    truth, raw = known["truth"], known["raw"]
+    for backbone in ("strong", "weak"):
+        family = table[table["backbone"] == backbone]
+        for label, column in (("Mass", 0), (NO_FINDING, 1)):
+            mean = {
+                m: (raw[(backbone, m, 0)][column] + raw[(backbone, m, 1)][column]) / 2
+                for m in ("original", "loose")
+            }
+            y = truth if label == "Mass" else 1 - truth
+            expected = delong_test(y, mean["original"], mean["loose"])
+            row = family[family["label"] == label].iloc[0]
+            assert row["auc_a"] == pytest.approx(roc_auc_score(y, mean["original"]))
+            assert row["auc_b"] == pytest.approx(roc_auc_score(y, mean["loose"]))
+            assert row["p_value"] == pytest.approx(expected.p_value)
+        holm = multipletests(family["p_value"], method="holm")[1]
+        np.testing.assert_allclose(family["p_holm"], holm)
+        assert family["significant"].tolist() == [bool(p < 0.05) for p in holm]
+    # Holm over all four tests at once would give other values for the weak backbone.
+    pooled = multipletests(table["p_value"], method="holm")[1]
+    assert not np.allclose(table["p_holm"], pooled)
+
+
+def test_a_pair_with_an_untrained_condition_is_left_out(tmp_path):
+    paths, cells, _ = _grid(tmp_path)
+    table = delong_rows(
+        load_cells(paths, cells), LABELS, [("original", "tight"), ("original", "loose")], 0.05
+    )
+    assert set(table["condition_b"]) == {"loose"}
+
+
+def test_the_report_formats_floats_to_their_places():
+    frame = pd.DataFrame({"name": ["a", "b"], "auroc": [0.81234, np.nan], "seconds": [12.345, 1.0]})
+    text = _table(frame, digits=3, column_digits={"seconds": 1})
+    assert text.splitlines() == [
+        "| name | auroc | seconds |",
+        "|---|---|---|",
+        "| a | 0.812 | 12.3 |",
+        "| b |  | 1.0 |",
+    ]

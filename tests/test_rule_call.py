@@ -1,0 +1,225 @@
+"""Rule X runs cxrmask.stages.X: names agree from rule to stage, settings arrive typed, code edits rerun."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cxrmask.config import FinetuneSettings, LooseSettings
+from cxrmask.errors import ConfigError, InputError
+from cxrmask.logs import run_step
+from cxrmask.rule_call import (
+    PACKAGE_DIR,
+    check_rule,
+    code_modules,
+    code_version,
+    coerce,
+    rule_arguments,
+    stage_parameters,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rules() -> list[str]:
+    """Every rule the workflow defines, as Snakemake lists them."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules", "--snakefile", str(REPO / "Snakefile")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line.strip() for line in result.stdout.splitlines() if line.strip() and line.strip() != "all"]
+
+
+def test_every_rule_has_a_stage_function_of_its_own_name():
+    rules = _rules()
+    assert len(rules) >= 20
+    for rule in rules:
+        assert stage_parameters(rule) is not None, f"no cxrmask.stages.{rule}.{rule}"
+        assert (REPO / "src" / "cxrmask" / "stages" / f"{rule}.py").is_file()
+
+
+def test_a_rule_and_a_stage_that_agree_have_no_problems():
+    groups = {
+        "input": ["tight", "tight_table", "truth"],
+        "output": ["masks", "table"],
+        "params": ["settings", "code"],
+        "wildcards": ["shard"],
+    }
+    assert check_rule("dilate_masks", groups, code_version("dilate_masks")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            {"input": ["tight_mask", "tight_table", "truth"]},
+            "gives ['tight_mask'], which stages.dilate_masks",
+        ),
+        ({"params": []}, "needs ['settings'], which the rule does not name"),
+        ({"output": ["masks", "table", "settings"]}, "'settings' names both a output and a params entry"),
+    ],
+)
+def test_a_renamed_entry_is_named_in_the_problem(change, problem):
+    groups = {
+        "input": ["tight", "tight_table", "truth"],
+        "output": ["masks", "table"],
+        "params": ["settings"],
+    }
+    problems = check_rule("dilate_masks", {**groups, **change})
+    assert len(problems) >= 1 and any(problem in p for p in problems), problems
+
+
+def test_a_rule_without_a_stage_and_a_wrong_code_param_are_problems():
+    assert "no function `def plot_everything`" in check_rule("plot_everything", {})[0]
+    groups = {"input": ["auroc"], "output": ["figure"], "params": ["style"]}
+    assert check_rule("plot_auroc_heatmap", groups, code_version("plot_delta_auroc")) == [
+        "rule plot_auroc_heatmap: its `code` param is not code_version('plot_auroc_heatmap')"
+    ]
+
+
+def test_a_workflow_whose_rule_and_stage_disagree_stops_before_any_job(tmp_path):
+    """A copy of the workflow with one input renamed: the dry run fails in seconds, naming rule and name."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("Snakefile", "config", "workflow", "src"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, copy / name)
+    smk = copy / "workflow" / "rules" / "segment.smk"
+    smk.write_text(smk.read_text().replace("tight_table=", "shard_table=").replace("input.tight_table", "x"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--snakefile",
+            str(copy / "Snakefile"),
+            "--directory",
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "the workflow does not hold together" in output
+    assert "rule dilate_masks: gives ['shard_table']" in output
+    assert "needs ['tight_table']" in output
+    assert "Job stats" not in output
+
+
+# ---- the adapter -----------------------------------------------------------------------------------------
+
+
+def test_settings_arrive_as_their_typed_section():
+    settings = coerce("settings", {"mode": "decoder", "epochs": 2}, FinetuneSettings)
+    assert isinstance(settings, FinetuneSettings) and settings.epochs == 2 and settings.patience == 8
+    with pytest.raises(ConfigError, match=r"settings\.epochs: Input should be greater than or equal to 0"):
+        coerce("settings", {"epochs": -1}, FinetuneSettings)
+
+
+def test_file_lists_stay_lists_or_become_one_optional_path():
+    assert coerce("masks", ["a", "b"], list[str], files=True) == ["a", "b"]
+    assert coerce("truth", [], str | None, files=True) is None
+    assert coerce("truth", ["t"], str | None, files=True) == "t"
+    with pytest.raises(InputError, match="truth: one file expected, the rule gives 2"):
+        coerce("truth", ["a", "b"], str | None, files=True)
+    assert coerce("shard", "3", int) == 3
+    assert coerce("source", "http://x", str) == "http://x"
+    cells = [{"backbone": "r", "mask": "tight", "seed": 0}]
+    assert coerce("cells", cells, list) == cells  # params pass as they are
+
+
+def test_rule_arguments_follow_the_stage_signature(tmp_path):
+    entries = {
+        "tight": str(tmp_path / "t"),
+        "tight_table": str(tmp_path / "t.csv"),
+        "truth": [],
+        "masks": str(tmp_path / "l"),
+        "table": str(tmp_path / "l.csv"),
+        "settings": {"radius": 5, "units": "fraction"},
+        "code": "abc",
+        "shard": "0",  # a wildcard the stage does not take is left out
+    }
+    kwargs = rule_arguments(
+        "dilate_masks", entries, threads=4, files=["tight", "tight_table", "truth", "masks", "table"]
+    )
+    assert kwargs["truth"] is None
+    assert kwargs["settings"] == LooseSettings(radius=5, units="fraction")
+    assert set(kwargs) == {"tight", "tight_table", "truth", "masks", "table", "settings"}
+
+
+def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_path):
+    def crash():
+        raise RuntimeError("CUDA out of memory (simulated by the test)")
+
+    def user_error():
+        raise InputError("image.png is not a PNG: replace it or set data.on_bad_image: skip")
+
+    log = tmp_path / "crash.log"
+    with pytest.raises(RuntimeError):
+        run_step(log, crash)
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "CUDA out of memory" in text
+    log = tmp_path / "user.log"
+    with pytest.raises(SystemExit):
+        run_step(log, user_error)
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert text.count("\n") == 1 and "data.on_bad_image: skip" in text
+    logging.getLogger().handlers.clear()
+
+
+# ---- code versions ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def package(tmp_path) -> Path:
+    """A copy of the library to edit."""
+    return Path(
+        shutil.copytree(PACKAGE_DIR, tmp_path / "cxrmask", ignore=shutil.ignore_patterns("__pycache__"))
+    )
+
+
+def test_a_stage_reaches_the_modules_it_imports_and_no_others(package):
+    masks = set(code_modules("generate_masks", package))
+    assert {"cxrmask.stages.generate_masks", "cxrmask.segment.postprocess", "cxrmask.config"} <= masks
+    finetune = set(code_modules("finetune_medsam", package))
+    assert "cxrmask.segment.postprocess" not in finetune and "cxrmask.segment.finetune" in finetune
+
+
+def test_an_edit_to_the_mask_clean_up_changes_mask_rules_only(package):
+    rules = ["generate_masks", "dilate_masks", "finetune_medsam", "train_classifier", "plot_roc"]
+    before = {rule: code_version(rule, package) for rule in rules}
+    source = package / "segment" / "postprocess.py"
+    text = source.read_text()
+    source.write_text(text + "\n\ndef _unused_helper():\n    return 1\n")
+    after = {rule: code_version(rule, package) for rule in rules}
+    assert after["generate_masks"] != before["generate_masks"]
+    assert after["dilate_masks"] != before["dilate_masks"]
+    assert {rule: after[rule] for rule in rules[2:]} == {rule: before[rule] for rule in rules[2:]}
+
+
+def test_comments_docstrings_and_formatting_change_no_version(package):
+    before = code_version("generate_masks", package)
+    source = package / "segment" / "postprocess.py"
+    text = source.read_text()
+    edited = text.replace('"""', '"""Reworded. ', 1) + "\n# a closing comment\n"
+    source.write_text(edited.replace("\n\n\n", "\n\n\n\n"))
+    assert code_version("generate_masks", package) == before
+
+
+def test_the_shipped_code_version_is_what_the_rules_carry():
+    assert code_version("generate_masks") == code_version("generate_masks", PACKAGE_DIR)
+    assert len(code_version("generate_masks")) == 16
