@@ -156,7 +156,11 @@ def test_demo_writes_every_output(demo_run):
     assert set(claims["verdict"]) <= {"supported", "contradicted", "not resolved"}
     assert (results / "summary.md").read_text().startswith("# The paper's claims against this run")
     saliency = pd.read_csv(results / "tables" / "saliency.csv")
-    assert len(saliency) == 3 * 5 and saliency["inside_fraction"].between(0, 1).all()  # findings only
+    assert len(saliency) == 3 * 5  # findings only
+    # a label whose every map is empty (no positive Grad-CAM mass) has no mean, and says so
+    test_images = int((pd.read_csv(results / "cache" / "index_64.csv").query("ok")["split"] == "test").sum())
+    assert (saliency["n_images"] + saliency["n_undefined"] == test_images).all()
+    assert saliency["inside_fraction"].dropna().between(0, 1).all()
     for name in ("saliency", "saliency_resnet10t", "no_finding_resnet10t", "training_efficiency"):
         assert (results / "figures" / f"{name}.png").is_file()
     tight = pd.concat(pd.read_csv(p) for p in sorted((results / "masks" / "tight").glob("shard_*.csv")))
