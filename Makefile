@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores all --configfile config/demo.yaml
+	$(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml
 	$(BIN)/snakemake --cores 1 --configfile config/demo.yaml --report $(DEMO_RESULTS)/report.html
 	@echo
 	@echo "Demo finished."

@@ -1,7 +1,7 @@
 # cxrmask: MedSAM lung masking for multi-label chest X-ray classification.
 #
-#   snakemake --cores all --use-conda                            full reproduction (config/config.yaml)
-#   snakemake --cores all --configfile config/demo.yaml          embedded demo, offline, CPU
+#   snakemake --profile profiles/local --use-conda               full reproduction (config/config.yaml)
+#   snakemake --profile profiles/local --configfile config/demo.yaml   embedded demo, offline, CPU
 #   snakemake --profile profiles/slurm --use-conda               on a SLURM cluster
 
 

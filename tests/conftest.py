@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
+from snakerun import snakemake, tiny_args
 
 
 @pytest.fixture(scope="module")
@@ -20,3 +23,26 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Iterator[Path]:
+    """The whole workflow on the tiny demo, run once per test session; yields the results folder.
+
+    Several modules check things against one finished run (plans, reruns,
+    kills, a tracking server, a cluster run's outputs); running it once saves
+    minutes. Tests that rerun part of it must leave it complete, as CPU reruns
+    are byte-identical.
+    """
+    results = tmp_path_factory.mktemp("tiny") / "results"
+    snakemake(*tiny_args(results, "--cores", "2"))
+    yield results
+    shutil.rmtree(results, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path) -> Path:
+    """A copy of the shared tiny run (timestamps kept, so it is up to date) for a test that reruns parts."""
+    results = tmp_path / "results"
+    shutil.copytree(tiny_run, results)
+    return results

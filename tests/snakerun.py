@@ -14,11 +14,14 @@ DEMO = REPO / "config" / "demo.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
-def snakemake(*args: str | Path, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
+def snakemake(
+    *args: str | Path, check: bool = True, timeout: float = 1800, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run this environment's Snakemake in the repository root; fail with its output when ``check``."""
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *map(str, args)],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,3 +55,8 @@ def dry_run(*args: str | Path) -> dict[str, int]:
     """Jobs Snakemake would run, by rule."""
     result = snakemake("-n", *args)
     return planned_jobs(result.stdout + result.stderr)
+
+
+def tiny_args(results: Path, *extra: str | Path, configs: tuple[Path, ...] = ()) -> list[str | Path]:
+    """Arguments of the tiny demo run into ``results``, with more config files layered on top."""
+    return [*extra, "--configfile", DEMO, TINY, *configs, "--config", f"results={results}"]

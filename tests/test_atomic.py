@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +138,68 @@ def test_write_csv_without_index(tmp_path: Path) -> None:
     write_csv(target, pd.DataFrame({"image": ["a.png", "b.png"], "score": [0.25, 0.75]}))
     assert target.read_text().splitlines() == ["image,score", "a.png,0.25", "b.png,0.75"]
     assert _names(tmp_path) == ["table.csv"]
+
+
+# ---- on a shared cluster: permissions, scancel, killed jobs ----------------------------------------------
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    """A group-shared project's umask: group may read, others nothing."""
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def test_outputs_get_the_modes_the_umask_gives(tmp_path: Path, umask_027: None) -> None:
+    write_text(tmp_path / "table.csv", "a,b\n")
+    with atomic_dir(tmp_path / "shard_0") as tmp:
+        (tmp / "mask.png").write_bytes(b"png")
+    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "shard_0").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "shard_0" / "mask.png").stat().st_mode) == 0o640
+
+
+# A job writing a mask folder and a table until it is stopped.
+WRITER = """
+import sys, time
+from cxrmask.atomic import atomic_dir, atomic_path
+with atomic_dir(sys.argv[1] + "/shard_0") as tmp, atomic_path(sys.argv[1] + "/shard_0.csv") as table:
+    (tmp / "a.png").write_bytes(b"a")
+    table.write_text("half")
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_removes_the_temporaries(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    job = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert job.stdout.readline() == "writing\n"
+    assert len(_names(tmp_path)) == 2  # the two temporaries
+    job.send_signal(signal.SIGTERM)  # what scancel and a wall-time limit send first
+    assert job.wait(timeout=30) == 143
+    job.stdout.close()
+    assert _names(tmp_path) == []
+
+
+def test_rewriting_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    # What SIGKILL leaves: a half-written folder and table for shard 0.
+    (tmp_path / ".shard_0.k1ll3d_x.part").mkdir()
+    (tmp_path / ".shard_0.k1ll3d_x.part" / "a.png").write_bytes(b"a")
+    (tmp_path / ".shard_0.csv.k1ll3d_y.part.csv").write_text("half")
+    # Another output's names that merely start alike are not touched.
+    (tmp_path / ".shard_0_run.json.abcdefgh.part.json").write_text("{}")
+    (tmp_path / "shard_0.part").write_text("not a temporary of this module")
+    with atomic_dir(tmp_path / "shard_0") as tmp:
+        (tmp / "b.png").write_bytes(b"b")
+    assert ".shard_0.k1ll3d_x.part" not in _names(tmp_path)
+    write_text(tmp_path / "shard_0.csv", "whole")
+    assert _names(tmp_path) == [
+        ".shard_0_run.json.abcdefgh.part.json",
+        "shard_0",
+        "shard_0.csv",
+        "shard_0.part",
+    ]

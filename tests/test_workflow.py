@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
@@ -112,16 +111,24 @@ def test_slurm_profile_plans_with_resources_from_config(tmp_path):
     assert "runtime=60" in result.stdout
 
 
+def test_no_profile_is_loaded_behind_the_cluster_profiles_back(tmp_path):
+    """A workflow's profiles/default is loaded on every run and overrides --profile: there must be none."""
+    result = snakemake("--profile", "profiles/slurm", "-n", "--config", f"results={tmp_path}")
+    assert "Using profile profiles/slurm for setting" in result.stderr
+    assert "workflow specific profile" not in result.stderr
+    assert not (REPO / "profiles" / "default").exists()
+    # the full study's per-rule limits, not the profile's defaults for rules without any
+    finetune = re.search(r"rule finetune_medsam:.*?resources: ([^\n]*)", result.stdout, re.S).group(1)
+    assert "mem_mb=32000" in finetune and "runtime=480" in finetune and "gpu=1" in finetune
+
+
 # ---- the demo, end to end, on a few images ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """The whole workflow on the tiny demo; yields the results folder."""
-    results = tmp_path_factory.mktemp("demo") / "results"
-    snakemake("--cores", "2", *demo_args(results))
-    yield results
-    shutil.rmtree(results, ignore_errors=True)
+def demo_run(tiny_run):
+    """The whole workflow on the tiny demo (run once per session, see conftest); its results folder."""
+    return tiny_run
 
 
 def demo_args(results, *configs) -> list:

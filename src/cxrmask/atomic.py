@@ -4,6 +4,17 @@ A job killed halfway (out of memory, wall time, Ctrl-C) must never leave a
 file that looks finished, because Snakemake and users judge completeness by
 existence. ``os.replace`` is atomic on POSIX within one filesystem, so the
 temporary file lives next to its target.
+
+Three more things make this safe on a shared cluster:
+
+- outputs get the modes the user's umask gives any new file (``mkstemp`` and
+  ``mkdtemp`` create them private, which would hide results from colleagues
+  on a group project folder);
+- SIGTERM (``scancel``, a wall-time limit, Snakemake stopping its jobs) unwinds
+  like an exception, so the temporary is removed instead of the process
+  vanishing mid-write;
+- what SIGKILL or a lost node leaves behind (``.<name>.<random>.part*``) is
+  removed when the output is next written.
 """
 
 from __future__ import annotations
@@ -11,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +41,11 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     On any exception the temporary file is removed and the target untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _prepare(target)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=f".part{suffix or target.suffix}", dir=target.parent
     )
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -48,8 +63,9 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     An existing ``target`` is replaced only once the new content is complete.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _prepare(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         if target.exists():
@@ -58,6 +74,48 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _prepare(target: Path) -> None:
+    """Create the target's folder, remove temporaries a killed writer left, make SIGTERM unwind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp/mkdtemp names: the prefix, 8 characters from [a-z0-9_], then ".part".
+    stale = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.part")
+    for leftover in target.parent.iterdir():
+        if stale.match(leftover.name):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+    _unwind_on_sigterm()
+
+
+def _unwind_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit(143)`` so ``except``/``finally`` blocks remove temporaries.
+
+    Python's default for SIGTERM ends the process without unwinding. Only the
+    default handler is replaced (an application's own handler is left alone),
+    and only from the main thread, where Python runs signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` would, racing other threads)."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> None:

@@ -16,20 +16,35 @@ import random
 import numpy as np
 import torch
 
+from cxrmask import gpuslots
 from cxrmask.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA if available, else CPU; ``cuda`` without a GPU is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} but no CUDA GPU is visible; use device: auto or cpu.")
-    if name not in ("cpu",) and not name.startswith("cuda"):
+    """``auto`` -> a GPU of this job's own if any is visible, else CPU; ``cuda`` without a GPU is an error.
+
+    ``auto`` and ``cuda`` take a free GPU through :mod:`cxrmask.gpuslots`, so jobs running side by side on
+    one machine each get their own; ``cuda:N`` is the user's explicit choice and is used as given.
+    """
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
         raise ConfigError(f"device: {name!r} is not auto, cpu or cuda[:N].")
-    return torch.device(name)
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} but no CUDA GPU is visible; use device: auto or cpu.")
+    if name != "auto" and name != "cuda":
+        return torch.device(name)
+    index = gpuslots.acquire([_gpu_name(i) for i in range(torch.cuda.device_count())])
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def _gpu_name(index: int) -> str:
+    """A GPU's UUID (the same card whatever ``CUDA_VISIBLE_DEVICES`` says), or its index where unknown."""
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return f"GPU-{uuid}" if uuid else f"cuda{index}"
 
 
 def seed_everything(seed: int) -> None:

@@ -57,10 +57,17 @@ def results(*parts):
 
 
 def res(job, key):
-    """A rule's resource from config (`resources:`), falling back to `resources.default`."""
+    """A rule's resource from config (`resources:`), falling back to `resources.default`.
+
+    Memory and wall time grow with the attempt: a job killed for either is retried (`--retries`)
+    with twice, then three times the limits instead of failing again the same way.
+    """
     table = config["resources"]
     value = table.get(job, {}).get(key)
-    return table["default"][key] if value is None else value
+    value = table["default"][key] if value is None else value
+    if key in ("mem_mb", "runtime"):
+        return lambda wildcards, attempt: value * attempt
+    return value
 
 
 def check_stages():
