@@ -18,6 +18,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/study.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -354,7 +354,7 @@ def settings(**overrides) -> TrainSettings:
     return TrainSettings(**{**values, **overrides})
 
 
-def train(splits, seed: int = 0, val: SplitData | None = None, **overrides):
+def train(splits, seed: int = 0, val: SplitData | None = None, checkpoint=None, on_epoch=None, **overrides):
     seen = []
     result = train_classifier(
         "resnet10t",
@@ -366,7 +366,8 @@ def train(splits, seed: int = 0, val: SplitData | None = None, **overrides):
         settings(**overrides),
         CPU,
         seed,
-        on_epoch=seen.append,
+        on_epoch=on_epoch or seen.append,
+        checkpoint=checkpoint,
     )
     return result, seen
 
@@ -460,6 +461,79 @@ def test_same_seed_same_predictions_on_cpu(splits):
     assert other.history["train_loss"][0] != first.history["train_loss"][0]
 
 
+class KilledError(Exception):
+    """Stands for the job being killed between two epochs."""
+
+
+def kill_after(epoch: int, seen: list):
+    def on_epoch(row):
+        seen.append(row)
+        if row["epoch"] == epoch:
+            raise KilledError
+
+    return on_epoch
+
+
+def timeless(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns=["seconds", "elapsed"])
+
+
+@pytest.mark.parametrize("kill_at", [1, 3])
+def test_a_killed_run_resumes_from_its_last_epoch_and_ends_as_an_uninterrupted_one(splits, tmp_path, kill_at):
+    """Augmentation, shuffling, the one-cycle schedule and AdamW's moments all continue where they stopped,
+    so the resumed run's predictions equal the uninterrupted run's exactly."""
+    options = {"epochs": 4, "patience": 3, "augment": True}
+    whole, _ = train(splits, **options)
+    checkpoint = tmp_path / "resume.pt"
+    before: list = []
+    with pytest.raises(KilledError):
+        train(splits, checkpoint=checkpoint, on_epoch=kill_after(kill_at, before), **options)
+    assert checkpoint.is_file() and [row["epoch"] for row in before] == list(range(1, kill_at + 1))
+    resumed, replayed = train(splits, checkpoint=checkpoint, **options)
+    pd.testing.assert_frame_equal(resumed.predictions, whole.predictions)
+    pd.testing.assert_frame_equal(timeless(resumed.history), timeless(whole.history))
+    assert replayed == resumed.history.to_dict("records")  # the run record sees every epoch once
+    assert resumed.summary["best_epoch"] == whole.summary["best_epoch"]
+    assert resumed.summary["train_seconds"] >= before[-1]["elapsed"]  # time before the kill counts
+
+
+def test_a_run_stopped_early_resumes_as_stopped(splits, tmp_path):
+    """Early stopping is part of the saved state: a job killed just after patience ran out trains no more."""
+    rng = np.random.default_rng(1)
+    val = splits["val"]
+    noise = SplitData(val.images, None, val.targets[torch.from_numpy(rng.permutation(len(val.targets)))])
+    options = {"val": noise, "epochs": 8, "patience": 1, "augment": False}
+    whole, _ = train(splits, **options)
+    stop = whole.summary["epochs_run"]
+    assert stop < 8
+    checkpoint = tmp_path / "resume.pt"
+    with pytest.raises(KilledError):
+        train(splits, checkpoint=checkpoint, on_epoch=kill_after(stop, []), **options)
+    resumed, _ = train(splits, checkpoint=checkpoint, **options)
+    assert resumed.summary["epochs_run"] == stop
+    pd.testing.assert_frame_equal(resumed.predictions, whole.predictions)
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(splits, tmp_path, caplog):
+    checkpoint = tmp_path / "resume.pt"
+    with pytest.raises(KilledError):
+        train(splits, checkpoint=checkpoint, on_epoch=kill_after(1, []), epochs=2, lr=5e-3)
+    fresh, _ = train(splits, epochs=2, lr=1e-3)
+    with caplog.at_level("WARNING"):
+        other, seen = train(splits, checkpoint=checkpoint, epochs=2, lr=1e-3)
+    assert "belongs to another configuration" in caplog.text
+    assert [row["epoch"] for row in seen] == [1, 2]
+    pd.testing.assert_frame_equal(other.predictions, fresh.predictions)
+
+
+def test_an_unreadable_checkpoint_starts_training_again(splits, tmp_path, caplog):
+    checkpoint = tmp_path / "resume.pt"
+    checkpoint.write_bytes(b"truncated")
+    with caplog.at_level("WARNING"):
+        _, seen = train(splits, checkpoint=checkpoint, epochs=1)
+    assert "unreadable" in caplog.text and [row["epoch"] for row in seen] == [1]
+
+
 def test_a_mask_hides_what_is_outside_it(splits):
     """Masking out Fibrosis' region (zero mode): the model cannot see it, so only that label is lost."""
     mask = torch.ones(SIZE, SIZE, dtype=torch.uint8)
@@ -548,6 +622,7 @@ def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
         threads=1,
     )
     assert all(path.is_file() for path in outputs.values())
+    assert not (tmp_path / "resume.pt").exists()  # the checkpoint goes once the cell is complete
     predictions = pd.read_csv(outputs["pred.csv"])
     assert len(predictions) == len(splits["test"].targets) - 1
     assert predictions["image"].tolist() == index["image"][index["split"].eq("test") & index["ok"]].tolist()

@@ -208,6 +208,7 @@ CROSS_FIELD = [
         {"data": {"source": "demo"}, "nih": {"labels": ["Mass"]}},
         "demo.shortcut_label: 'Pneumonia' is not among",
     ),
+    ({"saliency": {"label": "Hernia"}}, "saliency.label: 'Hernia' is not among nih.labels"),
 ]
 
 

@@ -31,6 +31,7 @@ def predictions(truth: np.ndarray, mass: np.ndarray, normal: np.ndarray | None =
     return pd.DataFrame(
         {
             "image": [f"{i:08d}_000.png" for i in range(n)],
+            "patient_id": np.arange(n),
             "true_Mass": truth,
             "score_Mass": mass,
             f"true_{NO_FINDING}": 1 - truth,
@@ -94,6 +95,10 @@ def test_the_auroc_table_has_a_row_per_cell_and_label_with_sklearns_value(tmp_pa
         assert rows.loc["Mass", "auroc"] == pytest.approx(roc_auc_score(truth, score))
         assert rows.loc["macro", "auroc"] == pytest.approx(rows.loc["Mass", "auroc"])
         assert rows.loc["Mass", "ci_low"] < rows.loc["Mass", "auroc"] < rows.loc["Mass", "ci_high"]
+        assert (
+            rows.loc["Mass", "ci_method"] == "delong"
+            and rows.loc["macro", "ci_method"] == "patient_bootstrap"
+        )
         assert (rows.loc["Mass", "n_pos"], rows.loc["Mass", "n_neg"]) == (truth.sum(), 40 - truth.sum())
 
 

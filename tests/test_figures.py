@@ -104,6 +104,8 @@ def make_delong_table() -> pd.DataFrame:
                         "auc_b": auc_a + delta,
                         "delta": delta,
                         "z": z,
+                        "ci_low": delta - 1.645 * 0.012,
+                        "ci_high": delta + 1.645 * 0.012,
                         "p_value": p,
                         "p_holm": p_holm,
                         "significant": p_holm < 0.05,
@@ -342,6 +344,18 @@ def test_delta_marks_significant_comparisons_and_prints_holm_p(tmp_path: Path) -
         if line.get_marker() not in ("None", "", None) and to_hex(line.get_markerfacecolor()) != "#ffffff"
     ]
     assert len(filled) == len(starred)
+
+
+def test_delta_bars_are_the_tables_intervals(tmp_path: Path) -> None:
+    """The bars come from ci_low/ci_high as written (here 90% and lopsided), not from a fixed 1.96."""
+    table = make_delong_table()
+    table["ci_high"] = table["delta"] + 0.05
+    figure = delta_auroc(table, tmp_path / "delta.png", FigureSettings(dpi=40))
+    rows = table[table["backbone"] == BACKBONES[0]]
+    bars = [container.lines[2][0].get_segments()[0] for container in figure.axes[0].containers]
+    drawn = sorted((float(seg[0][0]), float(seg[1][0])) for seg in bars)
+    expected = sorted(zip(rows["ci_low"], rows["ci_high"], strict=True))
+    np.testing.assert_allclose(drawn, expected)
 
 
 def test_delta_reads_significant_as_written_to_csv(tmp_path: Path) -> None:

@@ -15,11 +15,10 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
-from cxrmask import stats
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.stats import (
-    bootstrap_auc_ci,
     check_binary_scores,
+    check_bootstrap_params,
     delong_ci,
     delong_test,
     fast_delong,
@@ -227,13 +226,12 @@ def test_bad_alpha_is_a_config_error() -> None:
         with pytest.raises(ConfigError, match="alpha"):
             delong_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], alpha=alpha)
     with pytest.raises(ConfigError, match="n_boot"):
-        bootstrap_auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], n_boot=0)
+        check_bootstrap_params(0, 0.05)
 
 
 def test_the_smallest_settings_are_allowed() -> None:
-    """One resample and levels just inside (0, 1) still give an interval: the limits are exclusive ones."""
-    low, high = bootstrap_auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], n_boot=1)
-    assert 0.0 <= low == high <= 1.0
+    """Levels just inside (0, 1) still give an interval: the limits are exclusive ones."""
+    check_bootstrap_params(1, 0.05)
     y, (a,) = tied_data(60, k=1, seed=2)
     wide, narrow = delong_ci(y, a, alpha=1e-9), delong_ci(y, a, alpha=0.999)
     assert wide.low <= narrow.low <= narrow.high <= wide.high
@@ -344,55 +342,3 @@ def test_weighted_auc_of_one_positive_against_one_negative() -> None:
     w_pos = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     w_neg = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_array_equal(weighted_auc(pos, neg, w_pos, w_neg), [0.0, 1.0, 0.5])
-
-
-def test_bootstrap_in_blocks_uses_exactly_the_blocks_resamples(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large test sets are resampled in blocks (memory); blocks that do not divide n_boot still work."""
-    y, (s,) = tied_data(50, k=1, seed=6)
-    monkeypatch.setattr(stats, "_BOOT_BLOCK_ELEMENTS", 7 * y.size)  # blocks of 7, 7 and 6 resamples
-    low, high = bootstrap_auc_ci(y, s, n_boot=20, seed=3)
-    yb = y.astype(bool)
-    pos, neg = s[yb], s[~yb]
-    rng = np.random.default_rng(3)
-    aucs = np.concatenate(
-        [
-            weighted_auc(pos, neg, resample_counts(rng, pos.size, b), resample_counts(rng, neg.size, b))
-            for b in (7, 7, 6)
-        ]
-    )
-    np.testing.assert_allclose((low, high), np.quantile(aucs, [0.025, 0.975]), rtol=1e-12)
-
-
-def test_bootstrap_ci_is_deterministic_and_matches_a_loop() -> None:
-    y, (s,) = tied_data(150, k=1, seed=6)
-    first = bootstrap_auc_ci(y, s, n_boot=100, seed=11)
-    assert first == bootstrap_auc_ci(y, s, n_boot=100, seed=11)
-    assert first != bootstrap_auc_ci(y, s, n_boot=100, seed=12)
-    # The same resamples, made explicit and scored one by one with sklearn.
-    yb = y.astype(bool)
-    pos, neg = s[yb], s[~yb]
-    rng = np.random.default_rng(11)
-    w_pos, w_neg = resample_counts(rng, pos.size, 100), resample_counts(rng, neg.size, 100)
-    aucs = []
-    for b in range(100):
-        x, z = np.repeat(pos, w_pos[b].astype(int)), np.repeat(neg, w_neg[b].astype(int))
-        aucs.append(roc_auc_score(np.r_[np.ones(x.size), np.zeros(z.size)], np.r_[x, z]))
-    np.testing.assert_allclose(first, np.quantile(aucs, [0.025, 0.975]), rtol=1e-12)
-
-
-def test_bootstrap_ci_covers_the_true_auc() -> None:
-    """Binormal data with separation d has AUC Phi(d / sqrt 2); a 90% interval should cover it ~90%."""
-    d, trials, n_pos, n_neg = 1.0, 200, 40, 80
-    true_auc = norm.cdf(d / np.sqrt(2))
-    rng = np.random.default_rng(7)
-    covered, widths, delong_widths = 0, [], []
-    for t in range(trials):
-        y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
-        s = np.r_[rng.normal(d, 1, n_pos), rng.normal(0, 1, n_neg)]
-        low, high = bootstrap_auc_ci(y, s, n_boot=200, alpha=0.1, seed=t)
-        covered += low <= true_auc <= high
-        widths.append(high - low)
-        ci = delong_ci(y, s, alpha=0.1)
-        delong_widths.append(ci.high - ci.low)
-    assert 0.82 <= covered / trials <= 0.97
-    assert np.mean(widths) == pytest.approx(np.mean(delong_widths), rel=0.15)

@@ -32,6 +32,14 @@ FULL_PLAN = {
     "plot_delta_auroc": 1,
     "plot_mask_gallery": 1,
     "plot_qc_gallery": 1,
+    "compare_bootstrap": 1,
+    "summarise_claims": 1,
+    "saliency_classifier": 9,
+    "saliency_table": 1,
+    "plot_saliency": 1,
+    "plot_saliency_overlays": 3,
+    "plot_no_finding": 3,
+    "plot_training_efficiency": 1,
     "write_report": 1,
     "log_mlflow": 1,
     "all": 1,
@@ -75,7 +83,9 @@ def test_demo_plan(tmp_path):
     assert "download" not in jobs
     assert jobs["make_demo_data"] == 1
     assert jobs["train_classifier"] == 2 * 3
+    assert jobs["saliency_classifier"] == 2 * 3
     assert jobs["generate_masks"] == 2
+    assert jobs["cache_masks"] == 3  # tight, loose, and the ground-truth lungs saliency is measured against
 
 
 def test_planned_jobs_reads_a_job_table_or_nothing_to_be_done_and_refuses_anything_else():
@@ -183,6 +193,18 @@ def test_demo_writes_every_output(demo_run):
     assert {"auc_a", "auc_b", "z", "p_value", "p_holm", "significant"} <= set(delong.columns)
     summary = json.loads((results / "segment" / "finetune_summary.json").read_text())
     assert 0 < summary["zero_shot_val_dice"] <= 1 and 0 < summary["finetuned_val_dice"] <= 1
+    assert report.index("## The paper's claims against this run") < report.index("## Curated NIH subset")
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "not resolved"}
+    assert (results / "summary.md").read_text().startswith("# The paper's claims against this run")
+    saliency = pd.read_csv(results / "tables" / "saliency.csv")
+    assert len(saliency) == 3 * 5  # findings only
+    # a label whose every map is empty (no positive Grad-CAM mass) has no mean, and says so
+    test_images = int((pd.read_csv(results / "cache" / "index_64.csv").query("ok")["split"] == "test").sum())
+    assert (saliency["n_images"] + saliency["n_undefined"] == test_images).all()
+    assert saliency["inside_fraction"].dropna().between(0, 1).all()
+    for name in ("saliency", "saliency_resnet10t", "no_finding_resnet10t", "training_efficiency"):
+        assert (results / "figures" / f"{name}.png").is_file()
     tight = pd.concat(pd.read_csv(p) for p in sorted((results / "masks" / "tight").glob("shard_*.csv")))
     index = pd.read_csv(results / "cache" / "index_64.csv")
     assert len(tight) == int(index["ok"].sum())
@@ -195,7 +217,7 @@ def test_every_job_is_one_mlflow_run(demo_run):
 
     results = demo_run
     runs = pd.read_csv(results / "mlflow" / "runs.csv")
-    assert len(runs) == 1 + 2 + 3  # fine-tuning, two mask shards, three classifier cells
+    assert len(runs) == 1 + 2 + 3 + 3  # fine-tuning, two mask shards, three classifier cells, their saliency
     client = MlflowClient(tracking_uri=runs["tracking_uri"].iloc[0])
     experiment = client.get_experiment_by_name("cxrmask")
     logged = client.search_runs([experiment.experiment_id])
@@ -224,6 +246,10 @@ def test_figure_keys_rerun_only_figures(demo_run):
         "plot_delta_auroc",
         "plot_mask_gallery",
         "plot_qc_gallery",
+        "plot_saliency",
+        "plot_saliency_overlays",
+        "plot_no_finding",
+        "plot_training_efficiency",
         "write_report",
         "all",
     }
@@ -255,4 +281,5 @@ def test_cpu_rerun_gives_identical_numbers(tiny_copy):
     snakemake("--cores", "2", *demo_args(results), "--forcerun", "train_classifier")
     assert {p: p.read_bytes() for p in cells} == before
     runs = pd.read_csv(results / "mlflow" / "runs.csv")
-    assert int(runs["logged"].sum()) == 3  # the three retrained cells are new runs; the rest already logged
+    # the three retrained cells and their saliency (rerun on the new weights) are new runs; the rest logged
+    assert int(runs["logged"].sum()) == 3 + 3

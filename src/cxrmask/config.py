@@ -404,6 +404,26 @@ class CompareSettings(Section):
         return pairs
 
 
+class ClaimsSettings(Section):
+    """How the paper's claims are judged against a run (see :mod:`cxrmask.claims`)."""
+
+    margin: float = Field(
+        0.02, gt=0, lt=1, description="AUROC differences inside ±margin count as negligible (equivalence)"
+    )
+    reference: tuple[str, Condition] = Field(
+        ("resnet50", "original"), description="[backbone, condition] the paper reports best overall"
+    )
+
+
+class SaliencySettings(Section):
+    """Grad-CAM on the test images (see :mod:`cxrmask.saliency`)."""
+
+    examples: int = Field(4, ge=0, description="test images per cell kept for the overlay figures")
+    label: str | None = Field(
+        None, description="the label whose Grad-CAM the overlay figures show; null: the first of nih.labels"
+    )
+
+
 class FigureSettings(Section):
     format: Literal["png", "pdf", "svg"] = Field("png", description="file format of every figure")
     dpi: int = Field(200, ge=10, le=2400, description="dots per inch of raster output")
@@ -482,6 +502,8 @@ class Config(Section):
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings, description="classifiers")
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings, description="AUROC and intervals")
     compare: CompareSettings = Field(default_factory=CompareSettings, description="DeLong comparisons")
+    claims: ClaimsSettings = Field(default_factory=ClaimsSettings, description="the paper's claims")
+    saliency: SaliencySettings = Field(default_factory=SaliencySettings, description="where classifiers look")
     figures: FigureSettings = Field(default_factory=FigureSettings, description="how figures look")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description="experiment tracking")
     resources: dict[str, RuleResources] = Field(
@@ -499,6 +521,10 @@ class Config(Section):
                         f"compare.pairs: [{a}, {b}] names {condition!r}, which classifier.masks "
                         f"does not train; allowed: {configured}"
                     )
+        if self.saliency.label is not None and self.saliency.label not in self.nih.labels:
+            raise ValueError(
+                f"saliency.label: {self.saliency.label!r} is not among nih.labels {self.nih.labels}"
+            )
         if self.data.source == "demo" and self.demo.shortcut_label not in self.nih.labels:
             raise ValueError(
                 f"demo.shortcut_label: {self.demo.shortcut_label!r} is not among nih.labels {self.nih.labels}"

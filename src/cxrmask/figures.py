@@ -369,13 +369,13 @@ def _comparison_colours(comparisons: Sequence[tuple[str, str]]) -> dict[tuple[st
 def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
     """One panel per backbone: ΔAUROC (condition b - condition a) per label and comparison.
 
-    Points are filled where the Holm-adjusted DeLong test is significant and open otherwise; bars are 95%
-    intervals ``delta ± 1.96·|delta / z|`` (the DeLong standard error recovered from ``z``). Holm p-values
+    Points are filled where the Holm-adjusted DeLong test is significant and open otherwise; bars are the
+    table's own ``ci_low``..``ci_high`` intervals (DeLong, at the run's ``evaluate.alpha``). Holm p-values
     are printed in a column to the right of each panel, on the row of their point. Panels are
     ``style.width`` wide and ``0.17 * labels * comparisons + 1.3`` inches tall, three to a row.
     """
-    required = ["backbone", "label", "condition_a", "condition_b", "delta", "z", "p_holm", "significant"]
-    _require(delong_table, required, "DeLong table")
+    required = ["backbone", "label", "condition_a", "condition_b", "delta", "ci_low", "ci_high"]
+    _require(delong_table, [*required, "p_holm", "significant"], "DeLong table")
     _ordered_conditions(
         _unique(pd.concat([delong_table["condition_a"], delong_table["condition_b"]])), "DeLong table"
     )
@@ -383,19 +383,17 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
     table = delong_table.assign(
         significant=[_as_bool(value, "DeLong table") for value in delong_table["significant"]],
         delta=delong_table["delta"].astype(float),
-        z=delong_table["z"].astype(float),
         p_holm=delong_table["p_holm"].astype(float),
     )
     backbones = _unique(table["backbone"])
     labels = _unique(table["label"])
     comparisons = _unique(pd.Series(list(zip(table["condition_a"], table["condition_b"], strict=True))))
     colours = _comparison_colours(comparisons)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        half_width = np.where(
-            np.isfinite(table["z"]) & (table["z"] != 0), 1.96 * np.abs(table["delta"] / table["z"]), 0.0
-        )
-    table = table.assign(half_width=half_width)
-    extent = (np.abs(table["delta"]) + table["half_width"]).to_numpy()
+    # An undefined interval (a single case in a class) draws as a point, not as a bar to infinity.
+    below = (table["delta"] - table["ci_low"].astype(float)).clip(lower=0).fillna(0.0)
+    above = (table["ci_high"].astype(float) - table["delta"]).clip(lower=0).fillna(0.0)
+    table = table.assign(below=below, above=above)
+    extent = (np.abs(table["delta"]) + np.maximum(below, above)).to_numpy()
     extent = extent[np.isfinite(extent)]
     reach = 1.15 * float(extent.max()) if extent.size and extent.max() > 0 else 0.01
     n_rows = len(labels) * len(comparisons)
@@ -420,7 +418,7 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
                 ax.errorbar(
                     entry["delta"],
                     y,
-                    xerr=entry["half_width"],
+                    xerr=[[entry["below"]], [entry["above"]]],
                     fmt=_MARKERS[comparisons.index(comparison) % len(_MARKERS)],
                     color=colour,
                     markerfacecolor=colour if entry["significant"] else "white",

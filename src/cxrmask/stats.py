@@ -1,4 +1,4 @@
-"""AUC statistics: DeLong's paired test and confidence interval, Holm adjustment, bootstrap CIs.
+"""AUC statistics: DeLong's paired test and confidence interval, Holm adjustment, bootstrap AUCs.
 
 The compare stage asks, per backbone and label, whether two input conditions
 (original, tight, loose) rank the same test cases differently well. The cases
@@ -28,9 +28,6 @@ from scipy.stats import norm, rankdata
 from cxrmask.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
-
-#: Elements (resamples x cases) handled per block by the bootstrap, bounding its memory to ~100 MB.
-_BOOT_BLOCK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -256,31 +253,6 @@ def resample_counts(rng: np.random.Generator, n: int, size: int) -> NDArray[np.f
     """
     draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
     return np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
-
-
-def bootstrap_auc_ci(
-    y_true: ArrayLike, scores: ArrayLike, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> tuple[float, float]:
-    """Stratified percentile bootstrap (1 - alpha) interval for the AUC.
-
-    Positives and negatives are resampled separately, each keeping its count,
-    so no resample can lose a class and the interval reflects the split's own
-    prevalence. Deterministic for a given seed.
-    """
-    check_bootstrap_params(n_boot, alpha)
-    y, stacked = check_binary_scores(y_true, scores)
-    n_pos, n_neg = _require_both_classes(y)
-    pos, neg = stacked[0, y], stacked[0, ~y]
-    rng = np.random.default_rng(seed)
-    block = max(1, _BOOT_BLOCK_ELEMENTS // y.size)
-    aucs = np.empty(n_boot)
-    for start in range(0, n_boot, block):
-        b = min(block, n_boot - start)
-        aucs[start : start + b] = weighted_auc(
-            pos, neg, resample_counts(rng, n_pos, b), resample_counts(rng, n_neg, b)
-        )
-    low, high = np.quantile(aucs, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(low), float(high)
 
 
 def check_bootstrap_params(n_boot: int, alpha: float) -> None:

@@ -41,7 +41,17 @@ MASKED_CONDITIONS: tuple[str, ...] = CONDITIONS[1:]
 CELL_KEYS: tuple[str, ...] = ("backbone", "mask", "seed")
 """What identifies one trained classifier: a cell of the backbone x mask condition x seed grid."""
 
-AUROC_COLUMNS: tuple[str, ...] = (*CELL_KEYS, "label", "auroc", "ci_low", "ci_high", "n_pos", "n_neg")
+AUROC_COLUMNS: tuple[str, ...] = (
+    *CELL_KEYS,
+    "label",
+    "auroc",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "n_pos",
+    "n_neg",
+    "n_patients",
+)
 """Columns of ``tables/auroc.csv``."""
 
 DELONG_COLUMNS: tuple[str, ...] = (

@@ -45,7 +45,7 @@ NIH_METADATA = ["Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.tx
 wildcard_constraints:
     backbone="|".join(re.escape(slug) for slug in BACKBONES),
     mask="|".join(CONDITIONS),
-    condition="tight|loose",
+    condition="tight|loose|truth",
     seed=r"\d+",
     shard=r"\d+",
     part=r"\d{3}",
@@ -182,7 +182,16 @@ def seg_archive(wildcards=None):
 
 
 def mask_dirs(condition):
+    """Folders of one condition's masks; `truth` is the demo's ground-truth lungs."""
+    if condition == "truth":
+        return truth_dir()
     return expand(results("masks", condition, "shard_{shard}"), shard=SHARDS)
+
+
+def lung_cache(wildcards=None):
+    """The lungs saliency is measured against: the ground truth where known (demo), else the tight masks."""
+    lungs = "truth" if DEMO else "tight"
+    return results("cache", f"masks_{lungs}_{config['classifier']['image_size']}.npy")
 
 
 def mask_tables(condition):
@@ -228,6 +237,7 @@ def run_records(wildcards=None):
         results("segment", "finetune_run.json"),
         *expand(results("masks", "tight", "shard_{shard}_run.json"), shard=SHARDS),
         *cell_files("run.json"),
+        *cell_files("saliency_run.json"),
     ]
 
 
@@ -239,6 +249,12 @@ def figure_files(wildcards=None):
         results("figures", f"delta_auroc.{FIG}"),
         results("figures", f"mask_gallery.{FIG}"),
         results("figures", f"qc_gallery.{FIG}"),
+        results("figures", f"saliency.{FIG}"),
+        *expand(results("figures", f"saliency_{{backbone}}.{FIG}"), backbone=BACKBONES),
+        *expand(
+            results("figures", f"no_finding_{{backbone}}.{FIG}"), backbone=BACKBONES
+        ),
+        results("figures", f"training_efficiency.{FIG}"),
     ]
 
 

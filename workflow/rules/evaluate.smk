@@ -54,7 +54,7 @@ rule plot_roc:
     output:
         figure=report(
             results("figures", f"roc_{{backbone}}.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/roc.rst",
             category="ROC curves",
         ),
     log:
@@ -77,7 +77,7 @@ rule plot_training_curves:
     output:
         figure=report(
             results("figures", f"training_{{backbone}}.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/training_curves.rst",
             category="Training",
         ),
     log:
@@ -99,7 +99,7 @@ rule plot_auroc_heatmap:
     output:
         figure=report(
             results("figures", f"auroc_heatmap.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/auroc_heatmap.rst",
             category="AUROC",
         ),
     log:
@@ -119,7 +119,7 @@ rule plot_delta_auroc:
     output:
         figure=report(
             results("figures", f"delta_auroc.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/delta_auroc.rst",
             category="DeLong",
         ),
     log:
@@ -142,7 +142,7 @@ rule plot_mask_gallery:
     output:
         figure=report(
             results("figures", f"mask_gallery.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/mask_gallery.rst",
             category="Masks",
         ),
     log:
@@ -190,6 +190,7 @@ rule write_report:
         delong=results("tables", "delong.csv"),
         training=results("tables", "training.csv"),
         figures=figure_files(),
+        summary=results("summary.md"),
     output:
         report=results("report.md"),
     log:

@@ -11,6 +11,7 @@ trained, as in the study.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from torchvision.ops import masks_to_boxes, roi_align
 from tqdm import tqdm
 
 from cxrmask.classify.backbones import build_backbone
+from cxrmask.classify.resume import Progress, TrainingParts, load_progress, run_identity, save_progress
 from cxrmask.config import TrainSettings
 from cxrmask.early_stopping import EarlyStopping
 from cxrmask.errors import ConfigError
@@ -39,6 +41,11 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> t
         return images
     if mode == "zero":
         return images * masks
+    return crop_to_mask_box(images * masks, masks)
+
+
+def crop_to_mask_box(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Each image (B,C,S,S) resampled from its mask's bounding box to the full S x S (crop geometry)."""
     size = images.shape[-1]
     # masks_to_boxes gives the last row and column inside the mask; roi_align (aligned) wants pixel
     # edges, so the box ends one pixel further and a full mask crops to the image itself.
@@ -47,8 +54,7 @@ def apply_mask(images: torch.Tensor, masks: torch.Tensor | None, mode: str) -> t
     rois = torch.cat(
         [torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], dim=1
     )
-    cropped = roi_align(images * masks, rois, output_size=(size, size), aligned=True)
-    return cropped
+    return roi_align(images, rois, output_size=(size, size), aligned=True)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -75,7 +81,9 @@ class SplitData:
     targets: torch.Tensor
 
 
-def _batch(data: SplitData, index: torch.Tensor, settings: TrainSettings, device, gen=None) -> torch.Tensor:
+def model_inputs(
+    data: SplitData, index: torch.Tensor, settings: TrainSettings, device, gen=None
+) -> torch.Tensor:
     """Model input for ``index``: scaled, masked, augmented when training, normalised."""
     x = data.images[index].to(device, non_blocking=True).float().div_(255)[:, None]
     masks = None if data.masks is None else data.masks[index].to(device, non_blocking=True).float()[:, None]
@@ -94,7 +102,7 @@ def _predict(model, data: SplitData, settings: TrainSettings, device) -> np.ndar
         for start in range(0, len(data.targets), settings.batch_size * 2):
             index = torch.arange(start, min(start + settings.batch_size * 2, len(data.targets)))
             with autocast(device, settings.amp):
-                out.append(torch.sigmoid(model(_batch(data, index, settings, device)).float()).cpu())
+                out.append(torch.sigmoid(model(model_inputs(data, index, settings, device)).float()).cpu())
     return torch.cat(out).numpy()
 
 
@@ -126,8 +134,16 @@ def train_classifier(
     device: torch.device,
     seed: int,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
-    """Train, early-stop on validation macro AUROC, and predict the test split with the best weights."""
+    """Train, early-stop on validation macro AUROC, and predict the test split with the best weights.
+
+    With ``checkpoint``, the whole training state is saved there after every
+    epoch and a matching checkpoint found at the start is resumed from, so a
+    job killed after epoch k continues with epoch k + 1 and ends with the
+    predictions an uninterrupted run gives. Epochs already run are replayed
+    to ``on_epoch`` so a run record stays complete.
+    """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = build_backbone(backbone, settings.pretrained, len(labels)).to(device)
@@ -141,9 +157,17 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
     )
-    history, stopping = [], EarlyStopping(settings.patience)
-    started = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    parts = TrainingParts(model, optimizer, scheduler, generator)
+    identity = run_identity(backbone, labels, settings, seed, (train, val, test))
+    progress = load_progress(checkpoint, identity, parts, device) if checkpoint else None
+    progress = progress or Progress(EarlyStopping(settings.patience))
+    for row in progress.history:
+        if on_epoch:
+            on_epoch(row)
+    started = time.perf_counter() - progress.elapsed
+    for epoch in range(len(progress.history) + 1, settings.epochs + 1):
+        if progress.stopped:
+            break
         epoch_start = time.perf_counter()
         model.train()
         order = torch.randperm(len(train.targets), generator=generator)
@@ -152,7 +176,7 @@ def train_classifier(
         for start in tqdm(starts, desc=f"epoch {epoch}", leave=False):
             index = order[start : start + settings.batch_size]
             with autocast(device, settings.amp):
-                logits = model(_batch(train, index, settings, device, generator))
+                logits = model(model_inputs(train, index, settings, device, generator))
                 loss = F.binary_cross_entropy_with_logits(logits.float(), train.targets[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -171,28 +195,30 @@ def train_classifier(
             "seconds": time.perf_counter() - epoch_start,
             "elapsed": time.perf_counter() - started,
         }
-        history.append(row)
+        progress.history.append(row)
         log.info(
             "epoch %d: loss %.4f, val macro AUROC %.4f", epoch, row["train_loss"], row["val_macro_auroc"]
         )
+        score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
+        progress.stopped = progress.stopping.offer(score, row, model)
+        progress.elapsed = row["elapsed"]
+        if checkpoint:
+            save_progress(checkpoint, identity, parts, progress)
         if on_epoch:
             on_epoch(row)
-        score = row["val_macro_auroc"] if np.isfinite(row["val_macro_auroc"]) else -row["val_loss"]
-        if stopping.offer(score, row, model):
-            break
-    best = stopping.row
-    model.load_state_dict(stopping.state)
+    best = progress.stopping.row
+    model.load_state_dict(progress.stopping.state)
     probs = _predict(model, test, settings, device)
     predictions = prediction_table(test_table, test.targets.numpy(), probs, labels, settings.no_finding_score)
     summary = {
         "best_epoch": best["epoch"],
         "best_val_macro_auroc": best["val_macro_auroc"],
-        "epochs_run": len(history),
+        "epochs_run": len(progress.history),
         "train_seconds": time.perf_counter() - started,
         "seconds_to_best": best["elapsed"],
         "test_macro_auroc": macro_auroc(test.targets.numpy(), probs),
     }
-    return TrainResult(predictions, pd.DataFrame(history), summary, stopping.best_state())
+    return TrainResult(predictions, pd.DataFrame(progress.history), summary, progress.stopping.best_state())
 
 
 def prediction_table(

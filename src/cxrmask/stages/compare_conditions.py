@@ -42,7 +42,10 @@ def delong_rows(
                 row = {"backbone": backbone, "label": label, "condition_a": a, "condition_b": b}
                 try:
                     result = delong_test(
-                        merged[f"true_{label}_a"], merged[f"score_{label}_a"], merged[f"score_{label}_b"]
+                        merged[f"true_{label}_a"],
+                        merged[f"score_{label}_a"],
+                        merged[f"score_{label}_b"],
+                        alpha=alpha,
                     )
                     row.update(result.as_dict())
                 except InputError as exc:

@@ -1,4 +1,4 @@
-"""Rule evaluate_classifiers: AUROC with bootstrap intervals per cell, and each cell's training time."""
+"""Rule evaluate_classifiers: AUROC with intervals per cell, and each cell's training time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 from cxrmask.atomic import write_csv
 from cxrmask.cells import load_cells
 from cxrmask.config import EvaluateSettings
-from cxrmask.metrics import evaluate_predictions
+from cxrmask.uncertainty import auroc_intervals
 from cxrmask.vocabulary import AUROC_COLUMNS, NO_FINDING
 
 
@@ -23,11 +23,9 @@ def auroc_table(
     settings: EvaluateSettings,
     seed: int,
 ) -> pd.DataFrame:
-    """Per-label and macro AUROC with bootstrap intervals for every cell, in one tidy table."""
+    """Per-label AUROC with DeLong intervals and macro AUROC with a patient-bootstrap interval per cell."""
     frames = [
-        evaluate_predictions(frame, [*labels, NO_FINDING], settings.n_boot, seed, settings.alpha).assign(
-            **cell
-        )
+        auroc_intervals(frame, [*labels, NO_FINDING], settings.alpha, settings.n_boot, seed).assign(**cell)
         for cell, frame in load_cells(predictions, cells)
     ]
     return pd.concat(frames)[list(AUROC_COLUMNS)]

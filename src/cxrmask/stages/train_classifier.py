@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -17,6 +18,9 @@ from cxrmask.torchutil import resolve_device, seed_everything, set_threads
 from cxrmask.tracking import RunRecorder
 
 log = logging.getLogger(__name__)
+
+#: The per-epoch training checkpoint a killed cell resumes from, beside the cell's weights.
+RESUME_NAME = "resume.pt"
 
 
 def train_classifier(
@@ -38,7 +42,11 @@ def train_classifier(
 ) -> dict[str, float]:
     """Train ``architecture`` on condition ``mask`` with ``seed``; write predictions, history, weights.
 
-    ``masks`` is the condition's mask cache (None for original images).
+    ``masks`` is the condition's mask cache (None for original images). The
+    training state is checkpointed after every epoch to ``resume.pt`` beside
+    the weights (not a declared output, so Snakemake keeps it when a job dies);
+    a rerun of a killed job resumes from it, and it is removed once the cell is
+    written.
     """
     set_threads(threads)
     seed_everything(seed)
@@ -61,6 +69,7 @@ def train_classifier(
         len(val_split.targets),
         len(test_split.targets),
     )
+    checkpoint = Path(model).parent / RESUME_NAME
     result = train(
         architecture,
         train_split,
@@ -74,6 +83,7 @@ def train_classifier(
         on_epoch=lambda row: recorder.log_metrics(
             {k: v for k, v in row.items() if k != "epoch"}, row["epoch"]
         ),
+        checkpoint=checkpoint,
     )
     write_csv(predictions, result.predictions)
     write_csv(history, result.history)
@@ -84,4 +94,5 @@ def train_classifier(
     for path in (predictions, history, summary):
         recorder.log_artifact(path)
     recorder.save(record)
+    checkpoint.unlink(missing_ok=True)
     return result.summary

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from cxrmask.atomic import write_text
+from cxrmask.metrics import MACRO
+from cxrmask.uncertainty import seed_spread
 from cxrmask.vocabulary import DELONG_COLUMNS
 
 PathLike = str | os.PathLike[str]
@@ -86,6 +88,22 @@ def _segmentation_section(
     return [*lines, ""]
 
 
+def seed_table(aurocs: pd.DataFrame) -> pd.DataFrame:
+    """Backbone x mask rows, a column per label (macro first), each "mean ± sd" over seeds.
+
+    With one seed the sd is undefined and the cell shows the mean alone.
+    """
+    spread = seed_spread(aurocs)
+    spread["text"] = [
+        f"{m:.3f}" if pd.isna(sd) else f"{m:.3f} ± {sd:.3f}"
+        for m, sd in zip(spread["mean"], spread["sd"], strict=True)
+    ]
+    wide = spread.set_index(["backbone", "mask", "label"])["text"].unstack("label")
+    labels = [c for c in dict.fromkeys(spread["label"]) if c != MACRO]
+    order = spread[["backbone", "mask"]].drop_duplicates()
+    return wide.loc[list(order.itertuples(index=False, name=None)), [MACRO, *labels]].reset_index()
+
+
 def write_report(
     curation: str,
     finetune: str,
@@ -96,25 +114,28 @@ def write_report(
     training: str,
     figures: Sequence[str],
     report: str,
+    summary: str | None = None,
 ) -> None:
-    """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures."""
+    """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
+
+    ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down.
+    """
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
     tight_shards = [pd.read_csv(p) for p in tight]
     tight_qc = pd.concat(tight_shards)
     loose_qc = pd.concat([pd.read_csv(p) for p in loose])
-    aurocs = pd.read_csv(auroc)
-    mean = aurocs.groupby(["backbone", "mask", "label"], sort=False)["auroc"].mean().unstack("label")
-    labels = [c for c in mean.columns if c != "macro"]
-    mean = mean[["macro", *labels]].reset_index()
+    mean = seed_table(pd.read_csv(auroc))
     tests = pd.read_csv(delong)
     train = pd.read_csv(training)
     time_cols = ["best_epoch", "epochs_run", "seconds_to_best", "train_seconds", "test_macro_auroc"]
     train_summary = train.groupby(["backbone", "mask"], sort=False)[time_cols].mean().reset_index()
     splits = pd.DataFrame(cur["splits"]).T.reset_index(names="split")
+    claims = Path(summary).read_text().replace("\n#", "\n##") if summary else ""
     lines = [
         "# cxrmask report",
         "",
+        *(["#" + claims] if claims else []),
         "## Curated NIH subset",
         "",
         _table(splits),
@@ -122,9 +143,14 @@ def write_report(
         f"Patients in two splits: {cur['patients_in_two_splits']}.",
         "",
         *_segmentation_section(json.loads(Path(finetune).read_text()), tight_qc, loose_qc, tight_shards),
-        "## Test AUROC (mean over seeds)",
+        "## Test AUROC (mean ± sd over seeds)",
         "",
         _table(mean),
+        "",
+        "Intervals (`tables/auroc.csv`): DeLong per label and a patient-level bootstrap for the macro AUROC, "
+        "at `evaluate.alpha`. Tests between conditions use each condition's scores averaged over seeds, "
+        "so they compare conditions on this test set; the ± above is the spread a rerun with another seed "
+        "shows.",
         "",
         "## Paired DeLong tests (Holm within backbone)",
         "",

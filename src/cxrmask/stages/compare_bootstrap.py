@@ -1,0 +1,35 @@
+"""Rule compare_bootstrap: paired patient-bootstrap contrasts between cells."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from cxrmask.atomic import write_csv
+from cxrmask.cells import load_cells, seed_averaged
+from cxrmask.config import EvaluateSettings
+from cxrmask.uncertainty import condition_contrasts
+from cxrmask.vocabulary import NO_FINDING
+
+
+def compare_bootstrap(
+    predictions: Sequence[str],
+    contrasts: str,
+    cells: Sequence[Mapping[str, Any]],
+    labels: Sequence[str],
+    settings: EvaluateSettings,
+    pairs: Sequence[Sequence[str]],
+    seed: int,
+) -> pd.DataFrame:
+    """Each cell, each condition difference, each backbone interaction and each cell against the best.
+
+    Scores are averaged over seeds per backbone x condition first, as for the DeLong tests.
+    """
+    loaded = load_cells(predictions, cells)
+    keys = dict.fromkeys((cell["backbone"], cell["mask"]) for cell, _ in loaded)
+    frames = {key: seed_averaged(loaded, *key) for key in keys}
+    table = condition_contrasts(frames, [*labels, NO_FINDING], pairs, settings.alpha, settings.n_boot, seed)
+    write_csv(contrasts, table)
+    return table

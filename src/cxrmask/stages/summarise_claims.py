@@ -1,0 +1,30 @@
+"""Rule summarise_claims: the paper's claims against this run, ``summary.md`` and ``tables/claims.csv``."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cxrmask.claims import write_summary
+from cxrmask.config import ClaimsSettings
+
+
+def summarise_claims(
+    contrasts: str,
+    delong: str,
+    training: str,
+    summary: str,
+    claims: str,
+    alpha: float,
+    settings: ClaimsSettings,
+) -> pd.DataFrame:
+    """Judge every claim from the contrasts, DeLong and training tables."""
+    return write_summary(
+        contrasts,
+        delong,
+        training,
+        summary,
+        claims,
+        alpha=alpha,
+        margin=settings.margin,
+        reference=settings.reference,
+    )

@@ -1,0 +1,244 @@
+"""Figures for the study's answers: No Finding score distributions, training efficiency, saliency.
+
+They follow :mod:`cxrmask.figures`' conventions (one ``FigureSettings``, fixed
+Okabe-Ito colours per condition, vector output when ``figures.format`` is pdf
+or svg, byte-identical files) and reuse its helpers, so every figure of a run
+looks alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from skimage.measure import find_contours
+
+from cxrmask.config import FigureSettings
+from cxrmask.errors import InputError
+from cxrmask.figures import (
+    CONDITION_COLOURS,
+    _grid,
+    _legend_columns,
+    _new_figure,
+    _ordered_conditions,
+    _panels,
+    _rc,
+    _require,
+    _save,
+    _unique,
+)
+from cxrmask.vocabulary import NO_FINDING
+
+LUNG_COLOUR = "#F0E442"
+"""Lung outline on saliency overlays: the galleries' ground-truth yellow."""
+
+_MARKERS = ("o", "s", "D")
+
+
+def no_finding_distributions(
+    predictions: Mapping[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    style: FigureSettings,
+    title: str = "",
+) -> Figure:
+    """No Finding scores of normal and abnormal test images, one panel per mask condition.
+
+    The paper's No Finding result is about how well the derived score
+    separates normal from abnormal images; the two histograms (same bins in
+    every panel, densities) show that separation directly. Panels are
+    ``style.width`` wide and ``0.75 * style.width`` tall.
+    """
+    if not predictions:
+        raise InputError("no_finding_distributions: no predictions given; pass one table per condition.")
+    conditions = _ordered_conditions(list(predictions), "No Finding predictions")
+    columns = [f"true_{NO_FINDING}", f"score_{NO_FINDING}"]
+    for condition in conditions:
+        _require(predictions[condition], columns, f"predictions for {condition!r}")
+    scores = np.concatenate([predictions[c][columns[1]].to_numpy(float) for c in conditions])
+    bins = np.linspace(scores.min(), scores.max() if scores.max() > scores.min() else scores.min() + 1, 21)
+    with _rc(style):
+        figure = _new_figure(style, len(conditions) * style.width, 0.75 * style.width)
+        axes = _panels(figure, len(conditions), 1, len(conditions))
+        for ax, condition in zip(axes, conditions, strict=True):
+            frame = predictions[condition]
+            normal = frame[columns[0]].to_numpy() == 1
+            score = frame[columns[1]].to_numpy(float)
+            colour = CONDITION_COLOURS[condition]
+            ax.hist(score[normal], bins=bins, density=True, color=colour, alpha=0.55, label="No Finding")
+            ax.hist(
+                score[~normal],
+                bins=bins,
+                density=True,
+                histtype="step",
+                color=colour,
+                linewidth=1.4,
+                linestyle="--",
+                label="abnormal",
+            )
+            ax.set_title(condition)
+            ax.set_xlabel("No Finding score")
+        axes[0].set_ylabel("Density")
+        handles = [
+            Line2D([], [], color="#555555", alpha=0.55, linewidth=6, label="No Finding images"),
+            Line2D([], [], color="#555555", linestyle="--", label="abnormal images"),
+        ]
+        figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+        if title:
+            figure.suptitle(title)
+        _save(figure, path, style)
+    return figure
+
+
+def training_efficiency(
+    training: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings
+) -> Figure:
+    """Time and epochs to the best validation macro AUROC per backbone and condition (the "trains faster"
+    claim): bars are means over seeds, dots single seeds. Two panels, each ``style.width`` wide per
+    backbone-group and ``0.8 * style.width`` tall."""
+    _require(training, ["backbone", "mask", "seed", "seconds_to_best", "best_epoch"], "training table")
+    conditions = _ordered_conditions(_unique(training["mask"]), "training table")
+    backbones = _unique(training["backbone"])
+    width = 0.8 / len(conditions)
+    with _rc(style):
+        figure = _new_figure(style, 2 * max(style.width, 0.9 * len(backbones)), 0.8 * style.width)
+        axes = _panels(figure, 2, 1, 2)
+        for ax, column, name in zip(
+            axes, ["seconds_to_best", "best_epoch"], ["Seconds to best epoch", "Best epoch"], strict=True
+        ):
+            for j, condition in enumerate(conditions):
+                for i, backbone in enumerate(backbones):
+                    values = training.loc[
+                        (training["backbone"] == backbone) & (training["mask"] == condition), column
+                    ].astype(float)
+                    if values.empty:
+                        continue
+                    x = i + (j - (len(conditions) - 1) / 2) * width
+                    colour = CONDITION_COLOURS[condition]
+                    ax.bar(
+                        x,
+                        values.mean(),
+                        width=0.9 * width,
+                        color=colour,
+                        alpha=0.8,
+                        label=condition if i == 0 else None,
+                    )
+                    ax.plot(np.full(len(values), x), values, "o", color="black", markersize=2.5)
+            ax.set_xticks(range(len(backbones)), backbones, rotation=20, ha="right")
+            ax.set_ylabel(name)
+        axes[1].yaxis.get_major_locator().set_params(integer=True)
+        figure.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="outside lower center",
+            ncols=_legend_columns(len(conditions), 2),
+            frameon=False,
+        )
+        _save(figure, path, style)
+    return figure
+
+
+def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
+    """Share of Grad-CAM mass inside the lungs per label, a marker per condition, a panel per backbone.
+
+    ``table`` has backbone, mask, label, inside_fraction (the mean over test
+    images, averaged over seeds here) and lung_area; the dashed line is what
+    saliency spread evenly over the image would give (the lungs' share of the
+    image), so a point below it means the model looks outside the lungs more
+    than at random. Panels are ``style.width`` wide, three to a row.
+    """
+    _require(table, ["backbone", "mask", "label", "inside_fraction", "lung_area"], "saliency table")
+    conditions = _ordered_conditions(_unique(table["mask"]), "saliency table")
+    backbones = _unique(table["backbone"])
+    labels = _unique(table["label"])
+    mean = table.groupby(["backbone", "mask", "label"], sort=False)[["inside_fraction", "lung_area"]].mean()
+    rows, columns = _grid(len(backbones), 3)
+    step = 0.6 / len(conditions)
+    with _rc(style):
+        figure = _new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
+        axes = _panels(figure, len(backbones), rows, columns)
+        for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
+            for j, condition in enumerate(conditions):
+                for i, label in enumerate(labels):
+                    key = (backbone, condition, label)
+                    if key not in mean.index:
+                        continue
+                    y = i + (j - (len(conditions) - 1) / 2) * step
+                    fraction, area = mean.loc[key]
+                    ax.plot(
+                        fraction,
+                        y,
+                        _MARKERS[j % len(_MARKERS)],
+                        color=CONDITION_COLOURS[condition],
+                        markersize=4.5,
+                        label=condition if i == 0 else None,
+                    )
+                    ax.plot(
+                        [area, area],
+                        [y - step / 2, y + step / 2],
+                        color="#777777",
+                        linestyle="--",
+                        linewidth=0.8,
+                    )
+            ax.set_xlim(0, 1.02)
+            ax.set_ylim(len(labels) - 0.5, -0.5)
+            ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
+            ax.set_xlabel("Saliency inside the lungs")
+            ax.set_title(backbone)
+        handles, names = axes[0].get_legend_handles_labels()
+        handles.append(Line2D([], [], color="#777777", linestyle="--"))
+        names.append("lung share of the image")
+        figure.legend(
+            handles,
+            names,
+            loc="outside lower center",
+            ncols=_legend_columns(len(handles), columns),
+            frameon=False,
+        )
+        _save(figure, path, style)
+    return figure
+
+
+def saliency_overlays(
+    examples: Mapping[str, Mapping[str, np.ndarray]],
+    label: str,
+    path: str | os.PathLike[str],
+    style: FigureSettings,
+    count: int = 4,
+) -> Figure:
+    """Grad-CAM of ``label`` over test images, a column per condition, lungs outlined in yellow.
+
+    ``examples`` maps a condition to what :func:`cxrmask.saliency.cell_saliency`
+    returns as its sample (images, lungs, maps, labels, names), the same test
+    images in every condition. Each panel is ``style.width / 2`` inches square.
+    """
+    if not examples:
+        raise InputError("saliency_overlays: no examples given; pass one sample per condition.")
+    conditions = _ordered_conditions(list(examples), "saliency examples")
+    first = examples[conditions[0]]
+    if label not in list(first["labels"]):
+        raise InputError(f"saliency examples have no maps for {label!r}; they have {list(first['labels'])}.")
+    k = list(first["labels"]).index(label)
+    n = min(count, len(first["images"]))
+    if n == 0:
+        raise InputError("saliency examples hold no images; raise the number of examples kept.")
+    side = style.width / 2
+    with _rc(style):
+        figure = _new_figure(style, len(conditions) * side, n * side + 0.4)
+        axes = np.array(figure.subplots(n, len(conditions), squeeze=False))
+        for column, condition in enumerate(conditions):
+            sample = examples[condition]
+            for row in range(n):
+                ax = axes[row, column]
+                ax.imshow(sample["images"][row], cmap="gray", vmin=0, vmax=1)
+                ax.imshow(sample["maps"][row, k], cmap="inferno", alpha=0.45, vmin=0, vmax=1)
+                for contour in find_contours(sample["lungs"][row].astype(float), 0.5):
+                    ax.plot(contour[:, 1], contour[:, 0], color=LUNG_COLOUR, linewidth=0.8)
+                ax.set_axis_off()
+                if row == 0:
+                    ax.set_title(condition)
+        figure.suptitle(f"Grad-CAM for {label}")
+        _save(figure, path, style)
+    return figure

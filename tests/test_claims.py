@@ -1,0 +1,311 @@
+"""The paper's claims judged on hand-made tables with known verdicts, and on real contrast tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrmask.claims import (
+    CLAIMS,
+    CONTRADICTED,
+    SUPPORTED,
+    UNRESOLVED,
+    ClaimRules,
+    directional,
+    equivalent,
+    evaluate_claims,
+    overall,
+    verdicts,
+    write_summary,
+)
+from cxrmask.errors import ConfigError, InputError
+from cxrmask.metrics import MACRO
+from cxrmask.uncertainty import CONTRAST_COLUMNS, condition_contrasts
+from cxrmask.vocabulary import NO_FINDING
+
+RULES = ClaimRules(alpha=0.05, margin=0.02)
+
+
+def contrast(kind, backbone, condition, backbone_b=None, condition_b=None, label=MACRO, **numbers) -> dict:
+    row = dict.fromkeys(CONTRAST_COLUMNS, np.nan)
+    row.update(kind=kind, backbone=backbone, condition=condition, backbone_b=backbone_b, label=label)
+    row.update(condition_b=condition_b, n_resamples=1000, **numbers)
+    return row
+
+
+def delta(backbone, a, b, estimate, half, p, label=MACRO) -> dict:
+    """A Δ row whose (1 - alpha) interval is ±half and (1 - 2 alpha) interval ±0.8 half."""
+    return contrast(
+        "delta", backbone, a, backbone, b, label, estimate=estimate, ci_low=estimate - half,
+        ci_high=estimate + half, eq_low=estimate - 0.8 * half, eq_high=estimate + 0.8 * half, p_value=p,
+    )  # fmt: skip
+
+
+def cell(backbone, condition, estimate) -> dict:
+    return contrast(
+        "cell", backbone, condition, estimate=estimate, ci_low=estimate - 0.03, ci_high=estimate + 0.03
+    )
+
+
+def versus(best, other, estimate, p) -> dict:
+    return contrast(
+        "versus_best", *best, *other, estimate=estimate, ci_low=estimate - 0.02, ci_high=estimate + 0.02,
+        eq_low=estimate - 0.015, eq_high=estimate + 0.015, p_value=p,
+    )  # fmt: skip
+
+
+def delong_row(backbone, a, b, label, delta_, p_holm, half=0.02) -> dict:
+    return {
+        "backbone": backbone, "label": label, "condition_a": a, "condition_b": b, "delta": delta_,
+        "ci_low": delta_ - half, "ci_high": delta_ + half, "p_value": p_holm / 3, "p_holm": p_holm,
+    }  # fmt: skip
+
+
+def training(backbone, seconds: dict[str, list[float]]) -> list[dict]:
+    return [
+        {"backbone": backbone, "mask": mask, "seed": seed, "seconds_to_best": s, "best_epoch": 3 + seed}
+        for mask, values in seconds.items()
+        for seed, s in enumerate(values)
+    ]
+
+
+def run(contrasts: list[dict], delong: list[dict] | None = None, train: list[dict] | None = None):
+    columns = ["backbone", "label", "condition_a", "condition_b", "delta", "ci_low", "ci_high", "p_value"]
+    delong_frame = pd.DataFrame(delong or [], columns=[*columns, "p_holm"])
+    train_frame = pd.DataFrame(
+        train or [], columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"]
+    )
+    return evaluate_claims(
+        pd.DataFrame(contrasts, columns=CONTRAST_COLUMNS), delong_frame, train_frame, RULES
+    )
+
+
+def rows_of(table: pd.DataFrame, claim: str) -> pd.DataFrame:
+    return table[table["claim"] == claim].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- the verdict rules
+
+
+@pytest.mark.parametrize(
+    ("estimate", "p", "eq", "sign", "expected"),
+    [
+        (-0.05, 0.01, (-0.07, -0.03), -1, SUPPORTED),
+        (0.05, 0.01, (0.03, 0.07), -1, CONTRADICTED),  # significant the other way
+        (-0.001, 0.6, (-0.01, 0.008), -1, CONTRADICTED),  # negligible: inside ±margin
+        (-0.03, 0.2, (-0.06, 0.005), -1, UNRESOLVED),
+        (0.03, 0.01, (0.01, 0.05), 1, SUPPORTED),
+        (np.nan, np.nan, (np.nan, np.nan), 1, UNRESOLVED),
+    ],
+)
+def test_directional_verdicts(estimate, p, eq, sign, expected) -> None:
+    assert directional(estimate, p, *eq, sign, RULES) == expected
+
+
+def test_equivalence_and_overall_verdicts() -> None:
+    assert equivalent(-0.015, 0.019, RULES) == SUPPORTED
+    assert equivalent(-0.03, 0.01, RULES) == UNRESOLVED
+    assert equivalent(0.025, 0.06, RULES) == CONTRADICTED
+    assert equivalent(-0.09, -0.021, RULES) == CONTRADICTED
+    assert overall([SUPPORTED, SUPPORTED]) == SUPPORTED
+    assert overall([CONTRADICTED]) == CONTRADICTED
+    assert overall([SUPPORTED, CONTRADICTED]) == UNRESOLVED
+    assert overall([]) == UNRESOLVED
+
+
+def test_rules_refuse_nonsense() -> None:
+    with pytest.raises(ConfigError, match="margin"):
+        ClaimRules(margin=0)
+    with pytest.raises(ConfigError, match="alpha"):
+        ClaimRules(alpha=0.6)
+
+
+# ---------------------------------------------------------------- each claim on hand-made tables
+
+
+def test_best_supported_when_the_reference_tops_and_every_other_cell_is_significantly_lower() -> None:
+    best = ("resnet50", "original")
+    table = run(
+        [
+            cell("resnet50", "original", 0.85),
+            versus(best, ("resnet50", "tight"), -0.06, 0.001),
+            versus(best, ("densenet121", "original"), -0.04, 0.004),
+        ]
+    )
+    row = rows_of(table, "best").iloc[0]
+    assert row["verdict"] == SUPPORTED and row["estimate"] == 0.85
+    assert row["p_holm"] == pytest.approx(0.004 * 1)  # Holm: 0.001 * 2, 0.004 * 1 -> max 0.004
+    assert "runner-up densenet121 / original" in row["note"]
+
+
+def test_best_not_resolved_when_the_runner_up_is_within_noise_and_contradicted_when_beaten() -> None:
+    best = ("resnet50", "original")
+    close = run([cell(*best, 0.85), versus(best, ("resnet50", "loose"), -0.005, 0.6)])
+    assert rows_of(close, "best").iloc[0]["verdict"] == UNRESOLVED
+    other = ("densenet121", "loose")
+    beaten = run([cell(*best, 0.80), cell(*other, 0.86), versus(other, best, -0.06, 0.002)])
+    row = rows_of(beaten, "best").iloc[0]
+    assert row["verdict"] == CONTRADICTED and "best is densenet121 / loose" in row["note"]
+    absent = run([cell(*other, 0.86), versus(other, ("densenet121", "tight"), -0.06, 0.002)])
+    assert rows_of(absent, "best").iloc[0]["verdict"] == UNRESOLVED
+    assert "not in this run" in rows_of(absent, "best").iloc[0]["note"]
+
+
+def test_loose_comparable_by_equivalence_per_backbone() -> None:
+    table = run(
+        [
+            delta("resnet50", "original", "loose", -0.004, 0.012, 0.5),  # eq ±0.0096: inside ±0.02
+            delta("densenet121", "original", "loose", -0.06, 0.02, 0.001),  # eq entirely below -0.02
+        ]
+    )
+    rows = rows_of(table, "loose_comparable").set_index("backbone")
+    assert rows.loc["resnet50", "verdict"] == SUPPORTED
+    assert rows.loc["densenet121", "verdict"] == CONTRADICTED
+    assert verdicts(table)["loose_comparable"] == UNRESOLVED  # backbones disagree
+    assert rows.loc["densenet121", "p_holm"] == pytest.approx(0.002)
+
+
+def test_loose_no_finding_reads_the_delong_table_either_way_round() -> None:
+    table = run(
+        [],
+        delong=[
+            delong_row("resnet50", "original", "loose", NO_FINDING, 0.03, 0.01),
+            delong_row("densenet121", "loose", "original", NO_FINDING, -0.03, 0.01),  # same, written b-a
+            delong_row("effnet", "original", "loose", NO_FINDING, 0.001, 0.9, half=0.01),  # CI below +margin
+            delong_row("vit", "original", "loose", NO_FINDING, 0.02, 0.3, half=0.04),
+            delong_row("vit", "original", "loose", "Mass", 0.2, 0.0001),  # another label: ignored
+        ],
+    )
+    rows = rows_of(table, "loose_no_finding").set_index("backbone")
+    assert rows["verdict"].to_dict() == {
+        "resnet50": SUPPORTED,
+        "densenet121": SUPPORTED,
+        "effnet": CONTRADICTED,
+        "vit": UNRESOLVED,
+    }
+    assert rows.loc["densenet121", "estimate"] == pytest.approx(0.03)
+    assert (rows.loc["densenet121", "ci_low"], rows.loc["densenet121", "ci_high"]) == pytest.approx(
+        (0.01, 0.05)
+    )
+
+
+def test_tight_lower_holm_across_backbones_and_counts_delong_drops() -> None:
+    table = run(
+        [
+            delta("resnet50", "original", "tight", -0.05, 0.03, 0.02),
+            delta("densenet121", "original", "tight", -0.04, 0.03, 0.03),
+        ],
+        delong=[
+            delong_row("resnet50", "original", "tight", "Mass", -0.06, 0.01),
+            delong_row("resnet50", "original", "tight", "Edema", -0.01, 0.5),
+            delong_row("resnet50", "original", "tight", NO_FINDING, -0.08, 0.001),  # not a finding
+        ],
+    )
+    rows = rows_of(table, "tight_lower").set_index("backbone")
+    assert rows["p_holm"].tolist() == pytest.approx([0.04, 0.04])
+    assert (rows["verdict"] == SUPPORTED).all()
+    assert rows.loc["resnet50", "note"].startswith("1 of 2 findings significantly lower")
+
+
+def test_tight_faster_is_tested_over_seeds_and_not_resolved_with_one() -> None:
+    many = run([], train=training("resnet50", {"original": [100, 120, 90, 110], "tight": [52, 59, 47, 56]}))
+    row = rows_of(many, "tight_faster").iloc[0]
+    assert row["verdict"] == SUPPORTED
+    assert row["estimate"] == pytest.approx(np.exp(np.mean(np.log([0.52, 59 / 120, 47 / 90, 56 / 110]))))
+    assert row["ci_low"] < row["estimate"] < row["ci_high"] < 1
+    one = run([], train=training("resnet50", {"original": [100], "tight": [50]}))
+    row = rows_of(one, "tight_faster").iloc[0]
+    assert (
+        row["verdict"] == UNRESOLVED
+        and row["estimate"] == pytest.approx(0.5)
+        and "needs >= 3 seeds" in row["note"]
+    )
+    slower = run([], train=training("resnet50", {"original": [50, 60, 45], "tight": [100, 118, 93]}))
+    assert rows_of(slower, "tight_faster").iloc[0]["verdict"] == CONTRADICTED
+
+
+def test_backbone_dependence_from_interactions() -> None:
+    def interaction(estimate, p, eq_half):
+        return contrast(
+            "interaction", "resnet50", "original->tight", "densenet121", "original->tight",
+            estimate=estimate, ci_low=estimate - 0.03, ci_high=estimate + 0.03, eq_low=estimate - eq_half,
+            eq_high=estimate + eq_half, p_value=p,
+        )  # fmt: skip
+
+    assert verdicts(run([interaction(0.06, 0.001, 0.02)]))["backbone_dependent"] == SUPPORTED
+    assert verdicts(run([interaction(0.0, 0.9, 0.01)]))["backbone_dependent"] == CONTRADICTED
+    lone = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.02)])
+    assert rows_of(lone, "backbone_dependent").iloc[0]["note"] == "one backbone only"
+
+
+def test_a_claim_without_evidence_stays_unresolved_and_says_why() -> None:
+    table = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)])
+    assert set(table["claim"]) == set(CLAIMS)
+    row = rows_of(table, "loose_comparable").iloc[0]
+    assert row["verdict"] == UNRESOLVED and "not in this run" in row["note"]
+
+
+def test_missing_columns_name_the_table() -> None:
+    with pytest.raises(InputError, match="training table lacks columns"):
+        evaluate_claims(
+            pd.DataFrame(columns=CONTRAST_COLUMNS),
+            pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"]),
+            pd.DataFrame(columns=["backbone"]),
+            RULES,
+        )
+
+
+# ---------------------------------------------------------------- end to end on real contrast tables
+
+
+def predictions(signal: dict[str, float], n: int = 160) -> pd.DataFrame:
+    """Two findings; each label's scores separate the classes by ``signal[label]`` (same noise draws)."""
+    rng = np.random.default_rng(0)
+    truth = rng.random((n, 2)) < 0.35
+    noise = rng.normal(0, 1, truth.shape)
+    frame = pd.DataFrame({"image": [f"{i:05d}.png" for i in range(n)], "patient_id": np.arange(n) // 2})
+    scores = np.empty(truth.shape)
+    for k, label in enumerate(["Mass", "Edema"]):
+        scores[:, k] = signal[label] * truth[:, k] + noise[:, k]
+        frame[f"true_{label}"] = truth[:, k].astype(int)
+        frame[f"score_{label}"] = scores[:, k]
+    frame[f"true_{NO_FINDING}"] = (~truth.any(axis=1)).astype(int)
+    frame[f"score_{NO_FINDING}"] = -scores.max(axis=1)
+    return frame
+
+
+def test_summary_from_real_contrasts(tmp_path) -> None:
+    frames = {
+        ("resnet50", "original"): predictions({"Mass": 2.0, "Edema": 2.0}),
+        ("resnet50", "tight"): predictions({"Mass": 0.7, "Edema": 0.7}),
+        ("resnet50", "loose"): predictions({"Mass": 2.0, "Edema": 2.0}),
+    }
+    pairs = [["original", "tight"], ["original", "loose"]]
+    contrasts = condition_contrasts(frames, ["Mass", "Edema", NO_FINDING], pairs, 0.05, 300, 0)
+    contrasts.to_csv(tmp_path / "contrasts.csv", index=False)
+    pd.DataFrame([delong_row("resnet50", "original", "loose", NO_FINDING, 0.0, 1.0, half=0.01)]).to_csv(
+        tmp_path / "delong.csv", index=False
+    )
+    pd.DataFrame(training("resnet50", {"original": [10.0], "tight": [5.0]})).to_csv(
+        tmp_path / "training.csv", index=False
+    )
+    table = write_summary(
+        tmp_path / "contrasts.csv",
+        tmp_path / "delong.csv",
+        tmp_path / "training.csv",
+        tmp_path / "summary.md",
+        tmp_path / "claims.csv",
+        alpha=0.05,
+        margin=0.02,
+    )
+    found = verdicts(table)
+    assert found["tight_lower"] == SUPPORTED
+    assert found["loose_comparable"] == SUPPORTED  # identical scores: Δ = 0 exactly
+    assert found["loose_no_finding"] == CONTRADICTED  # no gain, CI below the margin
+    assert found["tight_faster"] == UNRESOLVED
+    text = (tmp_path / "summary.md").read_text()
+    for claim, verdict in found.items():
+        assert f"| {CLAIMS[claim]} | **{verdict}** |" in text
+    assert "inside ±0.02 AUROC" in text
+    assert pd.read_csv(tmp_path / "claims.csv")["verdict"].tolist() == table["verdict"].tolist()
