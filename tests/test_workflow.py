@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
-from snakerun import DEMO, REPO, dry_run, overlay, planned_jobs, snakemake, tiny_args
+from snakerun import DEMO, REPO, SNAKEFILE, dry_run, overlay, planned_jobs, snakemake, tiny_args
 
 FULL_PLAN = {
     "download": 17,
@@ -283,3 +285,40 @@ def test_cpu_rerun_gives_identical_numbers(tiny_copy):
     runs = pd.read_csv(results / "mlflow" / "runs.csv")
     # the three retrained cells and their saliency (rerun on the new weights) are new runs; the rest logged
     assert int(runs["logged"].sum()) == 3 + 3
+
+
+@pytest.mark.slow
+def test_classifier_image_size_reruns_caches_and_classifiers_not_segmentation(demo_run):
+    jobs = dry_run(*with_overlay(demo_run, {"classifier": {"image_size": 96}}))
+    assert jobs["cache_images"] == 1 and jobs["train_classifier"] == 3
+    assert not {"finetune_medsam", "generate_masks", "dilate_masks", "prepare_seg_data"} & set(jobs)
+
+
+def _checkout_copy(folder: Path) -> Path:
+    """The workflow and its library, copied to edit as a developer would."""
+    for name in ("Snakefile", "workflow", "src", "config"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, folder / name)
+    return folder / "Snakefile"
+
+
+@pytest.mark.slow
+def test_library_edits_rerun_what_they_affect_and_comments_nothing(demo_run, tmp_path):
+    snakefile = _checkout_copy(tmp_path / "checkout")
+    args = [str(arg) for arg in demo_args(demo_run)]
+    args[args.index(str(SNAKEFILE))] = str(snakefile)
+    clean_up = tmp_path / "checkout" / "src" / "cxrmask" / "segment" / "postprocess.py"
+    original = clean_up.read_text()
+
+    clean_up.write_text(original.replace('"""', '"""Reworded: ', 1) + "\n# a comment\n")
+    assert dry_run(*args) == {}
+
+    clean_up.write_text(original + "\n\ndef _another_helper():\n    return 2\n")
+    jobs = dry_run(*args)
+    assert jobs["generate_masks"] == 2 and jobs["dilate_masks"] == 2
+    assert jobs["train_classifier"] == 2  # the tight and loose cells; the original one reads no mask
+    assert not {"finetune_medsam", "prepare_seg_data", "curate_nih", "cache_images"} & set(jobs)
