@@ -2,7 +2,7 @@
 
 Snakemake and its jobs are killed together (``killpg``), as when a session,
 a login node or a whole machine goes: nothing gets to clean up. The resume
-is ``snakemake --unlock`` (Snakemake's lock outlives a killed run) and then
+is ``snakemake --unlock`` (a killed run cannot release its lock) and then
 the same command again, without ``--rerun-incomplete``: atomic outputs mean a
 killed job leaves no file for Snakemake to distrust. The outputs must equal
 the uninterrupted run's byte for byte, with no temporaries left.
