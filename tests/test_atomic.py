@@ -171,7 +171,8 @@ def test_outputs_get_the_modes_the_umask_gives(tmp_path: Path, umask_027: None) 
 # A job writing a mask folder and a table until it is stopped.
 WRITER = """
 import sys, time
-from cxrmask.atomic import atomic_dir, atomic_path
+from cxrmask.atomic import atomic_dir, atomic_path, unwind_on_sigterm
+unwind_on_sigterm()  # as every job does at its start
 with atomic_dir(sys.argv[1] + "/shard_0") as tmp, atomic_path(sys.argv[1] + "/shard_0.csv") as table:
     (tmp / "a.png").write_bytes(b"a")
     table.write_text("half")

@@ -76,10 +76,11 @@ def test_each_job_is_one_run_and_a_rerun_adds_only_the_jobs_that_ran_again(tiny_
 
     log("--forcerun", "log_mlflow")
     first = logged_runs(tracking_server)
-    # fine-tuning, two mask shards, three classifier cells: one run each
+    # fine-tuning, two mask shards, three classifier cells and their saliency: one run each
     assert sorted(rule for rule, _ in first.elements()) == [
         "finetune_medsam",
         *["generate_masks"] * 2,
+        *["saliency_classifier"] * 3,
         *["train_classifier"] * 3,
     ]
     assert set(first.values()) == {1}
@@ -87,6 +88,11 @@ def test_each_job_is_one_run_and_a_rerun_adds_only_the_jobs_that_ran_again(tiny_
     log("--forcerun", "log_mlflow")  # the same records again: nothing new
     assert logged_runs(tracking_server) == first
 
-    log("--forcerun", tiny_copy / CELL / "run.json")  # one classifier retrained
-    [cell] = [job for job in first if job[0] == "train_classifier" and json.loads(job[1])["mask"] == "loose"]
-    assert logged_runs(tracking_server) == first + Counter([cell])
+    log("--forcerun", tiny_copy / CELL / "run.json")  # one classifier retrained, so its saliency too
+    cell = [
+        job
+        for job in first
+        if job[0] in ("train_classifier", "saliency_classifier") and json.loads(job[1])["mask"] == "loose"
+    ]
+    assert len(cell) == 2
+    assert logged_runs(tracking_server) == first + Counter(cell)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -155,7 +156,14 @@ def test_rule_arguments_follow_the_stage_signature(tmp_path):
     assert set(kwargs) == {"tight", "tight_table", "truth", "masks", "table", "settings"}
 
 
-def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_path):
+@pytest.fixture
+def job_signals():
+    """run_step sets the job's SIGTERM handler; put Python's default back for the rest of the session."""
+    yield
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_path, job_signals):
     def crash():
         raise RuntimeError("CUDA out of memory (simulated by the test)")
 

@@ -77,7 +77,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _prepare(target: Path) -> None:
-    """Create the target's folder, remove temporaries a killed writer left, make SIGTERM unwind."""
+    """Create the target's folder and remove temporaries a killed writer left."""
     target.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp/mkdtemp names: the prefix, 8 characters from [a-z0-9_], then ".part".
     stale = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.part")
@@ -87,13 +87,15 @@ def _prepare(target: Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
-    _unwind_on_sigterm()
 
 
-def _unwind_on_sigterm() -> None:
+def unwind_on_sigterm() -> None:
     """Turn SIGTERM into ``SystemExit(143)`` so ``except``/``finally`` blocks remove temporaries.
 
-    Python's default for SIGTERM ends the process without unwinding. Only the
+    Python's default for SIGTERM ends the process without unwinding. Every job
+    calls this once at its start (:func:`cxrmask.logs.run_step`), not the
+    library on import or on each write, so processes the library merely runs
+    in (a test runner, a pool's workers) keep Python's default. Only the
     default handler is replaced (an application's own handler is left alone),
     and only from the main thread, where Python runs signal handlers.
     """

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from cxrmask.atomic import unwind_on_sigterm
 from cxrmask.errors import CxrmaskError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -40,6 +41,7 @@ def run_step(log_file: str | os.PathLike[str] | None, step: Callable[..., Any], 
     user has more to go on than an exit code.
     """
     setup_logging(log_file)
+    unwind_on_sigterm()
     log = logging.getLogger(getattr(step, "__module__", __name__))
     try:
         return step(**kwargs)
