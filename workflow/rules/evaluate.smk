@@ -166,7 +166,7 @@ rule plot_qc_gallery:
     output:
         figure=report(
             results("figures", f"qc_gallery.{FIG}"),
-            caption="../report/figure.rst",
+            caption="../report/qc_gallery.rst",
             category="Masks",
         ),
     log:
