@@ -57,6 +57,7 @@ from cxrmask.config import (
     TrainSettings,
 )
 from cxrmask.imageio import read_grey, read_mask, write_png
+from cxrmask.segment.autoprompt import AutoPrompt
 from cxrmask.segment.dataset import load_pair, prepare
 from cxrmask.segment.finetune import finetune
 from cxrmask.segment.inference import generate_masks
@@ -288,13 +289,18 @@ def _generate(bench: Bench, model, items, settings: InferenceSettings, name: str
     """Images per second of ``generate_masks`` after a warm-up call (the encoder compiles in it)."""
     warm = items[: bench.scale.warm_batches * settings.batch_size]
     if warm:
-        generate_masks(model, warm, bench.prior, bench.work / f"{name}_warm", settings, bench.device)
+        generate_masks(model, warm, _prior_prompt(bench), bench.work / f"{name}_warm", settings, bench.device)
         shutil.rmtree(bench.work / f"{name}_warm")
     seconds = _seconds(
-        lambda: generate_masks(model, items, bench.prior, bench.work / name, settings, bench.device),
+        lambda: generate_masks(model, items, _prior_prompt(bench), bench.work / name, settings, bench.device),
         bench.device,
     )
     return len(items) / seconds
+
+
+def _prior_prompt(bench: Bench) -> AutoPrompt:
+    """The learned lung box as the prompt, unrefined: the same boxes for every lever and the loop."""
+    return AutoPrompt(prior=bench.prior, start="prior", steps=0)
 
 
 def _encoder_images_per_s(bench: Bench, model, batch: int) -> float:

@@ -198,20 +198,31 @@ def package(tmp_path) -> Path:
 def test_a_stage_reaches_the_modules_it_imports_and_no_others(package):
     masks = set(code_modules("generate_masks", package))
     assert {"cxrmask.stages.generate_masks", "cxrmask.segment.postprocess", "cxrmask.config"} <= masks
-    finetune = set(code_modules("finetune_medsam", package))
-    assert "cxrmask.segment.postprocess" not in finetune and "cxrmask.segment.finetune" in finetune
+    assert "cxrmask.classify.train" not in masks
+    train = set(code_modules("train_classifier", package))
+    assert "cxrmask.classify.train" in train and "cxrmask.segment.postprocess" not in train
 
 
-def test_an_edit_to_the_mask_clean_up_changes_mask_rules_only(package):
-    rules = ["generate_masks", "dilate_masks", "finetune_medsam", "train_classifier", "plot_roc"]
+def test_an_edit_to_the_training_loop_changes_the_classifier_rules_only(package):
+    rules = ["train_classifier", "saliency_classifier", "generate_masks", "finetune_medsam", "cache_images"]
     before = {rule: code_version(rule, package) for rule in rules}
-    source = package / "segment" / "postprocess.py"
-    text = source.read_text()
-    source.write_text(text + "\n\ndef _unused_helper():\n    return 1\n")
+    source = package / "classify" / "train.py"
+    source.write_text(source.read_text() + "\n\ndef _unused_helper():\n    return 1\n")
     after = {rule: code_version(rule, package) for rule in rules}
-    assert after["generate_masks"] != before["generate_masks"]
-    assert after["dilate_masks"] != before["dilate_masks"]
+    assert after["train_classifier"] != before["train_classifier"]
+    assert after["saliency_classifier"] != before["saliency_classifier"]
     assert {rule: after[rule] for rule in rules[2:]} == {rule: before[rule] for rule in rules[2:]}
+
+
+def test_an_edit_to_the_mask_clean_up_changes_mask_rules_not_classifier_training(package):
+    before = {
+        rule: code_version(rule, package) for rule in ("generate_masks", "dilate_masks", "train_classifier")
+    }
+    source = package / "segment" / "postprocess.py"
+    source.write_text(source.read_text() + "\n\ndef _unused_helper():\n    return 1\n")
+    assert code_version("generate_masks", package) != before["generate_masks"]
+    assert code_version("dilate_masks", package) != before["dilate_masks"]
+    assert code_version("train_classifier", package) == before["train_classifier"]
 
 
 def test_comments_docstrings_and_formatting_change_no_version(package):

@@ -186,7 +186,15 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
             {
                 "n_train": 1,
                 "n_val": 1,
+                "n_test": 1,
                 "best_epoch": 1,
+                "default_prompt": "head_refined",
+                "test": {
+                    "finetuned": {
+                        "head_refined": {"dice_mean": 0.9, "dice_p10": 0.8, "iou_mean": 0.8, "hd95_mean": 4.0}
+                    }
+                },
+                "qc_test": {"spearman_qc_dice": 0.5, "flagged": 0, "n": 1},
                 "zero_shot_val_dice": 0.5,
                 "finetuned_val_dice": 0.6,
                 "zero_shot_val_dice_prior_box": 0.4,
@@ -194,7 +202,7 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
             }
         )
     )
-    masks = pd.DataFrame({"lung_fraction": [0.3], "fallback": [False]})
+    masks = pd.DataFrame({"lung_fraction": [0.3], "fallback": [False], "flag": [False], "qc_score": [0.9]})
     masks.to_csv(tmp_path / "masks.csv", index=False)
     write_report(
         curation=tmp_path / "curation.json",

@@ -311,14 +311,13 @@ def test_library_edits_rerun_what_they_affect_and_comments_nothing(demo_run, tmp
     snakefile = _checkout_copy(tmp_path / "checkout")
     args = [str(arg) for arg in demo_args(demo_run)]
     args[args.index(str(SNAKEFILE))] = str(snakefile)
-    clean_up = tmp_path / "checkout" / "src" / "cxrmask" / "segment" / "postprocess.py"
-    original = clean_up.read_text()
+    training = tmp_path / "checkout" / "src" / "cxrmask" / "classify" / "train.py"
+    original = training.read_text()
 
-    clean_up.write_text(original.replace('"""', '"""Reworded: ', 1) + "\n# a comment\n")
+    training.write_text(original.replace('"""', '"""Reworded: ', 1) + "\n# a comment\n")
     assert dry_run(*args) == {}
 
-    clean_up.write_text(original + "\n\ndef _another_helper():\n    return 2\n")
+    training.write_text(original + "\n\ndef _another_helper():\n    return 2\n")
     jobs = dry_run(*args)
-    assert jobs["generate_masks"] == 2 and jobs["dilate_masks"] == 2
-    assert jobs["train_classifier"] == 2  # the tight and loose cells; the original one reads no mask
-    assert not {"finetune_medsam", "prepare_seg_data", "curate_nih", "cache_images"} & set(jobs)
+    assert jobs["train_classifier"] == 3 and jobs["saliency_classifier"] == 3
+    assert not {"finetune_medsam", "generate_masks", "dilate_masks", "cache_images", "curate_nih"} & set(jobs)
