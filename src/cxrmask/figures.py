@@ -118,6 +118,17 @@ def _panels(figure: Figure, n: int, rows: int, columns: int) -> list[Axes]:
     return axes[:n]
 
 
+def _bottom_legend(figure: Figure, handles: list, names: list[str], columns: int) -> None:
+    """One legend under all panels, in as many columns as the panels' grid allows."""
+    figure.legend(
+        handles,
+        names,
+        loc="outside lower center",
+        ncols=_legend_columns(len(handles), columns),
+        frameon=False,
+    )
+
+
 def _legend_columns(entries: int, panel_columns: int) -> int:
     """Legend entries per row: about two per panel width, so a figure-wide legend never runs off the page."""
     return max(1, min(entries, 2 * panel_columns))
@@ -462,13 +473,7 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
         names = [f"{b} \u2212 {a}" for a, b in comparisons]
         handles.append(Line2D([], [], color="#555555", marker="o", markerfacecolor="white", linestyle=""))
         names.append("not significant (Holm)")
-        figure.legend(
-            handles,
-            names,
-            loc="outside lower center",
-            ncols=_legend_columns(len(handles), columns),
-            frameon=False,
-        )
+        _bottom_legend(figure, handles, names, columns)
         _save(figure, path, style)
     return figure
 
@@ -520,13 +525,7 @@ def mask_gallery(
         if has_truth:
             handles.append(Line2D([], [], color=TRUTH_COLOUR, linewidth=1.5, linestyle="--"))
             names.append("ground truth")
-        figure.legend(
-            handles,
-            names,
-            loc="outside lower center",
-            ncols=_legend_columns(len(handles), n_columns),
-            frameon=False,
-        )
+        _bottom_legend(figure, handles, names, n_columns)
         _save(figure, path, style)
     return figure
 

@@ -21,6 +21,7 @@ from cxrmask.config import FigureSettings
 from cxrmask.errors import InputError
 from cxrmask.figures import (
     CONDITION_COLOURS,
+    _bottom_legend,
     _grid,
     _legend_columns,
     _new_figure,
@@ -190,13 +191,7 @@ def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style:
         handles, names = axes[0].get_legend_handles_labels()
         handles.append(Line2D([], [], color="#777777", linestyle="--"))
         names.append("lung share of the image")
-        figure.legend(
-            handles,
-            names,
-            loc="outside lower center",
-            ncols=_legend_columns(len(handles), columns),
-            frameon=False,
-        )
+        _bottom_legend(figure, handles, names, columns)
         _save(figure, path, style)
     return figure
 
