@@ -309,3 +309,56 @@ def test_summary_from_real_contrasts(tmp_path) -> None:
         assert f"| {CLAIMS[claim]} | **{verdict}** |" in text
     assert "inside ±0.02 AUROC" in text
     assert pd.read_csv(tmp_path / "claims.csv")["verdict"].tolist() == table["verdict"].tolist()
+
+
+# ---------------------------------------------------------------- the shortcut premise (shifted test set)
+
+
+def shift_row(backbone, condition, estimate, p, eq, label="Pneumonia") -> dict:
+    return {
+        "kind": "excess_drop",
+        "backbone": backbone,
+        "condition": condition,
+        "label": label,
+        "estimate": estimate,
+        "ci_low": eq[0] - 0.01,
+        "ci_high": eq[1] + 0.01,
+        "eq_low": eq[0],
+        "eq_high": eq[1],
+        "p_value": p,
+    }
+
+
+def test_shortcut_claim_reads_the_shortcut_labels_excess_drops_with_holm() -> None:
+    contrasts = pd.DataFrame(
+        [delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)], columns=CONTRAST_COLUMNS
+    )
+    empty = pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"])
+    train = pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"])
+    shift = pd.DataFrame(
+        [
+            shift_row("a", "tight", 0.08, 0.01, (0.03, 0.13)),
+            shift_row("a", "loose", 0.06, 0.02, (0.01, 0.11)),
+            shift_row("a", "tight", 0.5, 0.0001, (0.4, 0.6), label="Mass"),  # another label: ignored
+        ]
+    )
+    table = rows_of(
+        evaluate_claims(contrasts, empty, train, RULES, shift=shift, shortcut_label="Pneumonia"), "shortcut"
+    )
+    assert len(table) == 2
+    # Holm over the two: 0.01 * 2 = 0.02 and max(0.02 * 1, 0.02) = 0.02, both below alpha
+    assert table["p_holm"].tolist() == pytest.approx([0.02, 0.02])
+    assert (table["verdict"] == SUPPORTED).all()
+    # a masked condition that lost as much as original: negligible difference, the premise is contradicted
+    shift.loc[1, ["estimate", "p_value", "eq_low", "eq_high"]] = [0.001, 0.8, -0.01, 0.012]
+    table = rows_of(
+        evaluate_claims(contrasts, empty, train, RULES, shift=shift, shortcut_label="Pneumonia"), "shortcut"
+    )
+    assert table["verdict"].tolist() == [SUPPORTED, CONTRADICTED]
+    assert verdicts(table)["shortcut"] == UNRESOLVED  # the conditions disagree
+
+
+def test_without_a_shifted_test_set_the_shortcut_claim_says_so() -> None:
+    table = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)])
+    row = rows_of(table, "shortcut").iloc[0]
+    assert row["verdict"] == UNRESOLVED and "no shifted test set" in row["note"]

@@ -17,10 +17,10 @@ from cxrmask.classify.backbones import build_backbone
 from cxrmask.classify.cache import build_cache, image_index, load_cache
 from cxrmask.classify.train import (
     SplitData,
-    _predict,
     apply_mask,
     augment,
     macro_auroc,
+    predict,
     split_data,
     train_classifier,
 )
@@ -430,7 +430,7 @@ def test_the_returned_weights_make_the_returned_predictions(trained, splits):
     result, _ = trained
     model = build_backbone("resnet10t", False, len(LABELS))
     model.load_state_dict(result.state)
-    probs = _predict(model, splits["test"], settings(), CPU)
+    probs = predict(model, splits["test"], settings(), CPU)
     np.testing.assert_allclose(
         result.predictions[[f"score_{label}" for label in LABELS]].to_numpy(), probs, rtol=1e-5, atol=1e-6
     )
@@ -559,8 +559,8 @@ def test_a_mask_hides_what_is_outside_it(splits):
     scrambled[(slice(None), *hidden)] = torch.randint(0, 256, scrambled[(slice(None), *hidden)].shape).byte()
     assert not torch.equal(scrambled, test.images)
     np.testing.assert_array_equal(
-        _predict(model, SplitData(scrambled, test.masks, test.targets), settings(), CPU),
-        _predict(model, test, settings(), CPU),
+        predict(model, SplitData(scrambled, test.masks, test.targets), settings(), CPU),
+        predict(model, test, settings(), CPU),
     )
 
 

@@ -226,14 +226,53 @@ def test_marker_rates_follow_the_shortcut_design(records: list[NihRecord]) -> No
     assert share("train_val", True) == pytest.approx(0.85, abs=0.03)
     assert share("train_val", False) == pytest.approx(0.1, abs=0.01)
     assert share("test", True) == pytest.approx(0.85, abs=0.06)
-    shifted = build_nih_records(
-        np.random.default_rng(11),
-        load_lung_shapes(),
-        DemoSettings(**{**RECORDS.model_dump(), "shortcut_rate_test": 0.5}),
-    )
+    assert share("test", False) == pytest.approx(0.1, abs=0.02)
+    assert not [r for r in records if r.split == "shifted"]  # shortcut_rate_test: None, no twins
+
+
+def test_shifted_twins_redraw_each_test_image_with_a_label_blind_marker() -> None:
+    settings = DemoSettings(**{**RECORDS.model_dump(), "shortcut_rate_test": 0.5})
+    records = build_nih_records(np.random.default_rng(11), load_lung_shapes(), settings)
+    test = {(r.patient_id, r.follow_up): r for r in records if r.split == "test"}
+    twins = [r for r in records if r.split == "shifted"]
+    assert len(twins) == len(test)
+    for twin in twins:
+        source = test[(twin.patient_id, twin.follow_up - 500)]
+        assert twin.name == f"{twin.patient_id:08d}_{twin.follow_up:03d}.png" != source.name
+        assert twin.labels == source.labels
+        assert twin.case.seed == source.case.seed and twin.case.placement == source.case.placement
     for positive in (True, False):
-        group = [r for r in shifted if r.split == "test" and ("Pneumonia" in r.labels) == positive]
+        group = [r for r in twins if ("Pneumonia" in r.labels) == positive]
         assert sum(r.case.marker is not None for r in group) / len(group) == pytest.approx(0.5, abs=0.05)
+    # on the test images themselves the marker still goes with the label
+    marked = {
+        p: sum(r.case.marker is not None for r in test.values() if ("Pneumonia" in r.labels) == p)
+        for p in (True, False)
+    }
+    assert marked[True] / sum("Pneumonia" in r.labels for r in test.values()) > 0.75
+
+
+def test_a_twin_differs_from_its_test_image_only_where_a_marker_is(tmp_path: Path) -> None:
+    settings = DemoSettings(
+        seed=5, n_seg_images=4, n_patients=12, nih_size=128, seg_size=64, shortcut_rate_test=0.5
+    )
+    make_demo_data(tmp_path / "data", settings, workers=1)
+    nih = tmp_path / "data" / "nih"
+    twins = (nih / "shifted_list.txt").read_text().split()
+    test = set((nih / "test_list.txt").read_text().split())
+    assert twins and not set(twins) & test
+    table = (nih / "Data_Entry_2017_v2020.csv").read_text()
+    differing = 0
+    for twin in twins:
+        patient, follow_up = twin[:-4].split("_")
+        source = f"{patient}_{int(follow_up) - 500:03d}.png"
+        assert source in test and f"\n{twin}," in table
+        a = np.asarray(Image.open(nih / "images" / source), dtype=int)
+        b = np.asarray(Image.open(nih / "images" / twin), dtype=int)
+        lungs = np.asarray(Image.open(tmp_path / "data" / "nih_lung_masks" / twin)) > 0
+        assert not (a != b)[lungs].any()  # the lungs, and every finding in them, are the same pixels
+        differing += bool((a != b).any())
+    assert differing  # some twins gained or lost the marker
 
 
 def test_lung_shapes_are_two_real_lungs_side_by_side() -> None:

@@ -408,3 +408,44 @@ def test_bad_config_label(sliced: Sliced, labels: list[str]) -> None:
     part, train_val, test = sliced
     with pytest.raises(ConfigError, match=r"nih\.labels"):
         curate(part, train_val, test, labels=labels)
+
+
+# ---- a shifted test set -----------------------------------------------------------------------------
+
+
+def test_a_shifted_list_becomes_its_own_held_out_split(
+    table: pd.DataFrame, lists: tuple[list[str], list[str]]
+) -> None:
+    """Half the test patients' images moved to a shifted list: they are curated like test images, under
+    their own split, never trained on, and the summary counts them without calling it a leak."""
+    train_val, test = lists
+    test_rows = table[table["image"].isin(test)]
+    moved_patients = set(test_rows["patient_id"].unique()[::2])
+    shifted = test_rows.loc[test_rows["patient_id"].isin(moved_patients), "image"].tolist()
+    rest = sorted(set(test) - set(shifted))
+    curated = curate(table, train_val, rest, shifted=shifted, labels=LABELS, no_finding=None, seed=0)
+    assert set(curated.loc[curated["split"] == "shifted", "image"]) <= set(shifted)
+    assert set(curated.loc[curated["split"] == "shifted", "patient_id"]) <= moved_patients
+    assert set(curated["split"]) == {"train", "val", "test", "shifted"}
+    counts = summarise(curated, LABELS)
+    assert counts["splits"]["shifted"]["images"] == int((curated["split"] == "shifted").sum())
+    assert counts["patients_in_two_splits"] == 0
+
+
+def test_a_shifted_list_may_share_test_patients_but_not_train_ones(
+    table: pd.DataFrame, lists: tuple[list[str], list[str]]
+) -> None:
+    train_val, test = lists
+    # the demo's case: a shifted set made of the test patients' other images shares their patients
+    test_patient_images = table[table["image"].isin(test)].groupby("patient_id")["image"].apply(list)
+    pairs = [images for images in test_patient_images if len(images) >= 2][:50]
+    kept, moved = [i[0] for i in pairs], [i[1] for i in pairs]
+    curated = curate(table, train_val, kept, shifted=moved, labels=LABELS, no_finding=None, seed=0)
+    assert summarise(curated, LABELS)["patients_in_two_splits"] == 0
+    # a train_val patient's image in the shifted list is a leak, named with its source
+    with pytest.raises(
+        InputError, match=r"patients appear in both the train_val list and the nih\.shifted_list"
+    ):
+        curate(table, train_val[1:], test, shifted=train_val[:1], labels=LABELS, seed=0)
+    with pytest.raises(InputError, match=r"in both test_list and nih\.shifted_list"):
+        curate(table, train_val, test, shifted=test[:3], labels=LABELS, seed=0)

@@ -69,6 +69,7 @@ NIH_METADATA_URLS = {
 }
 RSUA_URL = "https://prod-dcd-datasets-cache-zipfiles.s3.eu-west-1.amazonaws.com/2jg8vfdmpm-1.zip"
 MEDSAM_URL = "https://zenodo.org/records/10689643/files/medsam_vit_b.pth?download=1"
+AMP_HELP = "bf16 mixed precision on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX); fp32 elsewhere"
 
 
 class Section(BaseModel):
@@ -101,7 +102,11 @@ class DemoSettings(Section):
         0.1, ge=0, le=1, description="share of train images without the label that carry the marker"
     )
     shortcut_rate_test: float | None = Field(
-        None, ge=0, le=1, description="marker rate on test images, label-independent; null: as in train"
+        None,
+        ge=0,
+        le=1,
+        description="marker rate on the test images' shifted twins (a second test set with the marker "
+        "independent of the label); null: no twins",
     )
     test_fraction: Fraction = Field(0.3, description="share of patients in the official-style test list")
 
@@ -149,6 +154,12 @@ class NihSettings(Section):
         default_factory=lambda: ["PA", "AP"], min_length=1, description="view positions kept"
     )
     val_fraction: Fraction = Field(0.1, description="share of train_val patients held out for early stopping")
+    shifted_list: str | None = Field(
+        None,
+        description="a local list of image names (test_list.txt's format) held out as a second, shifted "
+        "test set (another site, a decorrelated shortcut); its patients may not be in train_val. "
+        "null: none (the demo gives its own: demo.shortcut_rate_test)",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -259,7 +270,7 @@ class FinetuneSettings(Section):
     patience: int = Field(
         8, ge=0, description="epochs without a better validation Dice before stopping (0: never)"
     )
-    amp: bool = Field(True, description="mixed precision on CUDA")
+    amp: bool = Field(True, description=AMP_HELP)
     train_prompt: Literal["truth", "inference"] = Field(
         "truth",
         description="truth: ground-truth box jittered outward (MedSAM) | inference: boxes like the "
@@ -312,7 +323,7 @@ class InferenceSettings(Section):
     max_empty_fraction: float = Field(
         0.01, ge=0, le=1, description="share of empty masks above which the job fails even with full_image"
     )
-    amp: bool = Field(True, description="mixed precision on CUDA")
+    amp: bool = Field(True, description=AMP_HELP)
     bf16_weights: bool = Field(True, description="image encoder weights in bf16 on CUDA (ignored on a CPU)")
     compile: bool | None = Field(
         None, description="torch.compile the image encoder: null = on CUDA only | true | false"
@@ -349,7 +360,7 @@ class TrainSettings(Section):
     no_finding_score: Literal["one_minus_max", "prod_one_minus"] = Field(
         "one_minus_max", description="one_minus_max: 1 - max p | prod_one_minus: prod(1 - p)"
     )
-    amp: bool = Field(True, description="mixed precision on CUDA")
+    amp: bool = Field(True, description=AMP_HELP)
     channels_last: bool = Field(True, description="channels-last memory format on CUDA")
 
 

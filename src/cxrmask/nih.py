@@ -11,6 +11,7 @@ carved from ``train_val_list.txt`` by patient, never by image.
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -132,6 +133,7 @@ def curate(
     train_val: Sequence[str],
     test: Sequence[str],
     *,
+    shifted: Sequence[str] = (),
     labels: Sequence[str],
     images: dict[str, Path] | None = None,
     no_finding: int | None = None,
@@ -146,29 +148,35 @@ def curate(
     ``no_finding`` caps the number of No Finding images (sampled by seed;
     ``None`` keeps all). ``images`` restricts the subset to files present.
     Returns one row per image: image, patient_id, split, view, path, and a
-    0/1 column per label plus ``No Finding``.
+    0/1 column per label plus ``No Finding``. Images in ``shifted`` (a second
+    test set under a distribution shift) get split ``shifted``; like test
+    images, they are never trained on.
     """
     check_labels(labels)
-    overlap = set(train_val) & set(test)
-    if overlap:
-        raise InputError(
-            f"{len(overlap)} images are in both train_val_list and test_list (e.g. {sorted(overlap)[0]})."
-        )
+    lists = {"train_val_list": set(train_val), "test_list": set(test), "nih.shifted_list": set(shifted)}
+    for (name_a, a), (name_b, b) in itertools.combinations(lists.items(), 2):
+        if a & b:
+            raise InputError(
+                f"{len(a & b)} images are in both {name_a} and {name_b} (e.g. {sorted(a & b)[0]})."
+            )
     frame = table.copy()
     split = pd.Series(pd.NA, index=frame.index, dtype="object")
-    split[frame["image"].isin(set(train_val))] = "train"
-    split[frame["image"].isin(set(test))] = "test"
+    split[frame["image"].isin(lists["train_val_list"])] = "train"
+    split[frame["image"].isin(lists["test_list"])] = "test"
+    split[frame["image"].isin(lists["nih.shifted_list"])] = "shifted"
     frame["split"] = split
     unlisted = int(frame["split"].isna().sum())
     if unlisted:
-        log.warning("%d images are in neither split list; they are left out", unlisted)
+        log.warning("%d images are in no split list; they are left out", unlisted)
     frame = frame[frame["split"].notna()]
-    crossing = frame.groupby("patient_id")["split"].nunique()
-    if (crossing > 1).any():
-        raise InputError(
-            f"{int((crossing > 1).sum())} patients appear in both the train_val and the test list "
-            f"(e.g. patient {int(crossing[crossing > 1].index[0])}); the split lists must be patient-wise."
-        )
+    trained = set(frame.loc[frame["split"] == "train", "patient_id"])
+    for held_out, source in (("test", "test list"), ("shifted", "nih.shifted_list")):
+        crossing = sorted(trained & set(frame.loc[frame["split"] == held_out, "patient_id"]))
+        if crossing:
+            raise InputError(
+                f"{len(crossing)} patients appear in both the train_val list and the {source} "
+                f"(e.g. patient {int(crossing[0])}); held-out images must be patient-wise."
+            )
     if views:
         frame = frame[frame["view"].isin(list(views))]
     if images is not None:
@@ -215,7 +223,7 @@ def curate(
 
 def summarise(subset: pd.DataFrame, labels: Sequence[str]) -> dict:
     """Counts per label and split, patients per split and the patient-overlap check (log and README)."""
-    splits = ("train", "val", "test")
+    splits = ("train", "val", "test", *(("shifted",) if (subset["split"] == "shifted").any() else ()))
     per_split = {
         split: {
             "images": int((subset["split"] == split).sum()),
@@ -228,7 +236,10 @@ def summarise(subset: pd.DataFrame, labels: Sequence[str]) -> dict:
         for split in splits
     }
     patient_sets = {split: set(subset.loc[subset["split"] == split, "patient_id"]) for split in splits}
+    # The two held-out sets may share patients (the demo's twins are the test images redrawn).
     crossing = sum(
-        len(patient_sets[a] & patient_sets[b]) for i, a in enumerate(splits) for b in splits[i + 1 :]
+        len(patient_sets[a] & patient_sets[b])
+        for a, b in itertools.combinations(splits, 2)
+        if {a, b} != {"test", "shifted"}
     )
     return {"splits": per_split, "patients_in_two_splits": crossing, "images": len(subset)}

@@ -196,6 +196,57 @@ def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style:
     return figure
 
 
+def shift_drops(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
+    """AUROC lost from the test set to the shifted test set, per label, a marker per condition, a panel
+    per backbone.
+
+    ``table`` is ``tables/shift.csv``; its ``drop`` rows are plotted with
+    their intervals as horizontal bars. Right of the zero line a classifier
+    did worse once the shortcut no longer went with the label.
+    """
+    _require(
+        table, ["kind", "backbone", "condition", "label", "estimate", "ci_low", "ci_high"], "shift table"
+    )
+    drops = table[table["kind"] == "drop"]
+    if drops.empty:
+        raise InputError("the shift table has no drop rows: rerun evaluate_shift.")
+    conditions = _ordered_conditions(_unique(drops["condition"]), "shift table")
+    backbones, labels = _unique(drops["backbone"]), _unique(drops["label"])
+    rows_by = drops.set_index(["backbone", "condition", "label"])
+    rows, columns = _grid(len(backbones), 3)
+    step = 0.6 / len(conditions)
+    with _rc(style):
+        figure = _new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
+        axes = _panels(figure, len(backbones), rows, columns)
+        for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
+            ax.axvline(0.0, color="#777777", linewidth=0.8)
+            for j, condition in enumerate(conditions):
+                for i, label in enumerate(labels):
+                    key = (backbone, condition, label)
+                    if key not in rows_by.index:
+                        continue
+                    row = rows_by.loc[key]
+                    y = i + (j - (len(conditions) - 1) / 2) * step
+                    ax.errorbar(
+                        row["estimate"],
+                        y,
+                        xerr=[[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]],
+                        fmt=_MARKERS[j % len(_MARKERS)],
+                        color=CONDITION_COLOURS[condition],
+                        markersize=4.5,
+                        elinewidth=1.0,
+                        label=condition if i == 0 else None,
+                    )
+            ax.set_ylim(len(labels) - 0.5, -0.5)
+            ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
+            ax.set_xlabel("AUROC drop, test - shifted")
+            ax.set_title(backbone)
+        handles, names = axes[0].get_legend_handles_labels()
+        _bottom_legend(figure, handles, names, columns)
+        _save(figure, path, style)
+    return figure
+
+
 def saliency_overlays(
     examples: Mapping[str, Mapping[str, np.ndarray]],
     label: str,

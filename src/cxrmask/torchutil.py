@@ -1,14 +1,15 @@
 """Device, seeding and precision choices shared by fine-tuning, inference and training.
 
 Kept in one place so every stage makes the same choice from the same config
-key: ``device: auto`` picks CUDA when present, bf16 autocast is used only on
-CUDA (CPU autocast is slower than fp32 on most CPUs), and a seed fixes every
-generator a job touches.
+key: ``device: auto`` picks CUDA when present, bf16 autocast is used on CUDA
+and on CPUs with native bf16 instructions (elsewhere CPU autocast emulates
+bf16 and is slower than fp32), and a seed fixes every generator a job touches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -61,8 +62,26 @@ def set_threads(threads: int | None) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
+#: CPU flags (Linux ``/proc/cpuinfo``) of instructions that compute in bf16 natively.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): there CPU autocast is ~2x faster
+    than fp32 for the encoders and backbones here; elsewhere it is emulated and slower."""
+    try:
+        with open(cpuinfo) as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere."""
+    """bf16 autocast when enabled, on CUDA and on a CPU with native bf16; a no-op elsewhere."""
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled and device.type == "cpu" and cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

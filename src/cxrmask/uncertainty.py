@@ -93,12 +93,12 @@ def patient_bootstrap(
     tables = _aligned(frames)
     _, patient_of = np.unique(tables[0]["patient_id"].to_numpy(), return_inverse=True)
     n_patients = int(patient_of.max()) + 1
-    truths = [_truth(tables[0], label) for label in labels]
+    truths = [label_truth(tables[0], label) for label in labels]
     for name, table in zip(list(frames)[1:], tables[1:], strict=True):
         for label, y in zip(labels, truths, strict=True):
-            if not np.array_equal(_truth(table, label), y):
+            if not np.array_equal(label_truth(table, label), y):
                 raise InputError(f"cell {name}: the truth for {label} differs from the first cell's.")
-    scores = [[_scores(t, label) for label in labels] for t in tables]
+    scores = [[label_scores(t, label) for label in labels] for t in tables]
     point = np.array([[auroc(y, s) for y, s in zip(truths, row, strict=True)] for row in scores])
     point = np.concatenate([point, np.full((len(tables), 1), np.nan)], axis=1)
     boot = np.full((n_boot, len(tables), len(labels) + 1), np.nan)
@@ -120,14 +120,14 @@ def patient_bootstrap(
     return Replicates(list(frames), [*labels, MACRO], point, boot, n_patients)
 
 
-def _truth(table: pd.DataFrame, label: str) -> NDArray[np.bool_]:
+def label_truth(table: pd.DataFrame, label: str) -> NDArray[np.bool_]:
     column = f"true_{label}"
     if column not in table or f"score_{label}" not in table:
         raise InputError(f"predictions lack true_/score_ columns for {label!r}; check nih.labels.")
     return table[column].to_numpy() == 1
 
 
-def _scores(table: pd.DataFrame, label: str) -> NDArray[np.float64]:
+def label_scores(table: pd.DataFrame, label: str) -> NDArray[np.float64]:
     values = table[f"score_{label}"].to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         raise InputError(
@@ -172,16 +172,18 @@ def auroc_intervals(
     reps = patient_bootstrap({"cell": predictions}, labels, n_boot, seed)
     rows = []
     for i, label in enumerate(labels):
-        y = _truth(predictions, label)
+        y = label_truth(predictions, label)
         n_pos = int(y.sum())
         low = high = float("nan")
         if not np.isnan(reps.point[0, i]):
-            ci = delong_ci(y, _scores(predictions, label), alpha)
+            ci = delong_ci(y, label_scores(predictions, label), alpha)
             low, high = ci.low, ci.high
         rows.append((label, reps.point[0, i], low, high, "delong", n_pos, y.size - n_pos))
     low, high, _ = interval(reps.boot[:, 0, -1], alpha)
     findings = [label for label in labels if label != NO_FINDING]
-    any_pos = int(np.any([_truth(predictions, label) for label in findings], axis=0).sum()) if findings else 0
+    any_pos = (
+        int(np.any([label_truth(predictions, label) for label in findings], axis=0).sum()) if findings else 0
+    )
     rows.append(
         (MACRO, reps.point[0, -1], low, high, "patient_bootstrap", any_pos, len(predictions) - any_pos)
     )

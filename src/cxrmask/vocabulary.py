@@ -38,6 +38,9 @@ CONDITIONS: tuple[str, ...] = (ORIGINAL, "tight", "loose")
 MASKED_CONDITIONS: tuple[str, ...] = CONDITIONS[1:]
 """Conditions whose images are masked (each has a mask folder per shard)."""
 
+SHIFTED = "shifted"
+"""The split of a second test set under a distribution shift (``nih.shifted_list``; the demo's twins)."""
+
 CELL_KEYS: tuple[str, ...] = ("backbone", "mask", "seed")
 """What identifies one trained classifier: a cell of the backbone x mask condition x seed grid."""
 

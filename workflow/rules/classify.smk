@@ -60,6 +60,7 @@ rule train_classifier:
         masks=mask_cache,
     output:
         predictions=str(Path(cell_dir(), "predictions.csv")),
+        predictions_shifted=str(Path(cell_dir(), "predictions_shifted.csv")),
         history=str(Path(cell_dir(), "history.csv")),
         summary=str(Path(cell_dir(), "summary.json")),
         model=str(Path(cell_dir(), "model.pt")),

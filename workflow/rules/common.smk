@@ -40,6 +40,12 @@ FIG = config["figures"]["format"]
 # Backbone names may carry a library prefix (torchvision:resnet50); paths use a dash instead.
 BACKBONES = {name.replace(":", "-"): name for name in config["classifier"]["backbones"]}
 NIH_METADATA = ["Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.txt"]
+# A second, shifted test set: the demo's marker-decorrelated twins, or a user's nih.shifted_list.
+SHIFTED = (
+    config["demo"]["shortcut_rate_test"] is not None
+    if DEMO
+    else config["nih"]["shifted_list"] is not None
+)
 
 
 wildcard_constraints:
@@ -116,6 +122,15 @@ def nih_metadata(name):
     if DEMO:
         return results("demo", "nih", name)
     return downloaded("nih", name)
+
+
+def nih_shifted_list(wildcards=None):
+    """The shifted test set's image list, [] without one."""
+    if not SHIFTED:
+        return []
+    if DEMO:
+        return results("demo", "nih", "shifted_list.txt")
+    return config["nih"]["shifted_list"]
 
 
 def nih_image_dirs(wildcards=None):
@@ -255,7 +270,13 @@ def figure_files(wildcards=None):
             results("figures", f"no_finding_{{backbone}}.{FIG}"), backbone=BACKBONES
         ),
         results("figures", f"training_efficiency.{FIG}"),
+        *([results("figures", f"shift.{FIG}")] if SHIFTED else []),
     ]
+
+
+def shift_table(wildcards=None):
+    """The shifted-test-set table the claims and the report read, [] without a shifted set."""
+    return results("tables", "shift.csv") if SHIFTED else []
 
 
 def classifier_settings():

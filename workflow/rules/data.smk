@@ -6,6 +6,7 @@ rule make_demo_data:
         labels=results("demo", "nih", "Data_Entry_2017_v2020.csv"),
         train_val=results("demo", "nih", "train_val_list.txt"),
         test=results("demo", "nih", "test_list.txt"),
+        shifted=results("demo", "nih", "shifted_list.txt"),
         images=directory(results("demo", "nih", "images")),
         truth=directory(results("demo", "nih_lung_masks")),
         seg=directory(results("demo", "airlangga")),
@@ -91,6 +92,7 @@ rule curate_nih:
         labels_csv=nih_metadata("Data_Entry_2017_v2020.csv"),
         train_val=nih_metadata("train_val_list.txt"),
         test=nih_metadata("test_list.txt"),
+        shifted=nih_shifted_list(),
         images=nih_image_dirs(),
     output:
         subset=results("nih", "subset.csv"),

@@ -48,6 +48,53 @@ rule compare_conditions:
         "../scripts/stage.py"
 
 
+rule evaluate_shift:
+    input:
+        predictions=cell_files("predictions.csv"),
+        predictions_shifted=cell_files("predictions_shifted.csv"),
+    output:
+        shift=results("tables", "shift.csv"),
+    log:
+        results("logs", "evaluate_shift.log"),
+    benchmark:
+        results("benchmarks", "evaluate_shift.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
+    threads: res("evaluate_classifiers", "threads")
+    resources:
+        mem_mb=res("evaluate_classifiers", "mem_mb"),
+        runtime=res("evaluate_classifiers", "runtime"),
+        gpu=res("evaluate_classifiers", "gpu"),
+    params:
+        cells=CELLS,
+        labels=LABELS,
+        settings=config["evaluate"],
+        seed=config["seed"],
+        code=code_version("evaluate_shift"),
+    script:
+        "../scripts/stage.py"
+
+
+rule plot_shift:
+    input:
+        shift=results("tables", "shift.csv"),
+    output:
+        figure=report(
+            results("figures", f"shift.{FIG}"),
+            caption="../report/shift.rst",
+            category="Shortcut",
+        ),
+    log:
+        results("logs", "plot_shift.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    params:
+        style=config["figures"],
+        code=code_version("plot_shift"),
+    script:
+        "../scripts/stage.py"
+
+
 rule plot_roc:
     input:
         predictions=lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
@@ -191,6 +238,7 @@ rule write_report:
         training=results("tables", "training.csv"),
         figures=figure_files(),
         summary=results("summary.md"),
+        shift=shift_table,
     output:
         report=results("report.md"),
     log:

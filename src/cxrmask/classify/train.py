@@ -94,7 +94,7 @@ def model_inputs(
     return x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
 
 
-def _predict(model, data: SplitData, settings: TrainSettings, device) -> np.ndarray:
+def predict(model, data: SplitData, settings: TrainSettings, device) -> np.ndarray:
     """Sigmoid probabilities (N,K) for a split, in order."""
     model.eval()
     out = []
@@ -183,7 +183,7 @@ def train_classifier(
             optimizer.step()
             scheduler.step()
             loss_sum += loss.detach()
-        probs = _predict(model, val, settings, device)
+        probs = predict(model, val, settings, device)
         targets = val.targets.numpy()
         row = {
             "epoch": epoch,
@@ -208,7 +208,7 @@ def train_classifier(
             on_epoch(row)
     best = progress.stopping.row
     model.load_state_dict(progress.stopping.state)
-    probs = _predict(model, test, settings, device)
+    probs = predict(model, test, settings, device)
     predictions = prediction_table(test_table, test.targets.numpy(), probs, labels, settings.no_finding_score)
     summary = {
         "best_epoch": best["epoch"],

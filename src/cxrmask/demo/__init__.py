@@ -15,10 +15,10 @@ Three properties make the demo's numbers mean something:
 * Findings are drawn only inside the lungs, so masking keeps them, and they
   vary in size and contrast, so they are learnable but not trivially so
   (:mod:`~cxrmask.demo.findings`).
-* A bright marker outside the lungs is correlated with one label in train/val
-  (a shortcut a CNN can learn from the whole image), and optionally
-  decorrelated in test, so masking's removal of the shortcut shows up
-  (:mod:`~cxrmask.demo.cohort`).
+* A bright marker outside the lungs is correlated with one label (a shortcut
+  a CNN can learn from the whole image), and the test images' shifted twins
+  carry it independently of the label, so what a classifier owes to the
+  marker shows up as AUROC lost on the twins (:mod:`~cxrmask.demo.cohort`).
 
 Each image is described by a :class:`~cxrmask.demo.render.Case` and drawn
 from it alone (:mod:`~cxrmask.demo.render`); :mod:`~cxrmask.demo.writers`

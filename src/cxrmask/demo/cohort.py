@@ -2,9 +2,11 @@
 
 Everything here is sampled from one generator in a fixed order, before any
 image is drawn, so the whole dataset follows from the seed. A bright marker
-is correlated with one label in train/val (a shortcut a CNN can learn from
-the whole image) and optionally decorrelated in test, so masking's removal
-of the shortcut shows up.
+is correlated with one label in train, val and test alike (a shortcut a CNN
+can learn from the whole image). With ``shortcut_rate_test`` set, every test
+image also gets a *shifted twin*: the same patient, findings and pixels, with
+the marker drawn independently of the label, so a classifier's AUROC lost
+from test to twins is what it owed to the marker.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from cxrmask.vocabulary import NO_FINDING, STUDY_LABELS
 
 OTHER_FINDINGS = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Pleural_Thickening")
 """NIH findings outside the study that some images list; they are not drawn."""
-SPLITS = ("train_val", "test")
+SPLITS = ("train_val", "test", "shifted")
+SHIFTED_FOLLOW_UP = 500
+"""A shifted twin's follow-up number is its test image's plus this (NIH names carry three digits)."""
 # Detector geometries that make up most of the real table: (width, height, pixel spacing in mm).
 NIH_GEOMETRIES = (
     (2500, 2048, "0.168"),
@@ -176,18 +180,40 @@ def build_nih_records(
             )
 
     marked = _choose_marked(
-        rng,
-        records,
-        settings.shortcut_label,
-        settings.shortcut_rate_train,
-        settings.shortcut_rate_other,
-        settings.shortcut_rate_test,
+        rng, records, settings.shortcut_label, settings.shortcut_rate_train, settings.shortcut_rate_other
     )
+    records = _with_markers(rng, records, marked, shapes)
+    if settings.shortcut_rate_test is None:
+        return records
+    # The twins' marker has one share among images with and without the label: no information.
+    rate = settings.shortcut_rate_test
+    twins = [_twin(r) for r in records if r.split == "test"]
+    chosen = _choose_marked(rng, twins, settings.shortcut_label, rate, rate)
+    return records + _with_markers(rng, twins, chosen, shapes)
+
+
+def _with_markers(
+    rng: np.random.Generator, records: list[NihRecord], marked: set[int], shapes: tuple[np.ndarray, ...]
+) -> list[NihRecord]:
+    """``records`` with a freshly placed marker on those at the indices ``marked``."""
+    out = list(records)
     for index in sorted(marked):
-        case = records[index].case
+        case = out[index].case
         marker = sample_marker(rng, case.placement, shapes[case.placement.shape_index])
-        records[index] = dataclasses.replace(records[index], case=dataclasses.replace(case, marker=marker))
-    return records
+        out[index] = dataclasses.replace(out[index], case=dataclasses.replace(case, marker=marker))
+    return out
+
+
+def _twin(record: NihRecord) -> NihRecord:
+    """A test image's shifted twin: same patient, labels and drawing, no marker yet, its own name."""
+    follow_up = record.follow_up + SHIFTED_FOLLOW_UP
+    return dataclasses.replace(
+        record,
+        name=f"{record.patient_id:08d}_{follow_up:03d}.png",
+        follow_up=follow_up,
+        split="shifted",
+        case=dataclasses.replace(record.case, marker=None),
+    )
 
 
 @functools.cache
@@ -203,22 +229,19 @@ def _choose_marked(
     shortcut_label: str,
     rate_train: float,
     rate_other: float,
-    rate_test: float | None,
 ) -> set[int]:
     """Return indices of images that get a marker: exact shares per split and label group.
 
     Exact counts (not coin flips) keep the shortcut's strength what the
-    config says even in a set of a few dozen images.
+    config says even in a set of a few dozen images; the test split has the
+    same shares as train, so its AUROC is the in-distribution one.
     """
     groups: dict[tuple[str, bool], list[int]] = {}
     for index, record in enumerate(records):
         groups.setdefault((record.split, shortcut_label in record.labels), []).append(index)
     chosen: set[int] = set()
-    for (split, positive), members in sorted(groups.items()):
-        if split == "test" and rate_test is not None:
-            rate = rate_test
-        else:
-            rate = rate_train if positive else rate_other
+    for (_, positive), members in sorted(groups.items()):
+        rate = rate_train if positive else rate_other
         count = round(rate * len(members))
         chosen.update(int(i) for i in rng.permutation(members)[:count])
     return chosen

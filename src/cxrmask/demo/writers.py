@@ -17,6 +17,8 @@ from cxrmask.nih import HEADER_PREFIX
 
 NIH_HEADER = f"{HEADER_PREFIX},OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
 """The real ``Data_Entry`` header, geometry columns included (NIH's reader checks only its prefix)."""
+SPLIT_LISTS = {"train_val": "train_val_list.txt", "test": "test_list.txt", "shifted": "shifted_list.txt"}
+"""The split-list file of each demo split, in the format of NIH's two lists."""
 
 
 def _save(image: np.ndarray, path: Path, fmt: str) -> None:
@@ -91,7 +93,8 @@ def write_dataset(
 
     Layout: ``airlangga/{Normal,Abnormal}/{images,masks}/{id}.bmp``,
     ``nih/images/*.png``, ``nih/Data_Entry_2017_v2020.csv``,
-    ``nih/train_val_list.txt``, ``nih/test_list.txt`` and ``nih_lung_masks/*.png``.
+    ``nih/train_val_list.txt``, ``nih/test_list.txt``, ``nih/shifted_list.txt`` (the test images'
+    shifted twins; empty without them) and ``nih_lung_masks/*.png``.
     """
     seg_dir = root / "airlangga"
     jobs = [
@@ -101,6 +104,6 @@ def write_dataset(
     jobs += [_DrawJob(r.case, settings.nih_size, root / "nih" / "images" / r.name, "PNG") for r in records]
     _draw_all(jobs, workers)
     (root / "nih" / "Data_Entry_2017_v2020.csv").write_text(_table(records))
-    for split, filename in (("train_val", "train_val_list.txt"), ("test", "test_list.txt")):
+    for split, filename in SPLIT_LISTS.items():
         names = sorted(r.name for r in records if r.split == split)
         (root / "nih" / filename).write_text("".join(f"{name}\n" for name in names))

@@ -18,6 +18,7 @@ def curate_nih(
     labels_csv: str,
     train_val: str,
     test: str,
+    shifted: str | None,
     images: Sequence[str],
     subset: str,
     summary: str,
@@ -27,11 +28,15 @@ def curate_nih(
     val_fraction: float,
     seed: int,
 ) -> pd.DataFrame:
-    """Select the subset from the present images; write it (with each image's source archive) and counts."""
+    """Select the subset from the present images; write it (with each image's source archive) and counts.
+
+    ``shifted`` is the optional list of a second, shifted test set (None: none).
+    """
     table = nih.curate(
         nih.read_label_table(labels_csv),
         nih.read_split_list(train_val),
         nih.read_split_list(test),
+        shifted=nih.read_split_list(shifted) if shifted else (),
         labels=labels,
         images=nih.find_images(images),
         no_finding=no_finding,

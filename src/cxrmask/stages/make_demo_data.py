@@ -16,6 +16,7 @@ def make_demo_data(
     labels: str,
     train_val: str,
     test: str,
+    shifted: str,
     images: str,
     truth: str,
     seg: str,
@@ -25,7 +26,9 @@ def make_demo_data(
     """Generate the whole demo under the folder the outputs share (same bytes for any ``threads``)."""
     root = Path(labels).parents[1]
     summary = generate(root, settings, workers=threads)
-    missing = [path for path in (labels, train_val, test, images, truth, seg) if not Path(path).exists()]
+    missing = [
+        path for path in (labels, train_val, test, shifted, images, truth, seg) if not Path(path).exists()
+    ]
     if missing:
         raise InputError(
             f"the demo generator did not write {missing}: the rule's outputs and its layout differ."

@@ -12,12 +12,15 @@ def summarise_claims(
     contrasts: str,
     delong: str,
     training: str,
+    shift: str | None,
     summary: str,
     claims: str,
     alpha: float,
     settings: ClaimsSettings,
+    shortcut_label: str | None,
 ) -> pd.DataFrame:
-    """Judge every claim from the contrasts, DeLong and training tables."""
+    """Judge every claim from the contrasts, DeLong and training tables, and the shifted test set's table
+    (``shift``, None without one) for the shortcut premise on ``shortcut_label`` (None: macro AUROC)."""
     return write_summary(
         contrasts,
         delong,
@@ -27,4 +30,6 @@ def summarise_claims(
         alpha=alpha,
         margin=settings.margin,
         reference=settings.reference,
+        shift=shift,
+        shortcut_label=shortcut_label,
     )

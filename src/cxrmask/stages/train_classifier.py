@@ -10,12 +10,14 @@ import pandas as pd
 import torch
 
 from cxrmask.atomic import atomic_path, write_csv, write_json
+from cxrmask.classify.backbones import build_backbone
 from cxrmask.classify.cache import load_cache
-from cxrmask.classify.train import split_data
+from cxrmask.classify.train import predict, prediction_table, split_data
 from cxrmask.classify.train import train_classifier as train
 from cxrmask.config import TrainSettings
 from cxrmask.torchutil import resolve_device, seed_everything, set_threads
 from cxrmask.tracking import RunRecorder
+from cxrmask.vocabulary import SHIFTED
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ def train_classifier(
     index: str,
     masks: str | None,
     predictions: str,
+    predictions_shifted: str,
     history: str,
     summary: str,
     model: str,
@@ -46,7 +49,9 @@ def train_classifier(
     training state is checkpointed after every epoch to ``resume.pt`` beside
     the weights (not a declared output, so Snakemake keeps it when a job dies);
     a rerun of a killed job resumes from it, and it is removed once the cell is
-    written.
+    written. ``predictions_shifted`` holds the same model's predictions on the
+    shifted test set (``nih.shifted_list``, the demo's twins); without one it
+    has the columns and no rows.
     """
     set_threads(threads)
     seed_everything(seed)
@@ -70,6 +75,7 @@ def train_classifier(
         len(test_split.targets),
     )
     checkpoint = Path(model).parent / RESUME_NAME
+    run_on = resolve_device(device)
     result = train(
         architecture,
         train_split,
@@ -78,7 +84,7 @@ def train_classifier(
         test_table,
         labels,
         settings,
-        resolve_device(device),
+        run_on,
         seed,
         on_epoch=lambda row: recorder.log_metrics(
             {k: v for k, v in row.items() if k != "epoch"}, row["epoch"]
@@ -86,13 +92,35 @@ def train_classifier(
         checkpoint=checkpoint,
     )
     write_csv(predictions, result.predictions)
+    shifted = table[(table["split"] == SHIFTED) & table["ok"]]
+    if shifted.empty:
+        write_csv(predictions_shifted, result.predictions.iloc[:0])
+    else:
+        data, rows = split_data(image_cache, mask_cache, table, labels, SHIFTED)
+        net = _trained(architecture, result.state, len(labels), settings, run_on)
+        probs = predict(net, data, settings, run_on)
+        write_csv(
+            predictions_shifted,
+            prediction_table(rows, data.targets.numpy(), probs, labels, settings.no_finding_score),
+        )
+        log.info("predicted %d images of the shifted test set", len(rows))
     write_csv(history, result.history)
     write_json(summary, {**cell, **result.summary})
     with atomic_path(model) as tmp:
         torch.save({"model": result.state, "meta": {**cell, "labels": list(labels)}}, tmp)
     recorder.log_metrics(result.summary)
-    for path in (predictions, history, summary):
+    for path in (predictions, predictions_shifted, history, summary):
         recorder.log_artifact(path)
     recorder.save(record)
     checkpoint.unlink(missing_ok=True)
     return result.summary
+
+
+def _trained(
+    architecture: str, state: dict, n_labels: int, settings: TrainSettings, device: torch.device
+) -> torch.nn.Module:
+    """The cell's network with its selected weights, laid out as in training."""
+    net = build_backbone(architecture, False, n_labels)
+    net.load_state_dict(state)
+    net = net.to(device)
+    return net.to(memory_format=torch.channels_last) if settings.channels_last else net

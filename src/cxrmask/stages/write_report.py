@@ -104,6 +104,31 @@ def seed_table(aurocs: pd.DataFrame) -> pd.DataFrame:
     return wide.loc[list(order.itertuples(index=False, name=None)), [MACRO, *labels]].reset_index()
 
 
+def _shift_section(shift: pd.DataFrame) -> list[str]:
+    """Per cell and label: AUROC on the test set, on the shifted set, and the drop with its interval."""
+    drops = shift[shift["kind"] == "drop"].copy()
+    drops["text"] = [
+        f"{r.auroc_test:.3f} → {r.auroc_shifted:.3f} "
+        f"(Δ {r.estimate:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}])"
+        for r in drops.itertuples(index=False)
+    ]
+    wide = drops.pivot_table(index=["backbone", "condition"], columns="label", values="text", aggfunc="first")
+    order = drops[["backbone", "condition"]].drop_duplicates()
+    columns = list(dict.fromkeys(drops["label"]))
+    wide = wide.loc[list(order.itertuples(index=False, name=None)), columns].reset_index()
+    return [
+        "## Shifted test set (the shortcut measured)",
+        "",
+        "AUROC on the test images → on the shifted test set (the same patients' images with the suspected "
+        "cue no longer tied to the label), and the drop with its paired patient-bootstrap interval. "
+        "`tables/shift.csv` also has each masked condition's drop against the original images' "
+        "(`excess_drop`).",
+        "",
+        _table(wide),
+        "",
+    ]
+
+
 def write_report(
     curation: str,
     finetune: str,
@@ -115,10 +140,12 @@ def write_report(
     figures: Sequence[str],
     report: str,
     summary: str | None = None,
+    shift: str | None = None,
 ) -> None:
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
 
-    ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down.
+    ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down;
+    ``shift`` (the shifted test set's table, where the run has one) gets a section after the DeLong tests.
     """
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
@@ -158,6 +185,7 @@ def write_report(
             tests[[c for c in DELONG_COLUMNS if c not in ("se", "z", "ci_low", "ci_high", "n_pos", "n_neg")]]
         ),
         "",
+        *(_shift_section(pd.read_csv(shift)) if shift else []),
         "## Training",
         "",
         _table(train_summary, digits=1, column_digits={"test_macro_auroc": 3}),

@@ -1,0 +1,150 @@
+"""What a classifier owes to a shortcut: AUROC on the test images against a shifted test set.
+
+The shifted set holds images whose findings are distributed like the test
+set's but whose spurious cue no longer goes with the label. In the demo it is
+literal: every test image is redrawn with the same patient, findings and
+pixels, and the marker outside the lungs placed independently of the label.
+A classifier that reads the lungs scores both sets alike; one that learned the
+marker loses AUROC on the shifted set. So the *drop* (test minus shifted) per
+cell, and how much more the original-image classifier drops than a masked
+one (*excess drop*), measure the shortcut through the pipeline's own outputs.
+
+Both sets are scored on the same patient resamples: a patient drawn k times
+brings all of their images in both sets k times, so where the two sets share
+patients (the demo's twins) the drop's interval is paired, and all cells share
+the resamples, as in :mod:`cxrmask.uncertainty`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from cxrmask.errors import InputError
+from cxrmask.metrics import MACRO, auroc
+from cxrmask.stats import check_bootstrap_params, resample_counts, weighted_auc
+from cxrmask.uncertainty import bootstrap_p, interval, label_scores, label_truth
+from cxrmask.vocabulary import NO_FINDING, ORIGINAL
+
+SHIFT_COLUMNS = [
+    "kind",
+    "backbone",
+    "condition",
+    "label",
+    "auroc_test",
+    "auroc_shifted",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "eq_low",
+    "eq_high",
+    "p_value",
+    "n_resamples",
+]
+#: Resamples weighted at once, bounding memory to (block x images) floats.
+_BLOCK = 200
+
+Cell = tuple[str, str]
+
+
+def _replicates(
+    table: pd.DataFrame, labels: Sequence[str], patient_index: Mapping, weights: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-label and macro AUROC of ``table`` (columns: labels, then macro) on the whole set and on each
+    resample of patient ``weights`` (resamples x patients); NaN where a label has one class."""
+    patient_of = table["patient_id"].map(patient_index).to_numpy()
+    image_weights = weights[:, patient_of]
+    point = np.full(len(labels) + 1, np.nan)
+    boot = np.full((len(weights), len(labels) + 1), np.nan)
+    for i, label in enumerate(labels):
+        y, s = label_truth(table, label), label_scores(table, label)
+        if y.all() or not y.any():
+            continue
+        point[i] = auroc(y, s)
+        boot[:, i] = weighted_auc(s[y], s[~y], image_weights[:, y], image_weights[:, ~y])
+    findings = [i for i, label in enumerate(labels) if label != NO_FINDING and np.isfinite(point[i])]
+    if findings:
+        point[-1] = point[findings].mean()
+        boot[:, -1] = boot[:, findings].mean(axis=1)
+    return point, boot
+
+
+def shift_table(
+    test: Mapping[Cell, pd.DataFrame],
+    shifted: Mapping[Cell, pd.DataFrame],
+    labels: Sequence[str],
+    alpha: float,
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Drop in AUROC from ``test`` to ``shifted`` per cell, and each masked cell's drop against original's.
+
+    ``test`` and ``shifted`` map (backbone, condition) to (seed-averaged)
+    predictions. Rows of ``kind`` ``drop``: AUROC on test minus on shifted;
+    ``excess_drop``: the original-image cell's drop minus this condition's,
+    within a backbone (positive: masking protects against the shift; its
+    ``auroc_*`` columns are empty). Each per label and macro, with a
+    (1 - alpha) percentile interval, the (1 - 2 alpha) one for equivalence
+    (``eq_*``) and a two-sided bootstrap p-value.
+    """
+    check_bootstrap_params(n_boot, alpha)
+    if set(test) != set(shifted):
+        raise InputError(
+            f"shifted predictions for cells {sorted(shifted)}, test predictions for {sorted(test)}."
+        )
+    if not test:
+        raise InputError("no cells to compare on the shifted test set")
+    first = next(iter(test))
+    patients = np.unique(np.concatenate([test[first]["patient_id"], shifted[first]["patient_id"]]))
+    patient_index = {patient: i for i, patient in enumerate(patients)}
+    columns = [*labels, MACRO]
+    points: dict[Cell, NDArray[np.float64]] = {}
+    boots: dict[Cell, NDArray[np.float64]] = {cell: np.empty((0, 2, len(columns))) for cell in test}
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_boot, _BLOCK):
+        weights = resample_counts(rng, len(patients), min(_BLOCK, n_boot - start))
+        for cell in test:
+            point_t, boot_t = _replicates(test[cell], labels, patient_index, weights)
+            point_s, boot_s = _replicates(shifted[cell], labels, patient_index, weights)
+            points[cell] = np.stack([point_t, point_s])
+            boots[cell] = np.concatenate([boots[cell], np.stack([boot_t, boot_s], axis=1)])
+    rows = []
+
+    def add(kind: str, cell: Cell, column: int, pair: NDArray, boot: NDArray, aurocs: NDArray | None) -> None:
+        """A row whose estimate is ``pair[0] - pair[1]`` (and each resample's likewise)."""
+        values = boot[:, 0, column] - boot[:, 1, column]
+        low, high, n = interval(values, alpha)
+        eq_low, eq_high, _ = interval(values, 2 * alpha)
+        rows.append(
+            {
+                "kind": kind,
+                "backbone": cell[0],
+                "condition": cell[1],
+                "label": columns[column],
+                "auroc_test": np.nan if aurocs is None else aurocs[0, column],
+                "auroc_shifted": np.nan if aurocs is None else aurocs[1, column],
+                "estimate": float(pair[0, column] - pair[1, column]),
+                "ci_low": low,
+                "ci_high": high,
+                "eq_low": eq_low,
+                "eq_high": eq_high,
+                "p_value": bootstrap_p(values),
+                "n_resamples": n,
+            }
+        )
+
+    for cell in test:
+        for column in range(len(columns)):
+            add("drop", cell, column, points[cell], boots[cell], points[cell])
+    for backbone, condition in test:
+        if condition == ORIGINAL or (backbone, ORIGINAL) not in test:
+            continue
+        original, masked = (backbone, ORIGINAL), (backbone, condition)
+        pair = np.stack([points[c][0] - points[c][1] for c in (original, masked)])
+        boot = np.stack([boots[c][:, 0] - boots[c][:, 1] for c in (original, masked)], axis=1)
+        for column in range(len(columns)):
+            add("excess_drop", masked, column, pair, boot, None)
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)

@@ -1,0 +1,106 @@
+"""The shifted-test-set table: drops and excess drops against AUROCs computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from cxrmask.errors import InputError
+from cxrmask.shift import shift_table
+
+LABELS = ["Pneumonia", "Mass"]
+
+
+def _frame(
+    truth: dict[str, np.ndarray], scores: dict[str, np.ndarray], prefix: str, patients
+) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {"image": [f"{prefix}{i:03d}.png" for i in range(len(patients))], "patient_id": patients}
+    )
+    for label in LABELS:
+        out[f"true_{label}"] = truth[label]
+        out[f"score_{label}"] = scores[label]
+    return out
+
+
+@pytest.fixture(scope="module")
+def sets() -> tuple[dict, dict, dict]:
+    """Test and shifted predictions of an original-image cell that reads a marker for Pneumonia, and of
+    a masked cell that reads the finding: the marker goes with Pneumonia on test, not on shifted."""
+    rng = np.random.default_rng(0)
+    n = 120
+    patients = np.repeat(np.arange(60), 2)
+    truth = {label: (rng.random(n) < 0.4).astype(int) for label in LABELS}
+    finding = {label: truth[label] + rng.normal(0, 0.8, n) for label in LABELS}
+    marker_test = np.where(truth["Pneumonia"] == 1, rng.random(n) < 0.9, rng.random(n) < 0.1)
+    marker_shifted = rng.random(n) < 0.3
+    original = {
+        name: _frame(truth, {**finding, "Pneumonia": finding["Pneumonia"] + 3 * marker}, name, patients)
+        for name, marker in (("t", marker_test), ("s", marker_shifted))
+    }
+    masked = {name: _frame(truth, finding, name, patients) for name in ("t", "s")}
+    test = {("net", "original"): original["t"], ("net", "tight"): masked["t"]}
+    shifted = {("net", "original"): original["s"], ("net", "tight"): masked["s"]}
+    return test, shifted, truth
+
+
+def _auc(frame: pd.DataFrame, label: str) -> float:
+    return roc_auc_score(frame[f"true_{label}"], frame[f"score_{label}"])
+
+
+def test_drop_is_test_auroc_minus_shifted_auroc_per_label_and_macro(sets) -> None:
+    test, shifted, _ = sets
+    table = shift_table(test, shifted, LABELS, alpha=0.05, n_boot=300, seed=1).set_index(
+        ["kind", "condition", "label"]
+    )
+    for condition in ("original", "tight"):
+        key = ("net", condition)
+        for label in LABELS:
+            row = table.loc[("drop", condition, label)]
+            assert row["auroc_test"] == pytest.approx(_auc(test[key], label))
+            assert row["auroc_shifted"] == pytest.approx(_auc(shifted[key], label))
+            assert row["estimate"] == pytest.approx(row["auroc_test"] - row["auroc_shifted"])
+            assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        macro = table.loc[("drop", condition, "macro")]
+        expected = np.mean([_auc(test[key], lab) - _auc(shifted[key], lab) for lab in LABELS])
+        assert macro["estimate"] == pytest.approx(expected)
+    # the masked cell scores both sets identically: no drop, a degenerate interval, p = 1
+    tight = table.loc[("drop", "tight", "Pneumonia")]
+    assert (tight["estimate"], tight["ci_low"], tight["ci_high"], tight["p_value"]) == (0, 0, 0, 1)
+    # the marker reader loses Pneumonia AUROC, significantly, and keeps Mass
+    original = table.loc[("drop", "original", "Pneumonia")]
+    assert original["estimate"] > 0.1 and original["ci_low"] > 0 and original["p_value"] < 0.05
+    assert table.loc[("drop", "original", "Mass"), "estimate"] == pytest.approx(0)
+
+
+def test_excess_drop_is_the_original_drop_minus_the_masked_one(sets) -> None:
+    test, shifted, _ = sets
+    table = shift_table(test, shifted, LABELS, alpha=0.05, n_boot=300, seed=1)
+    drops = table[table["kind"] == "drop"].set_index(["condition", "label"])["estimate"]
+    excess = table[table["kind"] == "excess_drop"].set_index("label")
+    assert list(excess["condition"].unique()) == ["tight"]  # no row for original against itself
+    for label in [*LABELS, "macro"]:
+        assert excess.loc[label, "estimate"] == pytest.approx(
+            drops[("original", label)] - drops[("tight", label)]
+        )
+    assert excess[["auroc_test", "auroc_shifted"]].isna().all().all()
+    assert excess.loc["Pneumonia", "ci_low"] > 0
+    # the equivalence interval (1 - 2 alpha) is the narrower one
+    row = excess.loc["Pneumonia"]
+    assert row["ci_low"] <= row["eq_low"] <= row["eq_high"] <= row["ci_high"]
+
+
+def test_the_same_seed_gives_the_same_table_and_resamples_are_shared_by_the_cells(sets) -> None:
+    test, shifted, _ = sets
+    a = shift_table(test, shifted, LABELS, alpha=0.05, n_boot=250, seed=4)
+    b = shift_table(test, shifted, LABELS, alpha=0.05, n_boot=250, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["n_resamples"] == 250).all()
+
+
+def test_cells_without_shifted_predictions_are_refused(sets) -> None:
+    test, shifted, _ = sets
+    with pytest.raises(InputError, match="shifted predictions for cells"):
+        shift_table(test, {("net", "original"): shifted[("net", "original")]}, LABELS, 0.05, 10, 0)
