@@ -21,6 +21,24 @@ FULL = REPO / "config" / "config.yaml"
 DEMO = REPO / "config" / "demo.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 NOTHING_TO_DO = "Nothing to be done"
+# Outputs a CPU rerun reproduces byte for byte (figures, timings and run records are not compared).
+COMPARED = (
+    "tables/auroc.csv",
+    "tables/delong.csv",
+    "masks/*/shard_*.csv",
+    "masks/*/shard_*/*.png",
+    "classify/*/*/*/predictions.csv",
+    "classify/*/*/*/predictions_shifted.csv",
+)
+
+
+def compared_outputs(results: Path) -> dict[str, bytes]:
+    """The bytes of every output in COMPARED under ``results``, by relative path."""
+    return {
+        str(path.relative_to(results)): path.read_bytes()
+        for pattern in COMPARED
+        for path in sorted(results.glob(pattern))
+    }
 
 
 def with_full_config(args: list[str]) -> list[str]:

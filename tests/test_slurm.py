@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 from slurmcluster import SlurmCluster, SlurmUnavailableError, ensure_installed
-from snakerun import DEMO, REPO, overlay, tiny_args
+from snakerun import DEMO, REPO, compared_outputs, overlay, tiny_args
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,6 @@ SITE_PROFILE = {
     "slurm-status-command": "squeue",
 }
 FAST_STATUS = ["--slurm-init-seconds-before-status-checks", "2"]
-# Outputs a CPU rerun reproduces byte for byte (figures and timings are not compared).
-COMPARED = (
-    "tables/auroc.csv",
-    "tables/delong.csv",
-    "masks/*/shard_*.csv",
-    "masks/*/shard_*/*.png",
-    "classify/*/*/*/predictions.csv",
-)
 CANCELLED = "rule_generate_masks_wildcards_0"  # the comment the executor gives mask shard 0's job
 
 
@@ -155,14 +147,6 @@ def sbatch_calls(log: str) -> dict[str, list[str]]:
     return calls
 
 
-def outputs(results: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(results)): path.read_bytes()
-        for pattern in COMPARED
-        for path in sorted(results.glob(pattern))
-    }
-
-
 def test_every_job_but_the_local_rules_went_through_sbatch(cluster, slurm_run):
     jobs = {slurm: cluster.job(slurm) for slurm in submitted(slurm_run.log)}
     rules = {re.match(r"rule_(\w+?)(_wildcards_|$)", job["Comment"]).group(1) for job in jobs.values()}
@@ -202,9 +186,9 @@ def test_sbatch_carries_each_rules_threads_memory_runtime_gpus_and_partition(clu
 
 
 def test_outputs_equal_a_local_runs(slurm_run, tiny_run):
-    expected = outputs(tiny_run)
-    assert len(expected) > 50  # two tables, four mask tables, every mask PNG, three prediction tables
-    assert outputs(slurm_run.results) == expected
+    expected = compared_outputs(tiny_run)
+    assert len(expected) > 50  # two tables, four mask tables, every mask PNG, six prediction tables
+    assert compared_outputs(slurm_run.results) == expected
 
 
 def test_a_cancelled_job_is_named_and_retried_with_more_memory_and_time_leaving_no_litter(cluster, slurm_run):

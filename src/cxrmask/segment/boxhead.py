@@ -45,7 +45,7 @@ class LungMapHead(nn.Module):
     def boxes(self, embeddings: torch.Tensor, input_size: int, margin: float) -> torch.Tensor:
         """Prompt boxes (B, 4) in input pixels; the whole image where the map finds no lung."""
         with torch.no_grad():
-            logits = F.interpolate(self(embeddings), scale_factor=4, mode="bilinear")[:, 0]
+            logits = F.interpolate(self(embeddings).float(), scale_factor=4, mode="bilinear")[:, 0]
         out = []
         for item in logits.cpu().numpy():
             box = box_of_logits(item, input_size, margin)

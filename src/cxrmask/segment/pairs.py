@@ -82,7 +82,7 @@ def find_pairs(root: str | os.PathLike[str], images: str, masks: Sequence[str]) 
             raise ConfigError(f"seg_data.masks pattern {pattern!r} shares no wildcard with {images!r}.")
         index = {tuple(v for k, v in key if k in shared): path for key, path in _scan(root, pattern).items()}
         mask_indexes.append((shared, index))
-    pairs, unpaired = [], 0
+    pairs, unpaired = [], []
     for key, image in image_files.items():
         values = dict(key)
         found = []
@@ -94,9 +94,15 @@ def find_pairs(root: str | os.PathLike[str], images: str, masks: Sequence[str]) 
         else:
             pairs.append(SegPair("/".join(values[name] for name in image_names), image, tuple(found)))
             continue
-        unpaired += 1
+        unpaired.append(image)
     if unpaired:
-        log.warning("%d images under %s have no mask for every mask pattern; left out", unpaired, root)
+        log.warning(
+            "%d images under %s have no mask for every seg_data.masks pattern and are left out "
+            "(first: %s); add the mask or fix the pattern to use them",
+            len(unpaired),
+            root,
+            unpaired[0],
+        )
     if not pairs:
         raise InputError(f"{root}: no image has a matching mask (patterns {images!r} and {list(masks)!r}).")
     log.info("found %d image/mask pairs under %s", len(pairs), root)

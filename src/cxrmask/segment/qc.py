@@ -81,7 +81,7 @@ def map_agreement(head: LungMapHead, embeddings: torch.Tensor, masks: np.ndarray
     with torch.no_grad():
         logits = F.interpolate(head(embeddings), size=masks.shape[-2:], mode="bilinear")[:, 0]
     out = []
-    for lungs, mask in zip(logits.cpu().numpy() > 0, masks, strict=True):
+    for lungs, mask in zip((logits > 0).cpu().numpy(), masks, strict=True):
         lungs = clean_mask(lungs)
         total = lungs.sum() + mask.sum()
         out.append(2 * (lungs & mask).sum() / total if total else 1.0)

@@ -84,6 +84,7 @@ def generate_masks(
             qc=bundle.qc,
         )
     write_csv(table, qc)
+    _log_flagged(qc, table)
     metrics = {
         "images": len(qc),
         "fallback": int(qc["fallback"].sum()) if len(qc) else 0,
@@ -98,3 +99,21 @@ def generate_masks(
     recorder.log_artifact(table)
     recorder.save(record)
     return qc
+
+
+def _log_flagged(qc: pd.DataFrame, table: str) -> None:
+    """Say how many masks QC flagged, and the first with its reason: a mask the segmenter got wrong (an
+    image without visible lungs, another body part) is kept, counted and named, never silently used."""
+    if "flag" not in qc or not qc["flag"].any():
+        return
+    flagged = qc[qc["flag"].astype(bool)]
+    first = flagged.iloc[0]
+    log.warning(
+        "QC flagged %d of %d masks (listed in %s; the report shows the worst), first %s: %s. "
+        "finetune.qc_min_score and finetune.qc_min_agreement set the thresholds.",
+        len(flagged),
+        len(qc),
+        table,
+        first["image"],
+        first["reason"],
+    )

@@ -1,0 +1,104 @@
+"""Bad inputs planted in the tiny pipeline: each gives one error naming the file and the config key, or a
+counted, logged skip; none gives a silently wrong result.
+
+Planted in a copy of the shared tiny run: among the NIH images a truncated PNG, a 16-bit PNG and an image
+with no chest on it (uniform black), and an Airlangga-style image whose mask is missing. Curation and
+fine-tuning data preparation are forced to rerun, and everything they feed up to the masks reruns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from snakerun import overlay, snakemake, tiny_args
+
+pytestmark = pytest.mark.slow
+
+
+def _plant(results) -> dict[str, str]:
+    """Plant the bad inputs; return the name of each."""
+    subset = pd.read_csv(results / "nih" / "subset.csv").sort_values("image")
+    train = subset.loc[subset["split"] == "train", "image"].tolist()
+    corrupt, deep, blank = train[0], train[1], train[2]
+    images = results / "demo" / "nih" / "images"
+    data = (images / corrupt).read_bytes()
+    (images / corrupt).write_bytes(data[: len(data) // 3])  # cut mid-stream, as by a failed copy
+    grey = np.asarray(Image.open(images / deep), dtype=np.uint16)
+    Image.fromarray(grey * 257).save(images / deep)  # the same picture in 16 bits, as many PACS export
+    assert Image.open(images / deep).mode.startswith("I")
+    shape = np.asarray(Image.open(images / blank)).shape
+    Image.fromarray(np.zeros(shape, np.uint8)).save(images / blank)
+    masks = sorted((results / "demo" / "airlangga").glob("*/masks/*.bmp"))
+    masks[0].unlink()
+    unpaired = masks[0].parent.parent / "images" / masks[0].name
+    return {"corrupt": corrupt, "deep": deep, "blank": blank, "unpaired": str(unpaired)}
+
+
+def _run(results, config: dict, check: bool):
+    targets = [
+        results / "cache" / "index_64.csv",
+        results / "masks" / "tight" / "shard_0.csv",
+        results / "masks" / "tight" / "shard_1.csv",
+    ]
+    args = tiny_args(results, "--cores", "2", configs=(overlay(results.parent, "bad", config),))
+    return snakemake(
+        *args, "--forcerun", "curate_nih", "prepare_seg_data", "--keep-going", *targets, check=check
+    )
+
+
+def _mask(results, name: str) -> np.ndarray:
+    """The tight mask of image ``name``, whichever shard has it."""
+    (path,) = (results / "masks" / "tight").glob(f"shard_*/{name}")
+    return np.asarray(Image.open(path)) > 0
+
+
+def _logs(results) -> str:
+    return "\n".join(path.read_text() for path in sorted((results / "logs").rglob("*.log")))
+
+
+def test_planted_bad_inputs_fail_by_name_or_are_skipped_and_counted(tiny_copy):
+    results = tiny_copy
+    before = pd.read_csv(results / "cache" / "index_64.csv").set_index("image")
+    cache_before = np.load(results / "cache" / "images_64.npy")
+    deep = pd.read_csv(results / "nih" / "subset.csv").sort_values("image").query("split == 'train'")
+    mask_before = _mask(results, deep["image"].iloc[1])
+    names = _plant(results)
+
+    # data.on_bad_image: fail (the default) stops at the corrupt file, naming it and the key
+    failed = _run(results, {"data": {"on_bad_image": "fail"}}, check=False)
+    assert failed.returncode != 0
+    logs = _logs(results)
+    line = next(line for line in logs.splitlines() if names["corrupt"] in line and "error" in line.lower())
+    assert "data.on_bad_image: skip" in line
+    assert not (results / "cache" / "index_64.csv").exists()  # nothing half-written left looking finished
+
+    # with skip: the corrupt image is counted, named and left out; the rest goes on
+    _run(results, {"data": {"on_bad_image": "skip"}}, check=True)
+    logs = _logs(results)
+    index = pd.read_csv(results / "cache" / "index_64.csv").set_index("image")
+    assert not index.loc[names["corrupt"], "ok"] and index["ok"].sum() == len(index) - 1
+    assert "unreadable images get no mask (data.on_bad_image: skip)" in logs
+    masks = {p.name for p in (results / "masks" / "tight").glob("shard_*/*.png")}
+    assert names["corrupt"] not in masks and names["deep"] in masks
+
+    # the 16-bit image is read as the same picture, stretched to 8 bits by its own range: its cache row
+    # is a linear map of the 8-bit original's, and its lungs are found as before
+    cache = np.load(results / "cache" / "images_64.npy")
+    row, row_before = index.loc[names["deep"], "cache_row"], before.loc[names["deep"], "cache_row"]
+    assert np.corrcoef(cache[row].ravel(), cache_before[row_before].ravel())[0, 1] > 0.999
+    deep_mask = _mask(results, names["deep"])
+    assert 2 * (deep_mask & mask_before).sum() / (deep_mask.sum() + mask_before.sum()) > 0.95
+
+    # no chest on the image: a mask is made, QC flags it with its reasons, and the log names it
+    qc = pd.concat(pd.read_csv(p) for p in sorted((results / "masks" / "tight").glob("shard_*.csv")))
+    blank = qc.set_index("image").loc[names["blank"]]
+    assert bool(blank["flag"]) and "components" in blank["reason"]
+    assert qc.set_index("image").drop(index=names["blank"])["qc_score"].min() > blank["qc_score"]
+    assert "QC flagged" in logs and "finetune.qc_min_score" in logs
+
+    # the fine-tuning pair without its mask is left out, counted and named with the key that pairs them
+    pairs = pd.read_csv(results / "segment" / "pairs.csv")
+    assert names["unpaired"] not in set(pairs["image"])
+    assert f"first: {names['unpaired']}" in logs and "seg_data.masks" in logs
