@@ -48,6 +48,13 @@ def test_seg_finetune_writes_a_bundle_and_an_honest_summary(model_file):
     summary = json.loads(model_file.with_suffix(".summary.json").read_text())
     assert summary["n_train"] + summary["n_val"] + summary["n_test"] == 10
     assert summary["n_test"] % 2 == 0 and summary["n_val"] % 2 == 0
+    splits = summary["splits"]
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [
+        summary["n_train"],
+        summary["n_val"],
+        summary["n_test"],
+    ]
+    assert len(set().union(*splits.values())) == 10
     for model in ("zero_shot", "finetuned"):
         assert set(summary["test"][model]) == {"truth", "prior", "prior_refined", "head", "head_refined"}
         numbers = summary["test"][model]["head_refined"]

@@ -6,8 +6,9 @@
 ``seg-finetune`` splits the image/mask pairs into train / val / test (by
 patient with ``--groups``), fine-tunes, and writes MODEL.pt (architecture,
 weights, prompt prior and lung-map head, QC reference) and, beside it,
-MODEL.summary.json with the test scores. A run that is stopped continues
-from its last epoch when started again with the same arguments.
+MODEL.summary.json with the test scores and which images each split holds.
+A run that is stopped continues from its last epoch when started again with
+the same arguments.
 ``seg-predict`` writes one 0/255 mask per image and ``qc.csv``.
 """
 
@@ -74,7 +75,6 @@ def seg_finetune(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
-        amp=args.device != "cpu",
     )
     checkpoint = Path(f"{args.out}.resume")
     bundle, result = fit_segmenter(
@@ -82,7 +82,8 @@ def seg_finetune(args: argparse.Namespace) -> dict:
     )
     bundle.save(args.out)
     summary_path = Path(args.out).with_suffix(".summary.json")
-    write_json(summary_path, {**bundle.summary, "history": result.history})
+    splits = {name: sorted(data.keys[data.split == name].tolist()) for name in ("train", "val", "test")}
+    write_json(summary_path, {**bundle.summary, "history": result.history, "splits": splits})
     checkpoint.unlink(missing_ok=True)
     log.info("wrote %s and %s", args.out, summary_path)
     return bundle.summary
