@@ -17,6 +17,7 @@ from cxrmask.config import CompareSettings, EvaluateSettings
 from cxrmask.errors import InputError
 from cxrmask.stages.compare_conditions import compare_conditions, delong_rows
 from cxrmask.stages.evaluate_classifiers import auroc_table, evaluate_classifiers
+from cxrmask.stages.evaluate_shift import evaluate_shift
 from cxrmask.stages.write_report import _table
 from cxrmask.stats import delong_test
 from cxrmask.vocabulary import AUROC_COLUMNS, DELONG_COLUMNS, NO_FINDING
@@ -186,3 +187,53 @@ def test_the_report_formats_floats_to_their_places():
         "| a | 0.812 | 12.3 |",
         "| b |  | 1.0 |",
     ]
+
+
+def test_evaluate_shift_averages_seeds_and_reads_both_prediction_sets(tmp_path):
+    """Two seeds of original images (one scores test and shifted alike, one loses Mass on shifted) and one
+    masked cell: the drop is of the seed mean, as for the other tests between conditions."""
+    test_scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9, 0.4, 0.6])  # AUROC 1 on TRUTH
+    shifted_scores = np.array([0.1, 0.9, 0.3, 0.2, 0.8, 0.9, 0.4, 0.6])
+    test_frames = {
+        ("net", "original", 0): predictions(TRUTH, test_scores),
+        ("net", "original", 1): predictions(TRUTH, test_scores),
+        ("net", "tight", 0): predictions(TRUTH, test_scores),
+    }
+    shifted_frames = {
+        ("net", "original", 0): predictions(TRUTH, test_scores),
+        ("net", "original", 1): predictions(TRUTH, shifted_scores),
+        ("net", "tight", 0): predictions(TRUTH, test_scores),
+    }
+    (tmp_path / "test").mkdir()
+    (tmp_path / "shifted").mkdir()
+    test_paths, cells = write_cells(tmp_path / "test", test_frames)
+    shifted_paths, _ = write_cells(tmp_path / "shifted", shifted_frames)
+    table = evaluate_shift(
+        test_paths,
+        shifted_paths,
+        str(tmp_path / "shift.csv"),
+        cells,
+        LABELS,
+        EvaluateSettings(n_boot=50),
+        seed=0,
+    )
+    drops = table[table["kind"] == "drop"].set_index(["condition", "label"])
+    mean_shifted = (test_scores + shifted_scores) / 2
+    expected = 1.0 - roc_auc_score(TRUTH, mean_shifted)
+    assert drops.loc[("original", "Mass"), "estimate"] == pytest.approx(expected)
+    assert drops.loc[("tight", "Mass"), "estimate"] == 0
+    excess = table[table["kind"] == "excess_drop"].set_index("label")
+    assert excess.loc["Mass", "estimate"] == pytest.approx(expected)
+    assert pd.read_csv(tmp_path / "shift.csv").shape == table.shape
+
+
+def test_evaluate_shift_refuses_empty_shifted_predictions_naming_the_file_and_keys(tmp_path):
+    frame = predictions(TRUTH, np.linspace(0.1, 0.8, 8))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "s").mkdir()
+    test_paths, cells = write_cells(tmp_path / "t", {("net", "original", 0): frame})
+    shifted_paths, _ = write_cells(tmp_path / "s", {("net", "original", 0): frame.iloc[:0]})
+    with pytest.raises(InputError, match=r"has no predictions.*nih\.shifted_list"):
+        evaluate_shift(
+            test_paths, shifted_paths, str(tmp_path / "x.csv"), cells, LABELS, EvaluateSettings(), 0
+        )

@@ -70,7 +70,14 @@ def run(tmp_path_factory) -> dict:
         folder = root / condition
         folder.mkdir()
         paths = {
-            name: folder / name for name in ("predictions.csv", "history.csv", "summary.json", "model.pt")
+            name: folder / name
+            for name in (
+                "predictions.csv",
+                "predictions_shifted.csv",
+                "history.csv",
+                "summary.json",
+                "model.pt",
+            )
         }
         train_cell(
             root / "images.npy",
@@ -167,10 +174,12 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
         tmp_path / "contrasts.csv",
         tmp_path / "delong.csv",
         tmp_path / "training.csv",
-        tmp_path / "summary.md",
-        tmp_path / "claims.csv",
-        0.05,
-        ClaimsSettings(),
+        shift=None,
+        summary=tmp_path / "summary.md",
+        claims=tmp_path / "claims.csv",
+        alpha=0.05,
+        settings=ClaimsSettings(),
+        shortcut_label=None,
     )
     assert set(claims["claim"]) == set(CLAIMS)
     summary = (tmp_path / "summary.md").read_text()
@@ -247,7 +256,7 @@ def test_every_study_figure_in_every_format(tmp_path: Path, fmt: str) -> None:
                 "mask": m,
                 "seed": 0,
                 "label": label,
-                "inside_fraction": 0.5 + 0.2 * (m != "original"),
+                "inside_fraction_present": 0.5 + 0.2 * (m != "original"),
                 "lung_area": 0.35,
             }
             for b in ("resnet50",)

@@ -221,6 +221,18 @@ def test_demo_writes_every_output(demo_run):
     index = pd.read_csv(results / "cache" / "index_64.csv")
     assert len(tight) == int(index["ok"].sum())
     assert tight["dice"].mean() > 0.7
+    # the shifted test set: every test image's twin is predicted, and the drops are in table, figure, report
+    index = index.query("ok")
+    shifted = pd.read_csv(
+        results / "classify" / "resnet10t" / "original" / "seed0" / "predictions_shifted.csv"
+    )
+    assert len(shifted) == int((index["split"] == "shifted").sum()) == int((index["split"] == "test").sum())
+    shift = pd.read_csv(results / "tables" / "shift.csv")
+    assert (
+        len(shift[shift["kind"] == "drop"]) == 3 * 7 and len(shift[shift["kind"] == "excess_drop"]) == 2 * 7
+    )
+    assert (results / "figures" / "shift.png").is_file() and "## Shifted test set" in report
+    assert len(claims[claims["claim"] == "shortcut"]) == 2
 
 
 @pytest.mark.slow
@@ -262,6 +274,7 @@ def test_figure_keys_rerun_only_figures(demo_run):
         "plot_saliency_overlays",
         "plot_no_finding",
         "plot_training_efficiency",
+        "plot_shift",
         "write_report",
         "all",
     }

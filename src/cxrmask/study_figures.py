@@ -144,17 +144,20 @@ def training_efficiency(
 def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
     """Share of Grad-CAM mass inside the lungs per label, a marker per condition, a panel per backbone.
 
-    ``table`` has backbone, mask, label, inside_fraction (the mean over test
-    images, averaged over seeds here) and lung_area; the dashed line is what
-    saliency spread evenly over the image would give (the lungs' share of the
-    image), so a point below it means the model looks outside the lungs more
-    than at random. Panels are ``style.width`` wide, three to a row.
+    ``table`` has backbone, mask, label, inside_fraction_present (the mean
+    over the test images that have the label, averaged over seeds here: a
+    label's Grad-CAM points at its evidence only where there is some) and
+    lung_area; the dashed line is what saliency spread evenly over the image
+    would give (the lungs' share of the image), so a point below it means the
+    model looks outside the lungs more than at random. Panels are
+    ``style.width`` wide, three to a row.
     """
-    _require(table, ["backbone", "mask", "label", "inside_fraction", "lung_area"], "saliency table")
+    measure = "inside_fraction_present"
+    _require(table, ["backbone", "mask", "label", measure, "lung_area"], "saliency table")
     conditions = _ordered_conditions(_unique(table["mask"]), "saliency table")
     backbones = _unique(table["backbone"])
     labels = _unique(table["label"])
-    mean = table.groupby(["backbone", "mask", "label"], sort=False)[["inside_fraction", "lung_area"]].mean()
+    mean = table.groupby(["backbone", "mask", "label"], sort=False)[[measure, "lung_area"]].mean()
     rows, columns = _grid(len(backbones), 3)
     step = 0.6 / len(conditions)
     with _rc(style):
@@ -186,7 +189,7 @@ def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style:
             ax.set_xlim(0, 1.02)
             ax.set_ylim(len(labels) - 0.5, -0.5)
             ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
-            ax.set_xlabel("Saliency inside the lungs")
+            ax.set_xlabel("Saliency inside the lungs (images with the label)")
             ax.set_title(backbone)
         handles, names = axes[0].get_legend_handles_labels()
         handles.append(Line2D([], [], color="#777777", linestyle="--"))
