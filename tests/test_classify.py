@@ -602,12 +602,15 @@ def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
             "ok": np.arange(n) != n - 1,  # the last test image did not decode
         }
     )
+    # the first three test images double as a shifted test set (as the demo's twins would)
+    shifted = index[index["split"] == "test"].head(3).assign(split="shifted")
+    shifted["image"] = [name.replace("_000", "_500") for name in shifted["image"]]
+    index = pd.concat([index, shifted], ignore_index=True)
     index.to_csv(tmp_path / "index.csv", index=False)
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "masks.npy", np.ones_like(images))
-    outputs = {
-        name: tmp_path / name for name in ("pred.csv", "history.csv", "summary.json", "model.pth", "run.json")
-    }
+    names = ("pred.csv", "pred_shifted.csv", "history.csv", "summary.json", "model.pth", "run.json")
+    outputs = {name: tmp_path / name for name in names}
     summary = train_cell(
         tmp_path / "images.npy",
         tmp_path / "index.csv",
@@ -626,6 +629,11 @@ def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
     predictions = pd.read_csv(outputs["pred.csv"])
     assert len(predictions) == len(splits["test"].targets) - 1
     assert predictions["image"].tolist() == index["image"][index["split"].eq("test") & index["ok"]].tolist()
+    # the twins share their test images' cache rows, so the same weights give them the same scores
+    twins = pd.read_csv(outputs["pred_shifted.csv"])
+    assert twins["image"].tolist() == shifted["image"].tolist()
+    scores = [c for c in predictions.columns if c.startswith(("score_", "true_"))]
+    np.testing.assert_allclose(twins[scores].to_numpy(), predictions[scores].head(3).to_numpy(), rtol=1e-6)
     assert json.loads(outputs["summary.json"].read_text()) == {
         "backbone": "resnet10t",
         "mask": "tight",

@@ -148,3 +148,27 @@ def test_weights_that_do_not_fit_the_arch_are_a_one_line_error(tmp_path, capfd):
     assert main([*args, "--out", str(tmp_path / "m.pt"), "--arch", "vit_b"]) == 1
     error = capfd.readouterr().err
     assert "'bundled' weights exist only for arch litemedsam" in error and "Traceback" not in error
+
+
+def test_seg_predict_scores_its_masks_against_reference_masks(model_file, tmp_path):
+    ids = write_lung_set(tmp_path, [(256, 240)] * 3, seed=7)
+    (tmp_path / "masks" / f"{ids[0]}.png").unlink()  # one image without a reference
+    out = tmp_path / "out"
+    args = [
+        "seg-predict",
+        "--model",
+        str(model_file),
+        "--images",
+        str(tmp_path / "images"),
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--truth", str(tmp_path / "masks")]) == 0
+    qc = pd.read_csv(out / "qc.csv").set_index("image")
+    assert np.isnan(qc.loc[f"{ids[0]}.png", "dice"])
+    for name in ids[1:]:
+        mask = np.array(Image.open(out / f"{name}.png")) > 0
+        truth = np.array(Image.open(tmp_path / "masks" / f"{name}.png")) > 0
+        expected = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
+        assert qc.loc[f"{name}.png", "dice"] == pytest.approx(expected)
+    assert main([*args, "--truth", str(tmp_path / "nowhere")]) == 1

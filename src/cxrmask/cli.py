@@ -98,9 +98,9 @@ def seg_predict(args: argparse.Namespace) -> pd.DataFrame:
         num_workers=0,
         on_empty=args.on_empty,
         max_empty_fraction=1.0,
-        amp=device.type == "cuda",
     )
-    return predict_folder(SegmenterBundle.load(args.model), args.images, args.out, device, settings)
+    bundle = SegmenterBundle.load(args.model)
+    return predict_folder(bundle, args.images, args.out, device, settings, truth=args.truth)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -135,6 +135,9 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--images", type=Path, required=True, help="folder of PNG X-rays")
     predict.add_argument("--out", type=Path, required=True, help="folder for masks and qc.csv")
     predict.add_argument("--batch-size", type=int, default=16, help="images per encoder batch (GPU)")
+    predict.add_argument(
+        "--truth", type=Path, help="folder of reference masks named like the images: adds Dice to qc.csv"
+    )
     predict.add_argument(
         "--on-empty",
         default="full_image",

@@ -33,8 +33,13 @@ def predict_folder(
     out_dir: str | os.PathLike[str],
     device: torch.device,
     settings: InferenceSettings,
+    truth: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
-    """Segment every PNG in ``images`` into ``out_dir/<name>.png``; write and return ``out_dir/qc.csv``."""
+    """Segment every PNG in ``images`` into ``out_dir/<name>.png``; write and return ``out_dir/qc.csv``.
+
+    With ``truth``, a folder of reference lung masks named like the images, ``qc.csv`` also gets each
+    mask's Dice against its reference (NaN where there is none), to check the model on labelled images.
+    """
     images, out_dir = Path(images), Path(out_dir)
     paths = sorted(p for p in images.iterdir() if p.suffix.lower() in SUFFIXES) if images.is_dir() else []
     if not paths:
@@ -43,7 +48,13 @@ def predict_folder(
         bundle.prompt.head.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     items = [(path.stem + ".png", path) for path in paths]
-    table = generate_masks(bundle.model, items, bundle.prompt, out_dir, settings, device, qc=bundle.qc)
+    if truth is not None and not Path(truth).is_dir():
+        raise InputError(f"{truth}: not a folder. Point --truth at a folder of reference masks.")
+    table = generate_masks(
+        bundle.model, items, bundle.prompt, out_dir, settings, device, truth_dir=truth, qc=bundle.qc
+    )
     write_csv(out_dir / "qc.csv", table)
     log.info("%d masks in %s; %d flagged by QC", len(table), out_dir, int(table["flag"].sum()))
+    if truth is not None:
+        log.info("mean Dice against %s: %.4f", truth, float(table["dice"].mean()))
     return table
