@@ -341,8 +341,13 @@ def _mask_step(bench: Bench, prefix: str, make_model: Callable[[bool], object], 
         "medsam_loop_images_per_s": _loop_rate(bench, make_model(False), loop_items, loop_dir),
         "dice_vs_truth_fp32_loop": _agreement(loop_dir, bench.truth, names),
     }
+    # bf16 autocast is a GPU lever here; on a CPU (the smoke run) every run stays fp32, like the loop
     base = InferenceSettings(
-        batch_size=batch, num_workers=scale.workers, on_empty="full_image", max_empty_fraction=1.0
+        batch_size=batch,
+        num_workers=scale.workers,
+        on_empty="full_image",
+        max_empty_fraction=1.0,
+        amp=device.type == "cuda",
     )
     runs = {
         "levers_off": (False, base.model_copy(update=dict(bf16_weights=False, compile=False)), counts[0]),

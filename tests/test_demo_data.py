@@ -128,7 +128,8 @@ def test_split_lists_cover_every_image_once_and_keep_patients_whole(demo: tuple[
     assert train and test
     assert sorted(train + test) == sorted(p.name for p in (out / "nih" / "images").iterdir())
     assert {n[:8] for n in train}.isdisjoint({n[:8] for n in test})
-    assert summary["nih"]["images"] == {"train_val": len(train), "test": len(test)}
+    assert summary["nih"]["images"] == {"train_val": len(train), "test": len(test), "shifted": 0}
+    assert (out / "nih" / "shifted_list.txt").read_text() == ""  # SMALL has no twins
 
 
 def test_same_seed_gives_identical_bytes_whatever_the_workers(

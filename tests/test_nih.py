@@ -386,7 +386,7 @@ def test_unlisted_images_are_left_out_with_a_warning(
     part, train_val, test = sliced
     with caplog.at_level(logging.WARNING, logger="cxrmask.nih"):
         chosen = curate(part, train_val[10:], test, labels=LABELS, no_finding=None)
-    assert "10 images are in neither split list" in caplog.text
+    assert "10 images are in no split list" in caplog.text
     assert not set(chosen["image"]) & set(train_val[:10])
 
 
