@@ -21,6 +21,10 @@ class InputError(CxrmaskError):
     """An input file is missing, unreadable, corrupt or of an unexpected kind."""
 
 
+class DecodeError(InputError):
+    """An image file exists but cannot be decoded (corrupt, truncated, not an image)."""
+
+
 class DownloadError(CxrmaskError):
     """A download failed after its retries, or the server refused it."""
 

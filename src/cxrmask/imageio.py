@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cxrmask.atomic import atomic_path
-from cxrmask.errors import InputError
+from cxrmask.errors import DecodeError, InputError
 
 ARRAY_SUFFIXES = {".npy"}
 
@@ -52,7 +52,7 @@ def _load_array(path: Path) -> np.ndarray:
                     image = image.convert("L")
                 array = np.array(image)
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputError(
+        raise DecodeError(
             f"{path}: cannot decode ({exc}). The file is corrupt or truncated: "
             "download it again, or remove it from the input folder."
         ) from exc

@@ -9,7 +9,7 @@ import pandas as pd
 
 from cxrmask.atomic import atomic_dir, write_csv
 from cxrmask.config import SegmenterSettings, SegmentSettings
-from cxrmask.errors import InputError
+from cxrmask.errors import DecodeError, InputError
 from cxrmask.imageio import decode_errors
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.inference import generate_masks as segment_images
@@ -72,17 +72,20 @@ def generate_masks(
     run_on = resolve_device(device)
     if bundle.prompt.head is not None:
         bundle.prompt.head.to(run_on)
-    with atomic_dir(masks) as tmp:
-        qc = segment_images(
-            bundle.model,
-            [(n, Path(p)) for n, p in items],
-            bundle.prompt,
-            tmp,
-            settings,
-            run_on,
-            truth,
-            qc=bundle.qc,
-        )
+    try:
+        with atomic_dir(masks) as tmp:
+            qc = segment_images(
+                bundle.model,
+                [(n, Path(p)) for n, p in items],
+                bundle.prompt,
+                tmp,
+                settings,
+                run_on,
+                truth,
+                qc=bundle.qc,
+            )
+    except DecodeError as exc:
+        raise InputError(f"{exc} Or set data.on_bad_image: skip to leave such images out.") from exc
     write_csv(table, qc)
     _log_flagged(qc, table)
     metrics = {
