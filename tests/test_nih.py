@@ -449,3 +449,17 @@ def test_a_shifted_list_may_share_test_patients_but_not_train_ones(
         curate(table, train_val[1:], test, shifted=train_val[:1], labels=LABELS, seed=0)
     with pytest.raises(InputError, match=r"in both test_list and nih\.shifted_list"):
         curate(table, train_val, test, shifted=test[:3], labels=LABELS, seed=0)
+
+
+def test_a_shifted_list_leaves_the_no_finding_cap_of_the_study_splits_as_it_was(
+    table: pd.DataFrame, lists: tuple[list[str], list[str]]
+) -> None:
+    """Half the test list moved to a shifted list: train, val and the other half of test keep exactly the
+    images a run without the shifted list keeps, with the same No Finding draw."""
+    train_val, test = lists
+    kept_test, shifted = test[len(test) // 2 :], test[: len(test) // 2]
+    base = curate(table, train_val, kept_test, labels=LABELS, no_finding=500, seed=0)
+    with_shift = curate(table, train_val, kept_test, shifted=shifted, labels=LABELS, no_finding=500, seed=0)
+    study = with_shift[with_shift["split"] != "shifted"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(study, base)
+    assert (with_shift["split"] == "shifted").any()

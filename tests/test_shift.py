@@ -104,3 +104,24 @@ def test_cells_without_shifted_predictions_are_refused(sets) -> None:
     test, shifted, _ = sets
     with pytest.raises(InputError, match="shifted predictions for cells"):
         shift_table(test, {("net", "original"): shifted[("net", "original")]}, LABELS, 0.05, 10, 0)
+
+
+def test_patients_of_each_set_are_resampled_as_their_own_group() -> None:
+    """Test-only, shifted-only and shared patients: every resample keeps each group's size."""
+    from cxrmask.shift import _stratified_counts
+
+    groups = [np.array([0, 1, 2]), np.array([3, 4]), np.array([5, 6, 7, 8])]
+    weights = _stratified_counts(np.random.default_rng(0), groups, 9, 500)
+    for members in groups:
+        assert (weights[:, members].sum(axis=1) == len(members)).all()
+    assert weights[:, [0, 1, 2]].std() > 0  # they are resampled, not fixed
+
+
+def test_the_macro_drop_averages_the_same_findings_in_both_sets(sets) -> None:
+    test, shifted, _ = sets
+    one_class = {cell: frame.assign(true_Mass=0) for cell, frame in shifted.items()}  # no Mass case
+    table = shift_table(test, one_class, LABELS, alpha=0.05, n_boot=50, seed=0)
+    macro = table[(table["kind"] == "drop") & (table["label"] == "macro")].set_index("condition")
+    pneumonia = table[(table["kind"] == "drop") & (table["label"] == "Pneumonia")].set_index("condition")
+    # Mass has one class on the shifted set, so both macro means are over Pneumonia alone
+    assert macro["estimate"].to_numpy() == pytest.approx(pneumonia["estimate"].to_numpy())

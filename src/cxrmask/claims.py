@@ -447,8 +447,8 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "one the other way or a negligible one. *Trains faster* means reaching the best validation macro "
         f"AUROC in less wall time (paired over seeds, tested with >= {MIN_SEEDS_FOR_TIME_TEST} seeds). "
         "*Protects against a shortcut* means a masked condition loses significantly less AUROC than "
-        "original images from the test set to the shifted one (the same patients' images with the "
-        "suspected cue no longer tied to the label; `tables/shift.csv`). "
+        "original images from the test set to the shifted one (images where the suspected cue no longer "
+        "goes with the label; `tables/shift.csv`). "
         "Scores are averaged over seeds before every test, so the tests compare conditions on this test set. "
         "*Not resolved* means this sample cannot tell.",
         "",

@@ -91,7 +91,9 @@ class DemoSettings(Section):
     seed: int = Field(0, ge=0, description="seed of the whole generated dataset")
     n_seg_images: int = Field(40, ge=4, description="Airlangga-style image/mask pairs")
     n_patients: int = Field(120, ge=4, description="NIH-style patients")
-    max_images_per_patient: int = Field(3, ge=1, description="follow-up images per patient, at most")
+    max_images_per_patient: int = Field(
+        3, ge=1, le=500, description="follow-up images per patient, at most (a shifted twin adds 500)"
+    )
     nih_size: int = Field(1024, ge=64, description="side of the NIH-style PNGs (NIH's is 1024)")
     seg_size: int = Field(256, ge=64, description="side of the Airlangga-style BMPs (RSUA's is 256)")
     shortcut_label: str = Field("Pneumonia", description="finding whose images carry the spurious marker")

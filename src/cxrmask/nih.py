@@ -195,12 +195,16 @@ def curate(
         int(clean.sum()),
         int((~positive & ~clean).sum()),
     )
-    negatives = frame[clean]
+    # The cap draws from the study's own splits only, so adding a shifted set leaves them as they were.
+    negatives = frame[clean & (frame["split"] != "shifted")]
     if no_finding is not None and len(negatives) > no_finding:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(negatives), size=no_finding, replace=False))
         negatives = negatives.iloc[keep]
-    subset = pd.concat([frame[positive], negatives]).sort_values("image").reset_index(drop=True)
+    shifted_negatives = frame[clean & (frame["split"] == "shifted")]
+    subset = (
+        pd.concat([frame[positive], negatives, shifted_negatives]).sort_values("image").reset_index(drop=True)
+    )
     if subset.empty:
         raise InputError(
             "the curated NIH subset is empty: no present image carries a target label or No Finding."

@@ -12,7 +12,10 @@ one (*excess drop*), measure the shortcut through the pipeline's own outputs.
 Both sets are scored on the same patient resamples: a patient drawn k times
 brings all of their images in both sets k times, so where the two sets share
 patients (the demo's twins) the drop's interval is paired, and all cells share
-the resamples, as in :mod:`cxrmask.uncertainty`.
+the resamples, as in :mod:`cxrmask.uncertainty`. Patients in both sets, in
+the test set only and in the shifted set only are resampled as three groups,
+so a shifted set from other patients (another site) keeps its size in every
+resample.
 """
 
 from __future__ import annotations
@@ -50,26 +53,47 @@ _BLOCK = 200
 Cell = tuple[str, str]
 
 
+def _two_classes(table: pd.DataFrame, label: str) -> bool:
+    y = label_truth(table, label)
+    return bool(y.any() and not y.all())
+
+
 def _replicates(
-    table: pd.DataFrame, labels: Sequence[str], patient_index: Mapping, weights: NDArray[np.float64]
+    table: pd.DataFrame,
+    labels: Sequence[str],
+    findings: Sequence[int],
+    patient_index: Mapping,
+    weights: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per-label and macro AUROC of ``table`` (columns: labels, then macro) on the whole set and on each
-    resample of patient ``weights`` (resamples x patients); NaN where a label has one class."""
+    """Per-label and macro AUROC of ``table`` (columns: labels, then the mean over the label indices
+    ``findings``) on the whole set and on each resample of patient ``weights`` (resamples x patients);
+    NaN where a label has one class."""
     patient_of = table["patient_id"].map(patient_index).to_numpy()
     image_weights = weights[:, patient_of]
     point = np.full(len(labels) + 1, np.nan)
     boot = np.full((len(weights), len(labels) + 1), np.nan)
     for i, label in enumerate(labels):
-        y, s = label_truth(table, label), label_scores(table, label)
-        if y.all() or not y.any():
+        if not _two_classes(table, label):
             continue
+        y, s = label_truth(table, label), label_scores(table, label)
         point[i] = auroc(y, s)
         boot[:, i] = weighted_auc(s[y], s[~y], image_weights[:, y], image_weights[:, ~y])
-    findings = [i for i, label in enumerate(labels) if label != NO_FINDING and np.isfinite(point[i])]
     if findings:
-        point[-1] = point[findings].mean()
-        boot[:, -1] = boot[:, findings].mean(axis=1)
+        point[-1] = point[list(findings)].mean()
+        boot[:, -1] = boot[:, list(findings)].mean(axis=1)
     return point, boot
+
+
+def _stratified_counts(
+    rng: np.random.Generator, groups: Sequence[NDArray[np.int64]], n_patients: int, size: int
+) -> NDArray[np.float64]:
+    """Bootstrap counts (size x patients) drawn within each group of patient indices separately, so every
+    resample keeps each group's size: the patients of both sets, of the test set only, of the shifted only."""
+    weights = np.zeros((size, n_patients))
+    for members in groups:
+        if len(members):
+            weights[:, members] = resample_counts(rng, len(members), size)
+    return weights
 
 
 def shift_table(
@@ -98,17 +122,28 @@ def shift_table(
     if not test:
         raise InputError("no cells to compare on the shifted test set")
     first = next(iter(test))
-    patients = np.unique(np.concatenate([test[first]["patient_id"], shifted[first]["patient_id"]]))
+    in_test, in_shifted = set(test[first]["patient_id"]), set(shifted[first]["patient_id"])
+    patients = sorted(in_test | in_shifted)
     patient_index = {patient: i for i, patient in enumerate(patients)}
+    groups = [
+        np.array([patient_index[p] for p in sorted(group)], dtype=np.int64)
+        for group in (in_test & in_shifted, in_test - in_shifted, in_shifted - in_test)
+    ]
+    # macro AUROC over the findings with both classes in both sets, so the two means average alike
+    findings = [
+        i
+        for i, label in enumerate(labels)
+        if label != NO_FINDING and _two_classes(test[first], label) and _two_classes(shifted[first], label)
+    ]
     columns = [*labels, MACRO]
     points: dict[Cell, NDArray[np.float64]] = {}
     boots: dict[Cell, NDArray[np.float64]] = {cell: np.empty((0, 2, len(columns))) for cell in test}
     rng = np.random.default_rng(seed)
     for start in range(0, n_boot, _BLOCK):
-        weights = resample_counts(rng, len(patients), min(_BLOCK, n_boot - start))
+        weights = _stratified_counts(rng, groups, len(patients), min(_BLOCK, n_boot - start))
         for cell in test:
-            point_t, boot_t = _replicates(test[cell], labels, patient_index, weights)
-            point_s, boot_s = _replicates(shifted[cell], labels, patient_index, weights)
+            point_t, boot_t = _replicates(test[cell], labels, findings, patient_index, weights)
+            point_s, boot_s = _replicates(shifted[cell], labels, findings, patient_index, weights)
             points[cell] = np.stack([point_t, point_s])
             boots[cell] = np.concatenate([boots[cell], np.stack([boot_t, boot_s], axis=1)])
     rows = []

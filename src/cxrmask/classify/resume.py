@@ -30,6 +30,7 @@ import torch
 
 from cxrmask.atomic import atomic_path
 from cxrmask.early_stopping import EarlyStopping
+from cxrmask.torchutil import cpu_has_bf16
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ def run_identity(
 
     The digest covers each split's image shape and targets (not every pixel,
     which would take seconds on the full cache); a changed subset changes them.
+    Whether this CPU computes bf16 is part of it, since ``amp`` means bf16 there
+    and fp32 elsewhere.
     """
     digest = hashlib.sha256()
     for split in splits:
@@ -103,6 +106,8 @@ def run_identity(
         "settings": settings.model_dump(mode="json"),
         "seed": int(seed),
         "data": digest.hexdigest(),
+        # amp's effect on a CPU depends on the host: a checkpoint from another kind of CPU is not resumed
+        "cpu_bf16": cpu_has_bf16(),
     }
 
 

@@ -97,8 +97,8 @@ def find_pairs(root: str | os.PathLike[str], images: str, masks: Sequence[str]) 
         unpaired.append(image)
     if unpaired:
         log.warning(
-            "%d images under %s have no mask for every seg_data.masks pattern and are left out "
-            "(first: %s); add the mask or fix the pattern to use them",
+            "%d images under %s have no mask for every seg_data.masks pattern (--masks of cxrmask "
+            "seg-finetune) and are left out (first: %s); add the mask or fix the pattern to use them",
             len(unpaired),
             root,
             unpaired[0],

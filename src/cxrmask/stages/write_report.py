@@ -119,8 +119,9 @@ def _shift_section(shift: pd.DataFrame) -> list[str]:
     return [
         "## Shifted test set (the shortcut measured)",
         "",
-        "AUROC on the test images → on the shifted test set (the same patients' images with the suspected "
-        "cue no longer tied to the label), and the drop with its paired patient-bootstrap interval. "
+        "AUROC on the test images → on the shifted test set (images where a suspected cue no longer goes "
+        "with the label; in the demo, the test images redrawn with the marker placed independently of it), "
+        "and the drop with its patient-bootstrap interval. "
         "`tables/shift.csv` also has each masked condition's drop against the original images' "
         "(`excess_drop`).",
         "",
