@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from cxrmask.errors import InputError
-from cxrmask.shift import shift_table
+from cxrmask.shift import SHIFT_COLUMNS, shift_table
 
 LABELS = ["Pneumonia", "Mass"]
 
@@ -125,3 +125,48 @@ def test_the_macro_drop_averages_the_same_findings_in_both_sets(sets) -> None:
     pneumonia = table[(table["kind"] == "drop") & (table["label"] == "Pneumonia")].set_index("condition")
     # Mass has one class on the shifted set, so both macro means are over Pneumonia alone
     assert macro["estimate"].to_numpy() == pytest.approx(pneumonia["estimate"].to_numpy())
+
+
+def test_table_layout_intervals_and_the_excess_drops_bootstrap(sets) -> None:
+    test, shifted, _ = sets
+    table = shift_table(test, shifted, LABELS, alpha=0.05, n_boot=300, seed=1)
+    assert list(table.columns) == SHIFT_COLUMNS and set(table["backbone"]) == {"net"}
+    # the equivalence interval at alpha is the plain interval at 2 alpha, resample for resample
+    wider = shift_table(test, shifted, LABELS, alpha=0.10, n_boot=300, seed=1)
+    np.testing.assert_allclose(table[["eq_low", "eq_high"]], wider[["ci_low", "ci_high"]])
+    # the masked cell scores both sets alike, so its drop is 0 on every resample and the excess drop's
+    # resamples are the original's drop's: the same interval
+    drop = table[(table["kind"] == "drop") & (table["condition"] == "original")].set_index("label")
+    excess = table[table["kind"] == "excess_drop"].set_index("label")
+    np.testing.assert_allclose(excess[["ci_low", "ci_high"]], drop[["ci_low", "ci_high"]])
+    assert (drop.loc["macro", "ci_high"] - drop.loc["macro", "ci_low"]) > 0.01  # resampled, per resample
+
+
+def test_a_label_with_one_class_on_either_set_is_skipped_not_the_ones_after_it(sets) -> None:
+    test, shifted, _ = sets
+    no_pneumonia = {cell: frame.assign(true_Pneumonia=1) for cell, frame in shifted.items()}
+    table = shift_table(test, no_pneumonia, LABELS, alpha=0.05, n_boot=50, seed=0)
+    drops = table[table["kind"] == "drop"].set_index(["condition", "label"])
+    assert np.isnan(drops.loc[("original", "Pneumonia"), "auroc_shifted"])
+    assert drops.loc[("original", "Mass"), "auroc_shifted"] == pytest.approx(
+        _auc(shifted[("net", "original")], "Mass")
+    )
+    assert drops.loc[("original", "macro"), "estimate"] == pytest.approx(
+        drops.loc[("original", "Mass"), "estimate"]
+    )
+
+
+def test_a_shifted_set_of_other_patients_is_resampled_apart(sets) -> None:
+    """Another site: no patient in both sets. Each set's patients are resampled within that set, so the
+    shifted AUROC still varies over resamples and has an interval."""
+    test, shifted, _ = sets
+    elsewhere = {cell: frame.assign(patient_id=frame["patient_id"] + 1000) for cell, frame in shifted.items()}
+    table = shift_table(test, elsewhere, LABELS, alpha=0.05, n_boot=200, seed=0)
+    row = table[(table["kind"] == "drop") & (table["condition"] == "tight")].set_index("label").loc["Mass"]
+    # the same scores on both sets but independent resamples: the drop is 0 with an interval around it
+    assert row["estimate"] == 0 and row["ci_low"] < -0.01 and row["ci_high"] > 0.01
+
+
+def test_no_cells_is_refused() -> None:
+    with pytest.raises(InputError, match="no cells to compare on the shifted test set"):
+        shift_table({}, {}, LABELS, 0.05, 10, 0)
