@@ -9,7 +9,7 @@ looks alike.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -141,6 +141,58 @@ def training_efficiency(
     return figure
 
 
+def _label_panels(
+    values: pd.DataFrame,
+    conditions: list[str],
+    path: str | os.PathLike[str],
+    style: FigureSettings,
+    xlabel: str,
+    draw: Callable[..., None],
+    decorate: Callable[..., None] | None = None,
+    extra_legend: tuple[tuple[Line2D, str], ...] = (),
+) -> Figure:
+    """A panel per backbone (``style.width`` wide, three to a row), a row per label, one marker per condition.
+
+    ``values`` is indexed by (backbone, condition, label), in the order to show them. ``draw(ax, row, y,
+    step, marker)`` plots one entry at height ``y`` (``step`` is the spacing of conditions within a row;
+    ``marker`` the condition's matplotlib marker keywords, legend label included); ``decorate(ax)`` adds
+    to every panel; ``extra_legend`` joins the conditions in the legend.
+    """
+    backbones = list(dict.fromkeys(values.index.get_level_values(0)))
+    labels = list(dict.fromkeys(values.index.get_level_values(2)))
+    rows, columns = _grid(len(backbones), 3)
+    step = 0.6 / len(conditions)
+    with _rc(style):
+        figure = _new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
+        axes = _panels(figure, len(backbones), rows, columns)
+        for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
+            if decorate is not None:
+                decorate(ax)
+            for j, condition in enumerate(conditions):
+                marker = {
+                    "marker": _MARKERS[j % len(_MARKERS)],
+                    "linestyle": "none",
+                    "color": CONDITION_COLOURS[condition],
+                    "markersize": 4.5,
+                }
+                for i, label in enumerate(labels):
+                    key = (backbone, condition, label)
+                    if key in values.index:
+                        y = i + (j - (len(conditions) - 1) / 2) * step
+                        draw(ax, values.loc[key], y, step, {**marker, "label": condition if i == 0 else None})
+            ax.set_ylim(len(labels) - 0.5, -0.5)
+            ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
+            ax.set_xlabel(xlabel)
+            ax.set_title(backbone)
+        handles, names = axes[0].get_legend_handles_labels()
+        for handle, name in extra_legend:
+            handles.append(handle)
+            names.append(name)
+        _bottom_legend(figure, handles, names, columns)
+        _save(figure, path, style)
+    return figure
+
+
 def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
     """Share of Grad-CAM mass inside the lungs per label, a marker per condition, a panel per backbone.
 
@@ -149,54 +201,28 @@ def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style:
     label's Grad-CAM points at its evidence only where there is some) and
     lung_area; the dashed line is what saliency spread evenly over the image
     would give (the lungs' share of the image), so a point below it means the
-    model looks outside the lungs more than at random. Panels are
-    ``style.width`` wide, three to a row.
+    model looks outside the lungs more than at random.
     """
     measure = "inside_fraction_present"
     _require(table, ["backbone", "mask", "label", measure, "lung_area"], "saliency table")
     conditions = _ordered_conditions(_unique(table["mask"]), "saliency table")
-    backbones = _unique(table["backbone"])
-    labels = _unique(table["label"])
     mean = table.groupby(["backbone", "mask", "label"], sort=False)[[measure, "lung_area"]].mean()
-    rows, columns = _grid(len(backbones), 3)
-    step = 0.6 / len(conditions)
-    with _rc(style):
-        figure = _new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
-        axes = _panels(figure, len(backbones), rows, columns)
-        for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
-            for j, condition in enumerate(conditions):
-                for i, label in enumerate(labels):
-                    key = (backbone, condition, label)
-                    if key not in mean.index:
-                        continue
-                    y = i + (j - (len(conditions) - 1) / 2) * step
-                    fraction, area = mean.loc[key]
-                    ax.plot(
-                        fraction,
-                        y,
-                        _MARKERS[j % len(_MARKERS)],
-                        color=CONDITION_COLOURS[condition],
-                        markersize=4.5,
-                        label=condition if i == 0 else None,
-                    )
-                    ax.plot(
-                        [area, area],
-                        [y - step / 2, y + step / 2],
-                        color="#777777",
-                        linestyle="--",
-                        linewidth=0.8,
-                    )
-            ax.set_xlim(0, 1.02)
-            ax.set_ylim(len(labels) - 0.5, -0.5)
-            ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
-            ax.set_xlabel("Saliency inside the lungs (images with the label)")
-            ax.set_title(backbone)
-        handles, names = axes[0].get_legend_handles_labels()
-        handles.append(Line2D([], [], color="#777777", linestyle="--"))
-        names.append("lung share of the image")
-        _bottom_legend(figure, handles, names, columns)
-        _save(figure, path, style)
-    return figure
+
+    def draw(ax, row, y, step, marker) -> None:
+        ax.plot(row[measure], y, **marker)
+        ax.plot([row["lung_area"]] * 2, [y - step / 2, y + step / 2], color="#777777", ls="--", lw=0.8)
+
+    lung_share = (Line2D([], [], color="#777777", linestyle="--"), "lung share of the image")
+    return _label_panels(
+        mean,
+        conditions,
+        path,
+        style,
+        "Saliency inside the lungs",
+        draw,
+        decorate=lambda ax: ax.set_xlim(0, 1.02),
+        extra_legend=(lung_share,),
+    )
 
 
 def shift_drops(table: pd.DataFrame, path: str | os.PathLike[str], style: FigureSettings) -> Figure:
@@ -214,40 +240,20 @@ def shift_drops(table: pd.DataFrame, path: str | os.PathLike[str], style: Figure
     if drops.empty:
         raise InputError("the shift table has no drop rows: rerun evaluate_shift.")
     conditions = _ordered_conditions(_unique(drops["condition"]), "shift table")
-    backbones, labels = _unique(drops["backbone"]), _unique(drops["label"])
-    rows_by = drops.set_index(["backbone", "condition", "label"])
-    rows, columns = _grid(len(backbones), 3)
-    step = 0.6 / len(conditions)
-    with _rc(style):
-        figure = _new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
-        axes = _panels(figure, len(backbones), rows, columns)
-        for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
-            ax.axvline(0.0, color="#777777", linewidth=0.8)
-            for j, condition in enumerate(conditions):
-                for i, label in enumerate(labels):
-                    key = (backbone, condition, label)
-                    if key not in rows_by.index:
-                        continue
-                    row = rows_by.loc[key]
-                    y = i + (j - (len(conditions) - 1) / 2) * step
-                    ax.errorbar(
-                        row["estimate"],
-                        y,
-                        xerr=[[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]],
-                        fmt=_MARKERS[j % len(_MARKERS)],
-                        color=CONDITION_COLOURS[condition],
-                        markersize=4.5,
-                        elinewidth=1.0,
-                        label=condition if i == 0 else None,
-                    )
-            ax.set_ylim(len(labels) - 0.5, -0.5)
-            ax.set_yticks(range(len(labels)), labels if index % columns == 0 else [])
-            ax.set_xlabel("AUROC drop, test - shifted")
-            ax.set_title(backbone)
-        handles, names = axes[0].get_legend_handles_labels()
-        _bottom_legend(figure, handles, names, columns)
-        _save(figure, path, style)
-    return figure
+
+    def draw(ax, row, y, step, marker) -> None:
+        error = [[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]]
+        ax.errorbar(row["estimate"], y, xerr=error, elinewidth=1.0, **marker)
+
+    return _label_panels(
+        drops.set_index(["backbone", "condition", "label"]),
+        conditions,
+        path,
+        style,
+        "AUROC drop, test - shifted",
+        draw,
+        decorate=lambda ax: ax.axvline(0.0, color="#777777", linewidth=0.8),
+    )
 
 
 def saliency_overlays(
