@@ -28,8 +28,8 @@ from numpy.typing import NDArray
 
 from cxrmask.errors import InputError
 from cxrmask.metrics import MACRO, auroc
-from cxrmask.stats import check_bootstrap_params, resample_counts, weighted_auc
-from cxrmask.uncertainty import bootstrap_p, interval, label_scores, label_truth
+from cxrmask.stats import check_bootstrap_params, resample_counts
+from cxrmask.uncertainty import estimate_row, label_scores, label_truth, weighted_aurocs
 from cxrmask.vocabulary import NO_FINDING, ORIGINAL
 
 SHIFT_COLUMNS = [
@@ -69,15 +69,13 @@ def _replicates(
     ``findings``) on the whole set and on each resample of patient ``weights`` (resamples x patients);
     NaN where a label has one class."""
     patient_of = table["patient_id"].map(patient_index).to_numpy()
-    image_weights = weights[:, patient_of]
+    truths = [label_truth(table, label) for label in labels]
+    scores = [label_scores(table, label) for label in labels]
+    defined = [i for i, label in enumerate(labels) if _two_classes(table, label)]
     point = np.full(len(labels) + 1, np.nan)
+    point[defined] = [auroc(truths[i], scores[i]) for i in defined]
     boot = np.full((len(weights), len(labels) + 1), np.nan)
-    for i, label in enumerate(labels):
-        if not _two_classes(table, label):
-            continue
-        y, s = label_truth(table, label), label_scores(table, label)
-        point[i] = auroc(y, s)
-        boot[:, i] = weighted_auc(s[y], s[~y], image_weights[:, y], image_weights[:, ~y])
+    boot[:, : len(labels)] = weighted_aurocs(truths, scores, defined, weights[:, patient_of])
     if findings:
         point[-1] = point[list(findings)].mean()
         boot[:, -1] = boot[:, list(findings)].mean(axis=1)
@@ -151,8 +149,6 @@ def shift_table(
     def add(kind: str, cell: Cell, column: int, pair: NDArray, boot: NDArray, aurocs: NDArray | None) -> None:
         """A row whose estimate is ``pair[0] - pair[1]`` (and each resample's likewise)."""
         values = boot[:, 0, column] - boot[:, 1, column]
-        low, high, n = interval(values, alpha)
-        eq_low, eq_high, _ = interval(values, 2 * alpha)
         rows.append(
             {
                 "kind": kind,
@@ -162,12 +158,7 @@ def shift_table(
                 "auroc_test": np.nan if aurocs is None else aurocs[0, column],
                 "auroc_shifted": np.nan if aurocs is None else aurocs[1, column],
                 "estimate": float(pair[0, column] - pair[1, column]),
-                "ci_low": low,
-                "ci_high": high,
-                "eq_low": eq_low,
-                "eq_high": eq_high,
-                "p_value": bootstrap_p(values),
-                "n_resamples": n,
+                **estimate_row(values, alpha),
             }
         )
 

@@ -109,15 +109,44 @@ def patient_bootstrap(
     for start in range(0, n_boot, block):
         weights = resample_counts(rng, n_patients, min(block, n_boot - start))[:, patient_of]
         for c, row in enumerate(scores):
-            for i in defined:
-                y = truths[i]
-                boot[start : start + len(weights), c, i] = weighted_auc(
-                    row[i][y], row[i][~y], weights[:, y], weights[:, ~y]
-                )
+            boot[start : start + len(weights), c, : len(labels)] = weighted_aurocs(
+                truths, row, defined, weights
+            )
     if findings:
         point[:, -1] = point[:, findings].mean(axis=1)
         boot[:, :, -1] = boot[:, :, findings].mean(axis=2)  # NaN where a finding lost a class
     return Replicates(list(frames), [*labels, MACRO], point, boot, n_patients)
+
+
+def weighted_aurocs(
+    truths: Sequence[NDArray[np.bool_]],
+    scores: Sequence[NDArray[np.float64]],
+    columns: Sequence[int],
+    weights: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """AUROC of each label on each resample (resamples x labels) given per-image resample ``weights``
+    (resamples x images); only the label indices ``columns`` are computed, the rest are NaN."""
+    out = np.full((len(weights), len(truths)), np.nan)
+    for i in columns:
+        y, s = truths[i], scores[i]
+        out[:, i] = weighted_auc(s[y], s[~y], weights[:, y], weights[:, ~y])
+    return out
+
+
+def estimate_row(values: NDArray[np.float64], alpha: float, paired: bool = True) -> dict[str, float]:
+    """A bootstrap estimate's columns: the (1 - alpha) interval, the (1 - 2 alpha) one used for
+    equivalence, the two-sided p-value (NaN when ``paired`` is False: a single cell tests nothing) and
+    the number of defined resamples."""
+    low, high, n = interval(values, alpha)
+    eq_low, eq_high, _ = interval(values, 2 * alpha)
+    return {
+        "ci_low": low,
+        "ci_high": high,
+        "eq_low": eq_low,
+        "eq_high": eq_high,
+        "p_value": bootstrap_p(values) if paired else float("nan"),
+        "n_resamples": n,
+    }
 
 
 def label_truth(table: pd.DataFrame, label: str) -> NDArray[np.bool_]:
@@ -237,8 +266,6 @@ def condition_contrasts(
     rows: list[dict] = []
 
     def add(kind: str, a: tuple[str, str], b: tuple[str, str] | None, column: int, point, boot) -> None:
-        low, high, n = interval(boot, alpha)
-        eq_low, eq_high, _ = interval(boot, 2 * alpha)
         rows.append(
             {
                 "kind": kind,
@@ -248,12 +275,7 @@ def condition_contrasts(
                 "condition_b": b[1] if b else None,
                 "label": reps.columns[column],
                 "estimate": float(point),
-                "ci_low": low,
-                "ci_high": high,
-                "eq_low": eq_low,
-                "eq_high": eq_high,
-                "p_value": bootstrap_p(boot) if b else float("nan"),
-                "n_resamples": n,
+                **estimate_row(boot, alpha, paired=b is not None),
             }
         )
 
