@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_postprocess.py
 	$(BIN)/python benchmarks/bench_segment.py
+	$(BIN)/python benchmarks/bench_cpu_bf16.py
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules

@@ -39,3 +39,9 @@ def seed_averaged(
             raise InputError(f"{backbone}/{condition}: seeds were tested on different images.")
     mean = sum(frame[scores] for frame in frames) / len(frames)
     return pd.concat([first.drop(columns=scores), mean], axis=1).reset_index()
+
+
+def by_condition(cells: list[tuple[dict, pd.DataFrame]]) -> dict[tuple[str, str], pd.DataFrame]:
+    """(backbone, condition) -> its seed-averaged predictions, for every trained pair, in grid order."""
+    keys = dict.fromkeys((cell["backbone"], cell["mask"]) for cell, _ in cells)
+    return {key: seed_averaged(cells, *key) for key in keys}

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from cxrmask.atomic import write_csv
-from cxrmask.cells import load_cells, seed_averaged
+from cxrmask.cells import by_condition, load_cells
 from cxrmask.config import EvaluateSettings
 from cxrmask.uncertainty import condition_contrasts
 from cxrmask.vocabulary import NO_FINDING
@@ -27,9 +27,7 @@ def compare_bootstrap(
 
     Scores are averaged over seeds per backbone x condition first, as for the DeLong tests.
     """
-    loaded = load_cells(predictions, cells)
-    keys = dict.fromkeys((cell["backbone"], cell["mask"]) for cell, _ in loaded)
-    frames = {key: seed_averaged(loaded, *key) for key in keys}
+    frames = by_condition(load_cells(predictions, cells))
     table = condition_contrasts(frames, [*labels, NO_FINDING], pairs, settings.alpha, settings.n_boot, seed)
     write_csv(contrasts, table)
     return table

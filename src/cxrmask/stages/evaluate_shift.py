@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from cxrmask.atomic import write_csv
-from cxrmask.cells import load_cells, seed_averaged
+from cxrmask.cells import by_condition, load_cells
 from cxrmask.config import EvaluateSettings
 from cxrmask.errors import InputError
 from cxrmask.shift import shift_table
@@ -35,10 +35,9 @@ def evaluate_shift(
             f"{empty[0]} has no predictions: the curated subset has no shifted test images. "
             "Check nih.shifted_list (or demo.shortcut_rate_test) and rerun curate_nih."
         )
-    keys = dict.fromkeys((cell["backbone"], cell["mask"]) for cell, _ in test)
     table = shift_table(
-        {key: seed_averaged(test, *key) for key in keys},
-        {key: seed_averaged(shifted, *key) for key in keys},
+        by_condition(test),
+        by_condition(shifted),
         [*labels, NO_FINDING],
         settings.alpha,
         settings.n_boot,
