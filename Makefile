@@ -31,11 +31,13 @@ demo: $(STAMP)
 	@echo "  MLflow      sqlite:///$(abspath $(DEMO_RESULTS))/mlflow/mlflow.db"
 	@echo "  browse it:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO_RESULTS))/mlflow/mlflow.db"
 
+# The suite on up to 4 pytest-xdist workers (one per core), a test module to a worker; -n 0 runs it in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 # Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
 # MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from snakerun import snakemake, tiny_args
 
 # Variables by which a user's shell could reach into a test run: where MLflow logs, which profile
@@ -18,6 +19,26 @@ from snakerun import snakemake, tiny_args
 UNSET = ("SNAKEMAKE_PROFILE",)
 UNSET_PREFIXES = ("MLFLOW_",)
 PROXIES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+# Modules that take minutes, longest first. `make test` runs the suite on several pytest-xdist workers, a
+# module to a worker; starting each worker on one of these keeps a long module from starting last, alone.
+LONG_FIRST = (
+    "test_slurm.py",
+    "test_workflow.py",
+    "test_real_anatomy.py",
+    "test_bad_inputs.py",
+    "test_resume.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the long modules first; the rest keep their (pytest-randomly's random) order."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)
 
 
 def unreachable_url() -> str:
@@ -106,18 +127,27 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Iterator[Path]:
-    """The whole workflow on the tiny demo, run once per test session; yields the results folder.
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole workflow on the tiny demo, run once per test session; its results folder.
 
     Several modules check things against one finished run (plans, reruns,
     kills, a tracking server, a cluster run's outputs); running it once saves
-    minutes. Tests that rerun part of it must leave it complete, as CPU reruns
-    are byte-identical.
+    minutes. Under pytest-xdist the workers share it: the first to ask runs
+    it in the session's common temporary folder while the others wait on a
+    lock. Tests only read it or copy it (``tiny_copy``); the dry runs of
+    test_workflow.py, the only ones in its working directory, lock nothing.
     """
-    results = tmp_path_factory.mktemp("tiny") / "results"
-    snakemake(*tiny_args(results, "--cores", "2"))
-    yield results
-    shutil.rmtree(results.parent, ignore_errors=True)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' folders sit side by side in the session's
+    folder = root / "tiny"
+    finished = folder / "finished"
+    with FileLock(root / "tiny.lock"):
+        if not finished.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            snakemake(*tiny_args(folder / "results", "--cores", "2"))
+            finished.touch()
+    return folder / "results"
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ The images and masks (COVID-19 image data collection, V7 Labs lung
 annotations) live beside the repository, not in it; without them the test
 is skipped. Images are chosen one per patient, so no patient is both in the
 training and in the held-out half. The encoder is run once per image
-(``decoder`` mode caches its embeddings), which is most of the test's time.
+(``decoder`` mode caches its embeddings), which is most of the test's time;
+``amp`` is on, as in the pipeline, so a CPU that computes bf16 natively
+runs it in bf16 (about twice as fast) and any other in float32.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from cxrmask.segment.prompts import BoxPrior
 log = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "covid_lungseg"
-N_TRAIN = N_HELD_OUT = 32
-EPOCHS = 5
+N_TRAIN = N_HELD_OUT = 24
+EPOCHS = 3
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,7 +60,7 @@ def test_finetuned_litemedsam_beats_zero_shot_on_held_out_real_lungs():
     data = prepare(chosen, model.input_size, model.mask_size, val_fraction=0.5, seed=0)
     assert (data.split == "val").sum() == N_HELD_OUT
     prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.03)
-    settings = FinetuneSettings(mode="decoder", epochs=EPOCHS, batch_size=8, lr=1e-4, amp=False)
+    settings = FinetuneSettings(mode="decoder", epochs=EPOCHS, batch_size=8, lr=1e-4, amp=True)
 
     result = finetune(model, data, prior, settings, torch.device("cpu"), seed=0)
 
