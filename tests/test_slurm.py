@@ -32,7 +32,24 @@ from snakerun import DEMO, REPO, compared_outputs, overlay, tiny_args
 pytestmark = pytest.mark.slow
 
 GPU_RULES = ("finetune_medsam", "generate_masks", "train_classifier")
-LOCAL_RULES = {"log_mlflow"}  # the tiny pipeline's `localrule: True` rules
+# The tiny pipeline's `localrule: True` rules.
+LOCAL_RULES = {
+    "log_mlflow",
+    "plot_roc",
+    "plot_shift",
+    "plot_training_curves",
+    "plot_auroc_heatmap",
+    "plot_delta_auroc",
+    "plot_mask_gallery",
+    "plot_qc_gallery",
+    "plot_saliency",
+    "plot_saliency_overlays",
+    "plot_no_finding",
+    "plot_training_efficiency",
+    "saliency_table",
+    "summarise_claims",
+    "write_report",
+}
 # The user's resources for this run: a GPU for each GPU rule, two threads for the image cache (thread
 # counts of the model rules stay at the demo's 1, so the numbers can match the local run byte for byte).
 RESOURCES = {rule: {"gpu": 1} for rule in GPU_RULES} | {"cache_images": {"threads": 2}}
@@ -150,7 +167,8 @@ def sbatch_calls(log: str) -> dict[str, list[str]]:
 def test_every_job_but_the_local_rules_went_through_sbatch(cluster, slurm_run):
     jobs = {slurm: cluster.job(slurm) for slurm in submitted(slurm_run.log)}
     rules = {re.match(r"rule_(\w+?)(_wildcards_|$)", job["Comment"]).group(1) for job in jobs.values()}
-    assert {"make_demo_data", "finetune_medsam", "generate_masks", "train_classifier", "plot_roc"} <= rules
+    remote = {"make_demo_data", "finetune_medsam", "generate_masks", "train_classifier", "compare_conditions"}
+    assert remote <= rules
     assert not rules & LOCAL_RULES
     states = {slurm: job["JobState"] for slurm, job in jobs.items()}
     assert states.pop(slurm_run.cancel.cancelled) == "CANCELLED"
@@ -174,7 +192,7 @@ def test_sbatch_carries_each_rules_threads_memory_runtime_gpus_and_partition(clu
         assert ("--gpus=1" in call) == (rule in GPU_RULES), call
         assert ("-p gpu" in call) == (rule in GPU_RULES), call
     # Rules without a `resources:` entry get the profile's defaults.
-    assert "--mem 2000" in calls["write_report"][0] and "-t 30" in calls["write_report"][0]
+    assert "--mem 2000" in calls["compare_conditions"][0] and "-t 30" in calls["compare_conditions"][0]
     # And SLURM recorded what was asked.
     for slurm in submitted(slurm_run.log):
         job = cluster.job(slurm)

@@ -86,6 +86,7 @@ rule plot_shift:
         ),
     log:
         results("logs", "plot_shift.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -106,6 +107,7 @@ rule plot_roc:
         ),
     log:
         results("logs", "plot_roc_{backbone}.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -129,6 +131,7 @@ rule plot_training_curves:
         ),
     log:
         results("logs", "plot_training_curves_{backbone}.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -151,6 +154,7 @@ rule plot_auroc_heatmap:
         ),
     log:
         results("logs", "plot_auroc_heatmap.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -171,6 +175,7 @@ rule plot_delta_auroc:
         ),
     log:
         results("logs", "plot_delta_auroc.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -194,6 +199,7 @@ rule plot_mask_gallery:
         ),
     log:
         results("logs", "plot_mask_gallery.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -218,6 +224,7 @@ rule plot_qc_gallery:
         ),
     log:
         results("logs", "plot_qc_gallery.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -243,6 +250,7 @@ rule write_report:
         report=results("report.md"),
     log:
         results("logs", "write_report.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:

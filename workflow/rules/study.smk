@@ -44,6 +44,7 @@ rule summarise_claims:
         claims=results("tables", "claims.csv"),
     log:
         results("logs", "summarise_claims.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -96,6 +97,7 @@ rule saliency_table:
         table=results("tables", "saliency.csv"),
     log:
         results("logs", "saliency_table.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -115,6 +117,7 @@ rule plot_saliency:
         ),
     log:
         results("logs", "plot_saliency.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -135,6 +138,7 @@ rule plot_saliency_overlays:
         ),
     log:
         results("logs", "plot_saliency_overlays_{backbone}.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -158,6 +162,7 @@ rule plot_no_finding:
         ),
     log:
         results("logs", "plot_no_finding_{backbone}.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
@@ -180,6 +185,7 @@ rule plot_training_efficiency:
         ),
     log:
         results("logs", "plot_training_efficiency.log"),
+    localrule: True
     conda:
         "../../envs/cxrmask.yaml"
     params:
