@@ -241,3 +241,12 @@ def test_write_csv_killed_midway_keeps_the_previous_table(tmp_path: Path) -> Non
         write_csv(target, _dying_table(100))
     assert target.read_text().splitlines() == ["image,note", "a.png,old"]
     assert _names(tmp_path) == ["qc.csv"]
+
+
+def test_writers_create_every_missing_folder_above_the_target(tmp_path: Path) -> None:
+    table = tmp_path / "results" / "tables" / "new" / "auroc.csv"
+    write_csv(table, pd.DataFrame({"a": [1]}))
+    with atomic_dir(tmp_path / "masks" / "tight" / "shard_0") as folder:
+        (folder / "m.png").write_bytes(b"x")
+    assert table.read_text() == "a\n1\n"
+    assert (tmp_path / "masks" / "tight" / "shard_0" / "m.png").read_bytes() == b"x"

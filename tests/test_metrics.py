@@ -66,3 +66,9 @@ def test_no_finding_score_rejects_unknown_method_and_bad_shape() -> None:
         no_finding_score(np.zeros((2, 5)), "mean")
     with pytest.raises(InputError, match="cases, findings"):
         no_finding_score(np.zeros(5), "one_minus_max")
+
+
+def test_no_finding_score_with_a_single_finding_is_its_complement() -> None:
+    p = np.array([[0.2], [0.9], [0.0]])
+    for method in ("one_minus_max", "prod_one_minus"):
+        np.testing.assert_allclose(no_finding_score(p, method), [0.8, 0.1, 1.0])

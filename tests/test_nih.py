@@ -21,6 +21,7 @@ from cxrmask.errors import ConfigError, InputError
 from cxrmask.nih import (
     NIH_LABELS,
     NO_FINDING,
+    _patient_split,
     check_labels,
     curate,
     find_images,
@@ -316,9 +317,9 @@ def sliced(table: pd.DataFrame) -> Sliced:
 
 def test_no_finding_cap_is_deterministic_by_seed(sliced: Sliced) -> None:
     part, train_val, test = sliced
-    first = curate(part, train_val, test, labels=LABELS, no_finding=300, seed=0)
-    again = curate(part, train_val, test, labels=LABELS, no_finding=300, seed=0)
-    other = curate(part, train_val, test, labels=LABELS, no_finding=300, seed=1)
+    first = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, no_finding=300, seed=0)
+    again = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, no_finding=300, seed=0)
+    other = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, no_finding=300, seed=1)
     pd.testing.assert_frame_equal(first, again)
     chosen = set(first.loc[first[NO_FINDING] == 1, "image"])
     chosen_other = set(other.loc[other[NO_FINDING] == 1, "image"])
@@ -326,36 +327,36 @@ def test_no_finding_cap_is_deterministic_by_seed(sliced: Sliced) -> None:
     assert chosen != chosen_other
     assert set(first.loc[first[NO_FINDING] == 0, "image"]) == set(other.loc[other[NO_FINDING] == 0, "image"])
     # A cap above the number of No Finding images keeps them all.
-    everything = curate(part, train_val, test, labels=LABELS, no_finding=10**6, seed=0)
+    everything = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, no_finding=10**6, seed=0)
     assert int(everything[NO_FINDING].sum()) == int((part["labels"] == (NO_FINDING,)).sum())
 
 
 def test_images_restricts_to_files_present(sliced: Sliced, tmp_path: Path) -> None:
     part, train_val, test = sliced
     present = {name: tmp_path / "images_001" / "images" / name for name in part["image"].iloc[::7]}
-    chosen = curate(part, train_val, test, labels=LABELS, images=present, seed=0)
+    chosen = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, images=present, seed=0)
     assert set(chosen["image"]) <= set(present)
     assert (chosen["path"] == chosen["image"].map(lambda name: str(present[name]))).all()
     labels = _label_sets(part)
     expected = sum(bool(set(LABELS) & set(labels[n])) or labels[n] == (NO_FINDING,) for n in present)
     assert len(chosen) == expected
-    assert "path" not in curate(part, train_val, test, labels=LABELS, seed=0)
+    assert "path" not in curate(part, train_val, test, labels=LABELS, val_fraction=0.1, seed=0)
 
 
 def test_views_filter(sliced: Sliced) -> None:
     part, train_val, test = sliced
-    pa = curate(part, train_val, test, labels=LABELS, views=["PA"], seed=0)
+    pa = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, views=["PA"], seed=0)
     assert set(pa["view"]) == {"PA"}
     in_pa = part[part["view"] == "PA"]["labels"]
     assert int(pa["Mass"].sum()) == int(in_pa.map(lambda row: "Mass" in row).sum())
     assert int(pa[NO_FINDING].sum()) == int(in_pa.map(lambda row: row == (NO_FINDING,)).sum())
-    both = curate(part, train_val, test, labels=LABELS, views=["PA", "AP"], seed=0)
+    both = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, views=["PA", "AP"], seed=0)
     assert set(both["view"]) == {"PA", "AP"} and len(both) > len(pa)
 
 
 def test_slice_curates(sliced: Sliced) -> None:
     part, train_val, test = sliced
-    chosen = curate(part, train_val, test, labels=LABELS, seed=0)
+    chosen = curate(part, train_val, test, labels=LABELS, val_fraction=0.1, seed=0)
     assert summarise(chosen, LABELS)["patients_in_two_splits"] == 0
     assert set(chosen["split"]) == {"train", "val", "test"}
 
@@ -371,13 +372,20 @@ def test_patient_in_both_lists(sliced: Sliced) -> None:
         if images[pid] > 1
     )
     with pytest.raises(InputError, match=rf"1 patients appear in both .*patient {patient}\)"):
-        curate(part, [*train_val, moved], [name for name in test if name != moved], labels=LABELS)
+        curate(
+            part,
+            [*train_val, moved],
+            [name for name in test if name != moved],
+            labels=LABELS,
+            val_fraction=0.1,
+            seed=0,
+        )
 
 
 def test_image_in_both_lists(sliced: Sliced) -> None:
     part, train_val, test = sliced
     with pytest.raises(InputError, match=rf"1 images are in both .*{test[0]}"):
-        curate(part, [*train_val, test[0]], test, labels=LABELS)
+        curate(part, [*train_val, test[0]], test, labels=LABELS, val_fraction=0.1, seed=0)
 
 
 def test_unlisted_images_are_left_out_with_a_warning(
@@ -385,7 +393,7 @@ def test_unlisted_images_are_left_out_with_a_warning(
 ) -> None:
     part, train_val, test = sliced
     with caplog.at_level(logging.WARNING, logger="cxrmask.nih"):
-        chosen = curate(part, train_val[10:], test, labels=LABELS, no_finding=None)
+        chosen = curate(part, train_val[10:], test, labels=LABELS, no_finding=None, val_fraction=0.1, seed=0)
     assert "10 images are in no split list" in caplog.text
     assert not set(chosen["image"]) & set(train_val[:10])
 
@@ -394,9 +402,9 @@ def test_empty_subset(sliced: Sliced) -> None:
     part, train_val, test = sliced
     only_other = part[part["labels"].map(lambda row: row == ("Cardiomegaly",))]
     with pytest.raises(InputError, match="curated NIH subset is empty"):
-        curate(only_other, only_other["image"].tolist(), [], labels=LABELS)
+        curate(only_other, only_other["image"].tolist(), [], labels=LABELS, val_fraction=0.1, seed=0)
     with pytest.raises(InputError, match="curated NIH subset is empty"):
-        curate(part, train_val, test, labels=LABELS, images={})
+        curate(part, train_val, test, labels=LABELS, val_fraction=0.1, images={}, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -407,7 +415,7 @@ def test_bad_config_label(sliced: Sliced, labels: list[str]) -> None:
         check_labels(labels)
     part, train_val, test = sliced
     with pytest.raises(ConfigError, match=r"nih\.labels"):
-        curate(part, train_val, test, labels=labels)
+        curate(part, train_val, test, labels=labels, val_fraction=0.1, seed=0)
 
 
 # ---- a shifted test set -----------------------------------------------------------------------------
@@ -423,7 +431,9 @@ def test_a_shifted_list_becomes_its_own_held_out_split(
     moved_patients = set(test_rows["patient_id"].unique()[::2])
     shifted = test_rows.loc[test_rows["patient_id"].isin(moved_patients), "image"].tolist()
     rest = sorted(set(test) - set(shifted))
-    curated = curate(table, train_val, rest, shifted=shifted, labels=LABELS, no_finding=None, seed=0)
+    curated = curate(
+        table, train_val, rest, shifted=shifted, labels=LABELS, no_finding=None, seed=0, val_fraction=0.1
+    )
     assert set(curated.loc[curated["split"] == "shifted", "image"]) <= set(shifted)
     assert set(curated.loc[curated["split"] == "shifted", "patient_id"]) <= moved_patients
     assert set(curated["split"]) == {"train", "val", "test", "shifted"}
@@ -440,15 +450,17 @@ def test_a_shifted_list_may_share_test_patients_but_not_train_ones(
     test_patient_images = table[table["image"].isin(test)].groupby("patient_id")["image"].apply(list)
     pairs = [images for images in test_patient_images if len(images) >= 2][:50]
     kept, moved = [i[0] for i in pairs], [i[1] for i in pairs]
-    curated = curate(table, train_val, kept, shifted=moved, labels=LABELS, no_finding=None, seed=0)
+    curated = curate(
+        table, train_val, kept, shifted=moved, labels=LABELS, no_finding=None, seed=0, val_fraction=0.1
+    )
     assert summarise(curated, LABELS)["patients_in_two_splits"] == 0
     # a train_val patient's image in the shifted list is a leak, named with its source
     with pytest.raises(
         InputError, match=r"patients appear in both the train_val list and the nih\.shifted_list"
     ):
-        curate(table, train_val[1:], test, shifted=train_val[:1], labels=LABELS, seed=0)
+        curate(table, train_val[1:], test, shifted=train_val[:1], labels=LABELS, seed=0, val_fraction=0.1)
     with pytest.raises(InputError, match=r"in both test_list and nih\.shifted_list"):
-        curate(table, train_val, test, shifted=test[:3], labels=LABELS, seed=0)
+        curate(table, train_val, test, shifted=test[:3], labels=LABELS, seed=0, val_fraction=0.1)
 
 
 def test_a_shifted_list_leaves_the_no_finding_cap_of_the_study_splits_as_it_was(
@@ -458,8 +470,63 @@ def test_a_shifted_list_leaves_the_no_finding_cap_of_the_study_splits_as_it_was(
     images a run without the shifted list keeps, with the same No Finding draw."""
     train_val, test = lists
     kept_test, shifted = test[len(test) // 2 :], test[: len(test) // 2]
-    base = curate(table, train_val, kept_test, labels=LABELS, no_finding=500, seed=0)
-    with_shift = curate(table, train_val, kept_test, shifted=shifted, labels=LABELS, no_finding=500, seed=0)
+    base = curate(table, train_val, kept_test, labels=LABELS, no_finding=500, seed=0, val_fraction=0.1)
+    with_shift = curate(
+        table, train_val, kept_test, shifted=shifted, labels=LABELS, no_finding=500, seed=0, val_fraction=0.1
+    )
     study = with_shift[with_shift["split"] != "shifted"].reset_index(drop=True)
     pd.testing.assert_frame_equal(study, base)
     assert (with_shift["split"] == "shifted").any()
+    # every No Finding image of the shifted list is kept: the cap draws from the study's splits only
+    listed = table[table["image"].isin(shifted)]
+    kept = with_shift[with_shift["split"] == "shifted"]
+    assert int(kept[NO_FINDING].sum()) == int((listed["labels"] == (NO_FINDING,)).sum()) > 0
+    # and a run without a shifted list has no shifted split in its summary
+    assert set(summarise(base, LABELS)["splits"]) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "expected"),
+    [(50, 0.2, 10), (7, 0.5, 4), (50, 0.0, 0), (50, 0.001, 1), (2, 0.1, 1), (50, 0.999, 49), (1, 0.999, 0)],
+)
+def test_validation_takes_its_share_of_patients_at_least_one_and_never_all(n, fraction, expected) -> None:
+    patients = np.arange(100, 100 + n).repeat(3)  # each patient with three images
+    chosen = _patient_split(patients, fraction, seed=3)
+    assert len(chosen) == expected
+    assert chosen <= set(patients.tolist())
+    assert _patient_split(patients, fraction, seed=3) == chosen
+
+
+def test_curation_logs_what_it_keeps_and_leaves_out(sliced: Sliced, tmp_path: Path, caplog) -> None:
+    part, train_val, test = sliced
+    present = {name: tmp_path / name for name in part["image"].iloc[::3]}
+    with caplog.at_level(logging.INFO, logger="cxrmask.nih"):
+        curate(part, train_val, test, labels=LABELS, images=present, val_fraction=0.1, seed=0)
+    labels = [set(row) for row in part.loc[part["image"].isin(present), "labels"]]
+    positive = sum(bool(set(LABELS) & row) for row in labels)
+    clean = sum(row == {NO_FINDING} for row in labels)
+    assert f"{len(part) - len(present)} listed images are not present on disk" in caplog.text
+    assert (
+        f"{positive} images with a target finding, {clean} No Finding, "
+        f"{len(labels) - positive - clean} with other findings only (left out)"
+    ) in caplog.text
+    assert positive > 0 and clean > 0 and positive + clean < len(labels)
+
+
+def test_an_unknown_label_is_named_in_the_error() -> None:
+    with pytest.raises(ConfigError, match=r"nih\.labels: \['Pnemonia'\] not among"):
+        check_labels(["Mass", "Pnemonia"])
+    with pytest.raises(ConfigError, match="empty"):
+        check_labels([])
+
+
+def test_a_label_table_with_a_missing_column_names_the_field_count(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = _shipped_table()
+    with gzip.open(source, "rt") as handle:
+        header, *rows = [next(handle) for _ in range(4)]
+    cut = tmp_path / "Data_Entry_2017_v2020.csv"
+    cut.write_text(header + "".join(row.rsplit(",", 1)[0] + "\n" for row in rows))
+    with pytest.raises(InputError, match=r"fields per row, found \d+"):
+        read_label_table(cut)

@@ -161,3 +161,31 @@ def test_dice_values_and_edge_cases() -> None:
     assert dice(half, quarter) == pytest.approx(2 * 25 / (50 + 25))
     assert dice(half.astype(np.uint8) * 255, half) == 1.0
     assert isinstance(dice(half, quarter), float)
+
+
+def _blobs() -> np.ndarray:
+    """Three separate squares of 25, 16 and 4 pixels; the largest has a one-pixel hole."""
+    mask = np.zeros((20, 20), dtype=bool)
+    mask[1:6, 1:6] = True
+    mask[3, 3] = False
+    mask[10:14, 10:14] = True
+    mask[17:19, 1:3] = True
+    return mask
+
+
+def test_keep_largest_one_keeps_only_the_largest_component() -> None:
+    kept = keep_largest(_blobs(), 1)
+    assert label(kept, connectivity=2).max() == 1 and kept[1:6, 1:6].sum() == 24 and kept.sum() == 24
+
+
+def test_clean_mask_by_default_keeps_two_lungs_and_fills_their_holes() -> None:
+    cleaned = clean_mask(_blobs())
+    assert label(cleaned, connectivity=2).max() == 2
+    assert cleaned[3, 3] and cleaned.sum() == 25 + 16
+
+
+def test_a_radius_of_one_pixel_grows_a_point_into_a_plus() -> None:
+    point = np.zeros((5, 5), dtype=bool)
+    point[2, 2] = True
+    grown = dilate(point, 1)
+    assert grown.sum() == 5 and grown[1, 2] and grown[2, 1] and not grown[1, 1]

@@ -342,3 +342,11 @@ def test_weighted_auc_of_one_positive_against_one_negative() -> None:
     w_pos = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     w_neg = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_array_equal(weighted_auc(pos, neg, w_pos, w_neg), [0.0, 1.0, 0.5])
+
+
+def test_identical_scores_are_the_same_classifier_z_zero_p_one() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 80)
+    s = rng.random(80) + 0.3 * y
+    result = delong_test(y, s, s.copy())
+    assert (result.delta, result.se, result.z, result.p_value) == (0.0, 0.0, 0.0, 1.0)

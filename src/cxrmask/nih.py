@@ -119,11 +119,15 @@ def find_images(folders: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
 
 
 def _patient_split(patients: np.ndarray, fraction: float, seed: int) -> set[int]:
-    """Choose ``fraction`` of ``patients`` for validation, reproducibly from ``seed``."""
+    """Choose ``fraction`` of ``patients`` for validation, reproducibly from ``seed``.
+
+    A positive fraction gives at least one validation patient and never
+    every patient: early stopping needs a validation set, training needs data.
+    """
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(np.unique(patients))
     n_val = round(fraction * len(shuffled))
-    if fraction > 0 and len(shuffled) > 1:
+    if fraction > 0 and len(shuffled) > 0:
         n_val = min(max(n_val, 1), len(shuffled) - 1)
     return {int(p) for p in shuffled[:n_val]}
 
@@ -137,9 +141,9 @@ def curate(
     labels: Sequence[str],
     images: dict[str, Path] | None = None,
     no_finding: int | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float,
     views: Sequence[str] | None = None,
-    seed: int = 0,
+    seed: int,
 ) -> pd.DataFrame:
     """Select the study's subset: images with any of ``labels``, plus No Finding images.
 
