@@ -347,6 +347,7 @@ def _mask_step(bench: Bench, prefix: str, make_model: Callable[[bool], object], 
         num_workers=scale.workers,
         on_empty="full_image",
         max_empty_fraction=1.0,
+        min_lung_fraction=0.0,  # masks as decoded and cleaned, like the loop's: no full-image fallback
         amp=device.type == "cuda",
     )
     runs = {
@@ -478,6 +479,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: checks that it runs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Random weights (no --checkpoint) are drawn from one seed: every run, and every lever, starts from the
+    # same model, whatever the process drew before.
+    torch.manual_seed(0)
     if args.smoke:
         device, scale = torch.device("cpu"), SMOKE
     elif torch.cuda.is_available():
