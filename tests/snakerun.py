@@ -32,6 +32,25 @@ COMPARED = (
 )
 
 
+# The rules that draw the tiny pipeline's figures, and the report that shows them.
+FIGURE_RULES = frozenset(
+    {
+        "plot_roc",
+        "plot_training_curves",
+        "plot_auroc_heatmap",
+        "plot_delta_auroc",
+        "plot_mask_gallery",
+        "plot_qc_gallery",
+        "plot_saliency",
+        "plot_saliency_overlays",
+        "plot_no_finding",
+        "plot_training_efficiency",
+        "plot_shift",
+        "write_report",
+    }
+)
+
+
 def compared_outputs(results: Path) -> dict[str, bytes]:
     """The bytes of every output in COMPARED under ``results``, by relative path."""
     return {

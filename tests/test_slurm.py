@@ -27,29 +27,13 @@ from pathlib import Path
 import pytest
 import yaml
 from slurmcluster import SlurmCluster, SlurmUnavailableError, ensure_installed
-from snakerun import DEMO, REPO, compared_outputs, overlay, tiny_args
+from snakerun import DEMO, FIGURE_RULES, REPO, compared_outputs, overlay, tiny_args
 
 pytestmark = pytest.mark.slow
 
 GPU_RULES = ("finetune_medsam", "generate_masks", "train_classifier")
 # The tiny pipeline's `localrule: True` rules.
-LOCAL_RULES = {
-    "log_mlflow",
-    "plot_roc",
-    "plot_shift",
-    "plot_training_curves",
-    "plot_auroc_heatmap",
-    "plot_delta_auroc",
-    "plot_mask_gallery",
-    "plot_qc_gallery",
-    "plot_saliency",
-    "plot_saliency_overlays",
-    "plot_no_finding",
-    "plot_training_efficiency",
-    "saliency_table",
-    "summarise_claims",
-    "write_report",
-}
+LOCAL_RULES = FIGURE_RULES | {"log_mlflow", "saliency_table", "summarise_claims"}
 # The user's resources for this run: a GPU for each GPU rule, two threads for the image cache (thread
 # counts of the model rules stay at the demo's 1, so the numbers can match the local run byte for byte).
 RESOURCES = {rule: {"gpu": 1} for rule in GPU_RULES} | {"cache_images": {"threads": 2}}
