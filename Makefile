@@ -31,13 +31,15 @@ demo: $(STAMP)
 	@echo "  MLflow      sqlite:///$(abspath $(DEMO_RESULTS))/mlflow/mlflow.db"
 	@echo "  browse it:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO_RESULTS))/mlflow/mlflow.db"
 
-# The suite on up to 4 pytest-xdist workers (one per core), a test module to a worker; -n 0 runs it in one process.
+# The suite on pytest-xdist workers, one per core up to 4, a test module to a worker, in the order
+# tests/conftest.py gives (long modules first); PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= auto
+PARALLEL = -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest $(PARALLEL)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(BIN)/pytest $(PARALLEL) -m "not slow"
 
 # Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
 # MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.
