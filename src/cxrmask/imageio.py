@@ -21,6 +21,8 @@ from cxrmask.atomic import atomic_path
 from cxrmask.errors import DecodeError, InputError
 
 ARRAY_SUFFIXES = {".npy"}
+# What a job that fails on an undecodable image adds to the error: the key that lets the run go on without it.
+SKIP_HINT = "Or set data.on_bad_image: skip to leave such images out."
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:

@@ -53,8 +53,7 @@ _BLOCK = 200
 Cell = tuple[str, str]
 
 
-def _two_classes(table: pd.DataFrame, label: str) -> bool:
-    y = label_truth(table, label)
+def _two_classes(y: NDArray[np.bool_]) -> bool:
     return bool(y.any() and not y.all())
 
 
@@ -71,7 +70,7 @@ def _replicates(
     patient_of = table["patient_id"].map(patient_index).to_numpy()
     truths = [label_truth(table, label) for label in labels]
     scores = [label_scores(table, label) for label in labels]
-    defined = [i for i, label in enumerate(labels) if _two_classes(table, label)]
+    defined = [i for i, y in enumerate(truths) if _two_classes(y)]
     point = np.full(len(labels) + 1, np.nan)
     point[defined] = [auroc(truths[i], scores[i]) for i in defined]
     boot = np.full((len(weights), len(labels) + 1), np.nan)
@@ -131,7 +130,9 @@ def shift_table(
     findings = [
         i
         for i, label in enumerate(labels)
-        if label != NO_FINDING and _two_classes(test[first], label) and _two_classes(shifted[first], label)
+        if label != NO_FINDING
+        and _two_classes(label_truth(test[first], label))
+        and _two_classes(label_truth(shifted[first], label))
     ]
     columns = [*labels, MACRO]
     points: dict[Cell, NDArray[np.float64]] = {}

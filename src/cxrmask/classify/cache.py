@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from cxrmask.atomic import atomic_path
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.imageio import read_grey, read_mask
+from cxrmask.imageio import SKIP_HINT, read_grey, read_mask
 from cxrmask.segment.preprocess import resize_grey, resize_mask
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def build_cache(
                 digests[index] = digest
                 if error:
                     if on_bad == "fail":
-                        raise InputError(f"{error} Or set data.on_bad_image: skip to leave such images out.")
+                        raise InputError(f"{error} {SKIP_HINT}")
                     log.warning("skipped: %s", error)
                     errors[index] = error
                 array[index] = item

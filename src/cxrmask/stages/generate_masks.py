@@ -10,7 +10,7 @@ import pandas as pd
 from cxrmask.atomic import atomic_dir, write_csv
 from cxrmask.config import SegmenterSettings, SegmentSettings
 from cxrmask.errors import DecodeError, InputError
-from cxrmask.imageio import decode_errors
+from cxrmask.imageio import SKIP_HINT, decode_errors
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.inference import generate_masks as segment_images
 from cxrmask.segment.inference import shard as shard_of
@@ -85,7 +85,7 @@ def generate_masks(
                 qc=bundle.qc,
             )
     except DecodeError as exc:
-        raise InputError(f"{exc} Or set data.on_bad_image: skip to leave such images out.") from exc
+        raise InputError(f"{exc} {SKIP_HINT}") from exc
     write_csv(table, qc)
     _log_flagged(qc, table)
     metrics = {
