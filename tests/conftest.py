@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from filelock import FileLock
@@ -87,6 +89,23 @@ def controlled_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for name, value in settings.items():
             patch.setenv(name, value)
         yield settings
+
+
+TEST_SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Every test starts from the same random state, whatever ran before it and in whatever order.
+
+    torch's, numpy's legacy and Python's global generators are seeded before
+    each test, so an unseeded ``torch.randn`` or ``np.random.rand`` draws the
+    same numbers alone, in a random order or on another worker: a test passes
+    or fails by what it checks, never by the draw.
+    """
+    torch.manual_seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    random.seed(TEST_SEED)
 
 
 @pytest.fixture
