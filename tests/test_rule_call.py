@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 from snakerun import snakemake
 
+from cxrmask.codetrace import code_version
 from cxrmask.config import FinetuneSettings, LooseSettings
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.logs import run_step
 from cxrmask.rule_call import (
-    PACKAGE_DIR,
     check_rule,
-    code_modules,
-    code_version,
     coerce,
     rule_arguments,
     stage_parameters,
@@ -182,58 +180,3 @@ def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_p
     assert "Traceback" not in text
     assert text.count("\n") == 1 and "data.on_bad_image: skip" in text
     logging.getLogger().handlers.clear()
-
-
-# ---- code versions ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def package(tmp_path) -> Path:
-    """A copy of the library to edit."""
-    return Path(
-        shutil.copytree(PACKAGE_DIR, tmp_path / "cxrmask", ignore=shutil.ignore_patterns("__pycache__"))
-    )
-
-
-def test_a_stage_reaches_the_modules_it_imports_and_no_others(package):
-    masks = set(code_modules("generate_masks", package))
-    assert {"cxrmask.stages.generate_masks", "cxrmask.segment.postprocess", "cxrmask.config"} <= masks
-    assert "cxrmask.classify.train" not in masks
-    train = set(code_modules("train_classifier", package))
-    assert "cxrmask.classify.train" in train and "cxrmask.segment.postprocess" not in train
-
-
-def test_an_edit_to_the_training_loop_changes_the_classifier_rules_only(package):
-    rules = ["train_classifier", "saliency_classifier", "generate_masks", "finetune_medsam", "cache_images"]
-    before = {rule: code_version(rule, package) for rule in rules}
-    source = package / "classify" / "train.py"
-    source.write_text(source.read_text() + "\n\ndef _unused_helper():\n    return 1\n")
-    after = {rule: code_version(rule, package) for rule in rules}
-    assert after["train_classifier"] != before["train_classifier"]
-    assert after["saliency_classifier"] != before["saliency_classifier"]
-    assert {rule: after[rule] for rule in rules[2:]} == {rule: before[rule] for rule in rules[2:]}
-
-
-def test_an_edit_to_the_mask_clean_up_changes_mask_rules_not_classifier_training(package):
-    before = {
-        rule: code_version(rule, package) for rule in ("generate_masks", "dilate_masks", "train_classifier")
-    }
-    source = package / "segment" / "postprocess.py"
-    source.write_text(source.read_text() + "\n\ndef _unused_helper():\n    return 1\n")
-    assert code_version("generate_masks", package) != before["generate_masks"]
-    assert code_version("dilate_masks", package) != before["dilate_masks"]
-    assert code_version("train_classifier", package) == before["train_classifier"]
-
-
-def test_comments_docstrings_and_formatting_change_no_version(package):
-    before = code_version("generate_masks", package)
-    source = package / "segment" / "postprocess.py"
-    text = source.read_text()
-    edited = text.replace('"""', '"""Reworded. ', 1) + "\n# a closing comment\n"
-    source.write_text(edited.replace("\n\n\n", "\n\n\n\n"))
-    assert code_version("generate_masks", package) == before
-
-
-def test_the_shipped_code_version_is_what_the_rules_carry():
-    assert code_version("generate_masks") == code_version("generate_masks", PACKAGE_DIR)
-    assert len(code_version("generate_masks")) == 16

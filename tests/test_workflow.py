@@ -328,18 +328,80 @@ def _checkout_copy(folder: Path) -> Path:
     return folder / "Snakefile"
 
 
+SEGMENTATION = {"make_demo_data", "prepare_seg_data", "finetune_medsam", "generate_masks", "cache_images"}
+
+# The rerun plan, edit by edit (README, *What reruns*): file -> (old, new) pairs, and a check of the plan.
+PLAN_TABLE = {
+    "documentation": (
+        {
+            "config.py": [
+                ('description="dots per inch of raster output"', 'description="raster resolution"'),
+                ('AMP_HELP = "bf16', 'AMP_HELP = "reworded: bf16'),
+                (
+                    "    backoff: float = Field(",
+                    '    proxy: str | None = Field(None, description="new")\n    backoff: float = Field(',
+                ),
+            ],
+            "classify/train.py": [('"""', '"""Reworded: ')],
+            "segment/postprocess.py": [("def dice(", "# a comment\ndef dice(")],
+        },
+        lambda jobs: jobs == {},
+    ),
+    "a default the loose masks take": (
+        {"config.py": [("radius: float = Field(40.0,", "radius: float = Field(41.0,")]},
+        lambda jobs: (
+            jobs["dilate_masks"] == 2 and jobs["train_classifier"] == 1 and not SEGMENTATION & set(jobs)
+        ),
+    ),
+    "mask scoring code": (
+        {"segment/postprocess.py": [("if total == 0:\n", "if not total:\n")]},
+        lambda jobs: (
+            jobs["generate_masks"] == 2 and jobs["train_classifier"] == 2 and "finetune_medsam" not in jobs
+        ),
+    ),
+    "figure code": (
+        {"figures.py": [("def _save(", "def _another_helper():\n    return 2\n\n\ndef _save(")]},
+        lambda jobs: jobs == {},
+    ),
+    "figure drawing code": (
+        {"figures.py": [('MISSING_COLOUR = "#eeeeee"', 'MISSING_COLOUR = "#efefef"')]},
+        lambda jobs: "plot_auroc_heatmap" in jobs and set(jobs) <= FIGURE_RULES | {"all"},
+    ),
+    "how files are written and logged": (
+        {
+            "atomic.py": [("json.dumps(data, indent=2,", "json.dumps(data, indent=1,")],
+            "logs.py": [('mode="w"', 'mode="w", encoding="utf-8"')],
+        },
+        lambda jobs: jobs == {},
+    ),
+    "the training loop": (
+        {
+            "classify/train.py": [
+                ("torch.Generator().manual_seed(seed)", "torch.Generator().manual_seed(seed + 1)")
+            ]
+        },
+        lambda jobs: (
+            jobs["train_classifier"] == 3
+            and jobs["saliency_classifier"] == 3
+            and not SEGMENTATION & set(jobs)
+        ),
+    ),
+}
+
+
 @pytest.mark.slow
-def test_library_edits_rerun_what_they_affect_and_comments_nothing(demo_run, tmp_path):
+@pytest.mark.parametrize("edit", list(PLAN_TABLE))
+def test_an_edit_replans_exactly_what_depends_on_it(demo_run, tmp_path, edit):
+    replacements, expected = PLAN_TABLE[edit]
     snakefile = _checkout_copy(tmp_path / "checkout")
+    for name, pairs in replacements.items():
+        source = tmp_path / "checkout" / "src" / "cxrmask" / name
+        text = source.read_text()
+        for old, new in pairs:
+            assert text.count(old) == 1, f"{old!r} is not in {name} once"
+            text = text.replace(old, new)
+        source.write_text(text)
     args = [str(arg) for arg in demo_args(demo_run)]
     args[args.index(str(SNAKEFILE))] = str(snakefile)
-    training = tmp_path / "checkout" / "src" / "cxrmask" / "classify" / "train.py"
-    original = training.read_text()
-
-    training.write_text(original.replace('"""', '"""Reworded: ', 1) + "\n# a comment\n")
-    assert dry_run(*args) == {}
-
-    training.write_text(original + "\n\ndef _another_helper():\n    return 2\n")
     jobs = dry_run(*args)
-    assert jobs["train_classifier"] == 3 and jobs["saliency_classifier"] == 3
-    assert not {"finetune_medsam", "generate_masks", "dilate_masks", "cache_images", "curate_nih"} & set(jobs)
+    assert expected(jobs), jobs

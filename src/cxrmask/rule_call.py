@@ -9,20 +9,15 @@ Snakemake parses the workflow, reading the stage's source rather than
 importing it (no torch at DAG time), so a rename fails in the first second
 of ``snakemake -n``, not hours into a GPU job.
 
-:func:`code_version` is what makes library edits rerun what they affect:
-each rule passes, as a ``code`` param, a digest of its stage module and
-every ``cxrmask`` module it imports, directly or not. The digest is of the
-syntax tree without docstrings, so a comment, a docstring or reformatting
-changes nothing, while any edit to behaviour reruns the rules whose code it
-can reach, and only those.
+:func:`cxrmask.codetrace.code_version`, which each rule passes as its
+``code`` param, is what makes library edits rerun what they affect; the
+check here makes sure every rule carries its own.
 """
 
 from __future__ import annotations
 
 import ast
 import collections.abc
-import functools
-import hashlib
 import importlib
 import inspect
 import types
@@ -33,11 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cxrmask.codetrace import PACKAGE_DIR, code_version
 from cxrmask.config import parse
 from cxrmask.errors import InputError
 from cxrmask.logs import run_step
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 CODE_PARAM = "code"
 """The param each rule carries for its code version; Snakemake reads it, the stage does not."""
 THREADS = "threads"
@@ -102,80 +97,6 @@ def check_rule(rule: str, groups: Mapping[str, Iterable[str]], code: str | None 
     if code is not None and code != code_version(rule):
         problems.append(f"rule {rule}: its `{CODE_PARAM}` param is not code_version({rule!r})")
     return problems
-
-
-def _module_file(name: str, package: Path) -> Path | None:
-    parts = name.split(".")
-    if parts[0] != "cxrmask":
-        return None
-    base = package.joinpath(*parts[1:])
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(tree: ast.Module) -> set[str]:
-    """The ``cxrmask`` modules one module imports (``from cxrmask.x import y`` counts x and x.y)."""
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] == "cxrmask"}
-
-
-def _strip_docstrings(tree: ast.Module) -> ast.Module:
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-def _module_digest(path: Path) -> tuple[str, frozenset[str]]:
-    """(digest of the module's syntax without docstrings, the cxrmask modules it imports)."""
-    stat = path.stat()
-    return _parsed_digest(path, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.cache
-def _parsed_digest(path: Path, mtime_ns: int, size: int) -> tuple[str, frozenset[str]]:
-    """Parsed once per version of a file: every rule of a workflow shares most modules."""
-    tree = ast.parse(path.read_text())
-    imports = _imports(tree)
-    text = ast.dump(_strip_docstrings(tree), annotate_fields=False)
-    return hashlib.sha256(text.encode()).hexdigest(), frozenset(imports)
-
-
-def code_modules(rule: str, package: Path = PACKAGE_DIR) -> dict[str, Path]:
-    """Every ``cxrmask`` module rule ``rule``'s stage can reach through imports, by name."""
-    seen: dict[str, Path] = {}
-    todo = [f"cxrmask.stages.{rule}"]
-    while todo:
-        name = todo.pop()
-        path = _module_file(name, package)
-        if path is None or name in seen:
-            continue
-        seen[name] = path
-        todo.extend(_module_digest(path)[1])
-    return dict(sorted(seen.items()))
-
-
-def code_version(rule: str, package: Path = PACKAGE_DIR) -> str:
-    """Digest of the code rule ``rule`` runs: its stage and the library modules it reaches."""
-    digest = hashlib.sha256()
-    for name, path in code_modules(rule, package).items():
-        digest.update(f"{name}:{_module_digest(path)[0]}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def stage_function(rule: str) -> Callable[..., Any]:

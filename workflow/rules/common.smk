@@ -18,7 +18,8 @@ os.environ.update(
 
 from cxrmask.config import load_config
 from cxrmask.errors import ConfigError
-from cxrmask.rule_call import check_rule, code_version
+from cxrmask.codetrace import code_version
+from cxrmask.rule_call import check_rule
 from cxrmask.vocabulary import ORIGINAL
 
 try:
