@@ -405,3 +405,22 @@ def test_an_edit_replans_exactly_what_depends_on_it(demo_run, tmp_path, edit):
     args[args.index(str(SNAKEFILE))] = str(snakefile)
     jobs = dry_run(*args)
     assert expected(jobs), jobs
+
+
+def test_a_resources_entry_that_no_rule_reads_is_refused_before_any_job(tmp_path):
+    """The figures run on the submit host and take no resources: an entry for one would silently do nothing."""
+    settings = overlay(tmp_path, "resources", {"resources": {"plot_roc": {"threads": 4}}})
+    result = snakemake(
+        "-n",
+        "--configfile",
+        DEMO,
+        settings,
+        "--config",
+        f"results={tmp_path}/r",
+        workdir=tmp_path,
+        check=False,
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "resources.plot_roc: rule plot_roc takes no resources from config" in said
+    assert "'saliency_classifier'" in said  # which borrowed train_classifier's until it read its own

@@ -484,6 +484,9 @@ def _default_resources() -> dict[str, RuleResources]:
         "cache_masks": (16, 8000, 60, 0),
         "train_classifier": (8, 32000, 720, 1),
         "evaluate_classifiers": (2, 8000, 60, 0),
+        "evaluate_shift": (2, 8000, 60, 0),
+        "compare_bootstrap": (2, 8000, 60, 0),
+        "saliency_classifier": (8, 16000, 120, 1),
     }
     return {
         rule: RuleResources(threads=t, mem_mb=m, runtime=r, gpu=g) for rule, (t, m, r, g) in table.items()

@@ -63,12 +63,18 @@ def results(*parts):
     return str(Path(RESULTS, *parts))
 
 
+# The rules that read their resources from config: an entry for any other rule would do nothing.
+RESOURCE_READERS = set()
+
+
 def res(job, key):
     """A rule's resource from config (`resources:`), falling back to `resources.default`.
 
-    Memory and wall time grow with the attempt: a job killed for either is retried (`--retries`)
-    with twice, then three times the limits instead of failing again the same way.
+    `job` is the rule's own name (check_stages refuses an entry that no rule reads). Memory and
+    wall time grow with the attempt: a job killed for either is retried (`--retries`) with twice,
+    then three times the limits instead of failing again the same way.
     """
+    RESOURCE_READERS.add(job)
     table = config["resources"]
     value = table.get(job, {}).get(key)
     value = table["default"][key] if value is None else value
@@ -81,13 +87,27 @@ def check_stages():
     """Every rule that runs a stage names what its stage takes; resources name existing rules."""
     names = {definition.name for definition in workflow.rules}
     problems = [
-        f"resources.{name}: the workflow has no such rule; its rules are {sorted(names)}"
+        (
+            f"resources.{name}: the workflow has no such rule; its rules are {sorted(names)}"
+            if name not in names
+            else f"resources.{name}: rule {name} takes no resources from config (it runs on the "
+            f"submit host, in seconds); remove the entry. Rules that read theirs: {sorted(RESOURCE_READERS)}"
+        )
         for name in config["resources"]
-        if name != "default" and name not in names
+        if name != "default" and name not in RESOURCE_READERS
     ]
     for definition in workflow.rules:
         if not str(definition.script or "").endswith("stage.py"):
             continue
+        for kind, path in (
+            ("log", next(iter(definition.log), None)),
+            ("benchmark", definition.benchmark),
+        ):
+            # a file or folder named after the rule (wildcard patterns may hold a slash)
+            if path and not re.search(rf"(^|/){definition.name}[._/]", str(path)):
+                problems.append(
+                    f"rule {definition.name}: its {kind} {path} is not named after it"
+                )
         groups = {
             "input": dict(definition.input._get_names()),
             "output": dict(definition.output._get_names()),

@@ -60,11 +60,11 @@ rule evaluate_shift:
         results("benchmarks", "evaluate_shift.tsv")
     conda:
         "../../envs/cxrmask.yaml"
-    threads: res("evaluate_classifiers", "threads")
+    threads: res("evaluate_shift", "threads")
     resources:
-        mem_mb=res("evaluate_classifiers", "mem_mb"),
-        runtime=res("evaluate_classifiers", "runtime"),
-        gpu=res("evaluate_classifiers", "gpu"),
+        mem_mb=res("evaluate_shift", "mem_mb"),
+        runtime=res("evaluate_shift", "runtime"),
+        gpu=res("evaluate_shift", "gpu"),
     params:
         cells=CELLS,
         labels=LABELS,

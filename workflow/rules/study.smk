@@ -13,11 +13,11 @@ rule compare_bootstrap:
         results("benchmarks", "compare_bootstrap.tsv")
     conda:
         "../../envs/cxrmask.yaml"
-    threads: res("evaluate_classifiers", "threads")
+    threads: res("compare_bootstrap", "threads")
     resources:
-        mem_mb=res("evaluate_classifiers", "mem_mb"),
-        runtime=res("evaluate_classifiers", "runtime"),
-        gpu=res("evaluate_classifiers", "gpu"),
+        mem_mb=res("compare_bootstrap", "mem_mb"),
+        runtime=res("compare_bootstrap", "runtime"),
+        gpu=res("compare_bootstrap", "gpu"),
     params:
         cells=CELLS,
         labels=LABELS,
@@ -69,16 +69,16 @@ rule saliency_classifier:
         examples=str(Path(cell_dir(), "saliency.npz")),
         record=str(Path(cell_dir(), "saliency_run.json")),
     log:
-        results("logs", "saliency", "{backbone}_{mask}_seed{seed}.log"),
+        results("logs", "saliency_classifier", "{backbone}_{mask}_seed{seed}.log"),
     benchmark:
-        results("benchmarks", "saliency", "{backbone}_{mask}_seed{seed}.tsv")
+        results("benchmarks", "saliency_classifier", "{backbone}_{mask}_seed{seed}.tsv")
     conda:
         "../../envs/cxrmask.yaml"
-    threads: res("train_classifier", "threads")
+    threads: res("saliency_classifier", "threads")
     resources:
-        mem_mb=res("train_classifier", "mem_mb"),
-        runtime=res("train_classifier", "runtime"),
-        gpu=res("train_classifier", "gpu"),
+        mem_mb=res("saliency_classifier", "mem_mb"),
+        runtime=res("saliency_classifier", "runtime"),
+        gpu=res("saliency_classifier", "gpu"),
     params:
         architecture=lambda w: BACKBONES[w.backbone],
         labels=LABELS,
