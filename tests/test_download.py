@@ -21,11 +21,17 @@ from httpserver import LoopbackServer
 from test_archive import nih_tarball
 
 from cxrmask.archive import extract
+from cxrmask.config import DownloadSettings
 from cxrmask.download import fetch, lock_key, part_path, sha256_file
 from cxrmask.errors import ChecksumError, ConfigError, DownloadError
 from cxrmask.imageio import read_grey
 
-FAST = {"backoff": 0.001, "progress": False}
+FAST = {"settings": DownloadSettings(backoff=0.001), "progress": False}
+
+
+def fast(**settings) -> dict:
+    """fetch()'s options with a near-zero backoff and ``settings`` over it."""
+    return {"settings": DownloadSettings(**{"backoff": 0.001, **settings}), "progress": False}
 
 
 @pytest.fixture
@@ -179,7 +185,7 @@ def test_parallel_jobs_share_the_lock_file_without_losing_entries(tmp_path: Path
 def test_404_is_final_at_once(server: LoopbackServer, tmp_path: Path) -> None:
     server.behave("images_013.tar.gz", status=404)
     with pytest.raises(DownloadError) as caught:
-        fetch(server.url("images_013.tar.gz"), tmp_path / "images_013.tar.gz", retries=4, **FAST)
+        fetch(server.url("images_013.tar.gz"), tmp_path / "images_013.tar.gz", **fast(retries=4))
     message = str(caught.value)
     assert "404" in message and server.url("images_013.tar.gz") in message and "local path" in message
     assert len(server.log("images_013.tar.gz")) == 1
@@ -192,7 +198,7 @@ def test_stalled_server_times_out_after_the_configured_retries(
     server.add("f.bin", b"never sent")
     server.behave("f.bin", stall=30.0)
     with pytest.raises(DownloadError) as caught:
-        fetch(server.url("f.bin"), tmp_path / "f.bin", retries=2, timeout=0.2, **FAST)
+        fetch(server.url("f.bin"), tmp_path / "f.bin", **fast(retries=2, timeout=0.2))
     message = str(caught.value)
     assert "after 3 attempts" in message and server.url("f.bin") in message
     assert "timed out" in message.lower()
@@ -205,7 +211,7 @@ def test_500s_then_ok_succeeds(server: LoopbackServer, tmp_path: Path) -> None:
     server.add("f.bin", payload)
     server.behave("f.bin", fail_times=2)
     assert (
-        fetch(server.url("f.bin"), tmp_path / "f.bin", retries=2, **FAST)
+        fetch(server.url("f.bin"), tmp_path / "f.bin", **fast(retries=2))
         == hashlib.sha256(payload).hexdigest()
     )
     assert [entry["status"] for entry in server.log("f.bin")] == [500, 500, 200]
@@ -215,7 +221,7 @@ def test_500s_beyond_the_retries_fail_with_the_last_cause(server: LoopbackServer
     server.add("f.bin", b"data")
     server.behave("f.bin", fail_times=5)
     with pytest.raises(DownloadError, match=r"after 2 attempts \(last error: HTTP 500"):
-        fetch(server.url("f.bin"), tmp_path / "f.bin", retries=1, **FAST)
+        fetch(server.url("f.bin"), tmp_path / "f.bin", **fast(retries=1))
 
 
 @pytest.fixture
@@ -239,7 +245,12 @@ def test_backoff_doubles_with_each_failure_in_a_row(
     payload = os.urandom(10_000)
     server.add("f.bin", payload)
     server.behave("f.bin", fail_times=4)
-    fetch(server.url("f.bin"), tmp_path / "f.bin", retries=4, backoff=0.01, progress=False)
+    fetch(
+        server.url("f.bin"),
+        tmp_path / "f.bin",
+        settings=DownloadSettings(retries=4, backoff=0.01),
+        progress=False,
+    )
     assert pauses == pytest.approx([0.01, 0.02, 0.04, 0.08])
     assert (tmp_path / "f.bin").read_bytes() == payload
 
@@ -251,7 +262,12 @@ def test_cuts_that_make_progress_are_not_counted_as_retries(
     payload = os.urandom(70_000)
     server.add("f.bin", payload)
     server.behave("f.bin", drop_after=10_000, drops=6)
-    fetch(server.url("f.bin"), tmp_path / "f.bin", retries=1, backoff=0.01, progress=False)
+    fetch(
+        server.url("f.bin"),
+        tmp_path / "f.bin",
+        settings=DownloadSettings(retries=1, backoff=0.01),
+        progress=False,
+    )
     assert (tmp_path / "f.bin").read_bytes() == payload
     ranges = [entry["range"] for entry in server.log("f.bin")]
     assert ranges == [None, *(f"bytes={10_000 * i}-" for i in range(1, 7))]

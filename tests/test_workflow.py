@@ -408,7 +408,7 @@ def test_an_edit_replans_exactly_what_depends_on_it(demo_run, tmp_path, edit):
 
 
 def test_a_resources_entry_that_no_rule_reads_is_refused_before_any_job(tmp_path):
-    """The figures run on the submit host and take no resources: an entry for one would silently do nothing."""
+    """The figures run on the submit host and take no resources: an entry for one would do nothing."""
     settings = overlay(tmp_path, "resources", {"resources": {"plot_roc": {"threads": 4}}})
     result = snakemake(
         "-n",

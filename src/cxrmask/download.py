@@ -38,6 +38,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cxrmask.atomic import write_json
+from cxrmask.config import DownloadSettings
 from cxrmask.errors import ChecksumError, ConfigError, DownloadError, InputError
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,7 @@ def fetch(
     *,
     sha256: str | None = None,
     lock_file: str | os.PathLike[str] | None = None,
-    retries: int = 5,
-    backoff: float = 1.0,
-    timeout: float = 60.0,
+    settings: DownloadSettings | None = None,
     chunk_size: int = 1 << 20,
     progress: bool = True,
 ) -> str:
@@ -92,10 +91,13 @@ def fetch(
     user already has is copied and verified the same way). The digest must
     equal ``sha256`` when given; otherwise it must equal the one recorded for
     (file name, source) in ``lock_file``, which is recorded on first download.
-    ``retries`` counts consecutive attempts that made no progress: a transfer
-    that keeps advancing through dropped connections is never given up.
+    ``settings`` (the config's ``download`` section; its defaults when None)
+    gives the retries, the stall timeout and the backoff; ``retries`` counts
+    consecutive attempts that made no progress: a transfer that keeps
+    advancing through dropped connections is never given up.
     Raises DownloadError (ChecksumError for a digest mismatch).
     """
+    settings = settings or DownloadSettings()
     dest = Path(dest)
     source_text = os.fspath(source)
     lock = Path(lock_file) if lock_file is not None else None
@@ -119,7 +121,9 @@ def fetch(
     scheme = urllib.parse.urlsplit(source_text).scheme.lower() if isinstance(source, str) else ""
     with tqdm(desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress) as bar:
         if scheme in ("http", "https"):
-            actual = _fetch_http(source_text, dest, part, bar, retries, backoff, timeout, chunk_size)
+            actual = _fetch_http(
+                source_text, dest, part, bar, settings.retries, settings.backoff, settings.timeout, chunk_size
+            )
         elif scheme == "file":
             local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source_text).path))
             actual = _copy_local(local, part, bar, chunk_size)

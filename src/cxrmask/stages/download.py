@@ -15,7 +15,5 @@ def download(dest: str, source: str, sha256: str | None, lock_file: str, setting
         Path(dest),
         sha256=sha256,
         lock_file=Path(lock_file),
-        retries=settings.retries,
-        timeout=settings.timeout,
-        backoff=settings.backoff,
+        settings=settings,
     )
