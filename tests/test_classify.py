@@ -28,6 +28,7 @@ from cxrmask.config import ClassifierSettings, TrainSettings, parse
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_grey, read_mask, write_png
 from cxrmask.metrics import auroc
+from cxrmask.resume import resume_path
 from cxrmask.segment.preprocess import resize_grey, resize_mask
 from cxrmask.stages.cache_images import cache_images
 from cxrmask.stages.cache_masks import cache_masks
@@ -625,7 +626,7 @@ def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
         threads=1,
     )
     assert all(path.is_file() for path in outputs.values())
-    assert not (tmp_path / "resume.pt").exists()  # the checkpoint goes once the cell is complete
+    assert not resume_path(tmp_path / "model.pth").exists()  # the checkpoint goes once the cell is complete
     predictions = pd.read_csv(outputs["pred.csv"])
     assert len(predictions) == len(splits["test"].targets) - 1
     assert predictions["image"].tolist() == index["image"][index["split"].eq("test") & index["ok"]].tolist()

@@ -19,6 +19,7 @@ from PIL import Image
 from tinysam import lung_image, write_lung_set
 
 from cxrmask.cli import main
+from cxrmask.resume import resume_path
 from cxrmask.segment.bundle import SegmenterBundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def test_seg_finetune_writes_a_bundle_and_an_honest_summary(model_file):
         numbers = summary["test"][model]["head_refined"]
         assert 0 <= numbers["dice_p10"] <= numbers["dice_mean"] <= 1 and numbers["hd95_mean"] >= 0
     assert [row["epoch"] for row in summary["history"]] == [0, 1, 2]
-    assert not Path(f"{model_file}.resume").exists()
+    assert not resume_path(model_file).exists()
 
 
 def write_variants(folder: Path) -> dict[str, tuple[int, int]]:

@@ -12,7 +12,7 @@ import torch
 from tinysam import TINY_ENCODER, tiny_sam, write_lung_set
 
 from cxrmask.config import FinetuneSettings, SegmenterSettings, parse
-from cxrmask.errors import ConfigError, InputError
+from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import SegData, prepare
 from cxrmask.segment.finetune import batch_dice, finetune, segmentation_loss
 from cxrmask.segment.models import load_segmenter, load_state
@@ -208,7 +208,7 @@ def test_the_stage_writes_best_weights_history_and_summary(tmp_path):
     assert set(summary["test"]["finetuned"]) == {"truth", "prior", "prior_refined", "head", "head_refined"}
     assert summary["test"]["finetuned"]["truth"]["n"] == 2
     assert summary["qc_test"]["n"] == 2
-    assert not (tmp_path / "model.pth.resume").exists()
+    assert not (tmp_path / "model.resume.pt").exists()
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]
     assert summary["zero_shot_val_dice"] == pytest.approx(history["val_dice"][0])
@@ -251,12 +251,12 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, d
             on_epoch=kill_after_epoch_2,
             checkpoint=checkpoint,
         )
-    # The on_epoch hook runs before the checkpoint: the kill lost epoch 2, so the run redoes it.
+    # The on_epoch hook runs after the checkpoint (as the classifier's): epochs 0-2 are replayed, then 3, 4.
     seen = []
     resumed = finetune(
         tiny_sam(seed=5), data, prior, chosen, CPU, seed=0, on_epoch=seen.append, checkpoint=checkpoint
     )
-    assert [row["epoch"] for row in seen] == [2, 3, 4]
+    assert [row["epoch"] for row in seen] == [0, 1, 2, 3, 4]
     assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3, 4]
     assert resumed.best["epoch"] == straight.best["epoch"]
     assert all(torch.equal(straight.state[key], resumed.state[key]) for key in straight.state)
@@ -264,13 +264,19 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, d
     assert pd.DataFrame(without(resumed.history)).equals(pd.DataFrame(without(straight.history)))
 
 
-def test_a_checkpoint_of_other_settings_is_refused(tmp_path, data, prior):
+def test_a_checkpoint_of_other_settings_is_set_aside_and_training_starts_afresh(
+    tmp_path, data, prior, caplog
+):
+    """One policy for both loops (cxrmask.resume): a stale checkpoint is never mixed into the new run."""
     checkpoint = tmp_path / "c.ckpt"
     finetune(tiny_sam(seed=0), data, prior, settings(epochs=1), CPU, seed=0, checkpoint=checkpoint)
-    with pytest.raises(InputError, match="other settings"):
-        finetune(
+    fresh = finetune(tiny_sam(seed=0), data, prior, settings(epochs=1, lr=0.5), CPU, seed=0)
+    with caplog.at_level("WARNING"):
+        other = finetune(
             tiny_sam(seed=0), data, prior, settings(epochs=1, lr=0.5), CPU, seed=0, checkpoint=checkpoint
         )
+    assert "belongs to another configuration" in caplog.text
+    assert all(torch.equal(fresh.state[key], other.state[key]) for key in fresh.state)
 
 
 def test_inference_prompts_train_on_prior_boxes_and_select_on_them(data, prior):

@@ -26,6 +26,7 @@ from cxrmask.atomic import write_json
 from cxrmask.config import LITE_ARCH, FinetuneSettings, InferenceSettings, SegmenterSettings, parse
 from cxrmask.errors import CxrmaskError, InputError
 from cxrmask.logs import setup_logging
+from cxrmask.resume import resume_path
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.fit import fit_segmenter
@@ -76,7 +77,7 @@ def seg_finetune(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         lr=args.lr,
     )
-    checkpoint = Path(f"{args.out}.resume")
+    checkpoint = resume_path(args.out)
     bundle, result = fit_segmenter(
         model, data, prior, settings, resolve_device(args.device), args.seed, checkpoint
     )

@@ -10,6 +10,7 @@ trained, as in the study.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -24,11 +25,10 @@ from torchvision.ops import masks_to_boxes, roi_align
 from tqdm import tqdm
 
 from cxrmask.classify.backbones import build_backbone
-from cxrmask.classify.resume import Progress, TrainingParts, load_progress, run_identity, save_progress
 from cxrmask.config import TrainSettings
-from cxrmask.early_stopping import EarlyStopping
 from cxrmask.errors import ConfigError
 from cxrmask.metrics import auroc, no_finding_score
+from cxrmask.resume import EarlyStopping, Progress, identity, load_progress, save_progress
 from cxrmask.torchutil import autocast
 from cxrmask.vocabulary import NO_FINDING
 
@@ -123,6 +123,29 @@ class TrainResult:
     state: dict[str, torch.Tensor]
 
 
+def cell_identity(
+    backbone: str, labels: Sequence[str], settings: TrainSettings, seed: int, splits: Sequence[SplitData]
+) -> str:
+    """What a cell's checkpoint must match to be resumed: the cell, its settings and a digest of its data.
+
+    The digest covers each split's image shape and targets (not every pixel,
+    which would take seconds on the full cache); a changed subset changes them.
+    """
+    digest = hashlib.sha256()
+    for split in splits:
+        digest.update(str(tuple(split.images.shape)).encode())
+        digest.update(split.targets.numpy().tobytes())
+        if split.masks is not None:
+            digest.update(str(tuple(split.masks.shape)).encode())
+    return identity(
+        backbone=backbone,
+        labels=list(labels),
+        settings=settings.model_dump(mode="json"),
+        seed=int(seed),
+        data=digest.hexdigest(),
+    )
+
+
 def train_classifier(
     backbone: str,
     train: SplitData,
@@ -157,9 +180,10 @@ def train_classifier(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
     )
-    parts = TrainingParts(model, optimizer, scheduler, generator)
-    identity = run_identity(backbone, labels, settings, seed, (train, val, test))
-    progress = load_progress(checkpoint, identity, parts, device) if checkpoint else None
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    generators = {"generator": generator}
+    run = cell_identity(backbone, labels, settings, seed, (train, val, test))
+    progress = load_progress(checkpoint, run, parts, generators, device)
     progress = progress or Progress(EarlyStopping(settings.patience))
     for row in progress.history:
         if on_epoch:
@@ -203,7 +227,7 @@ def train_classifier(
         progress.stopped = progress.stopping.offer(score, row, model)
         progress.elapsed = row["elapsed"]
         if checkpoint:
-            save_progress(checkpoint, identity, parts, progress)
+            save_progress(checkpoint, run, parts, generators, progress)
         if on_epoch:
             on_epoch(row)
     best = progress.stopping.row

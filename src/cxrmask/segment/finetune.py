@@ -11,13 +11,11 @@ bought, and the best epoch by validation Dice is kept.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,10 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from cxrmask.atomic import atomic_path
 from cxrmask.config import SAM_VIT_PRESETS, FinetuneSettings
-from cxrmask.early_stopping import EarlyStopping
-from cxrmask.errors import ConfigError, InputError
+from cxrmask.errors import ConfigError
+from cxrmask.resume import EarlyStopping, Progress, identity, load_progress, save_progress
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.preprocess import to_model_input
@@ -127,6 +124,123 @@ class FinetuneResult:
     best: dict[str, float]
 
 
+def _check(model: PromptableSegmenter, settings: FinetuneSettings) -> None:
+    """Settings that cannot apply to this model: one clear error before any work."""
+    if settings.checkpointing and (settings.mode != "full" or model.arch["arch"] not in SAM_VIT_PRESETS):
+        raise ConfigError(
+            "finetune.checkpointing: applies to full fine-tuning of a SAM ViT (vit_b, vit_l, vit_h); "
+            "set it to false for this arch or mode."
+        )
+
+
+class _Loop:
+    """One fine-tuning run's state and steps: prepare, embed, validate, one epoch."""
+
+    def __init__(
+        self,
+        model: PromptableSegmenter,
+        data: SegData,
+        prior: BoxPrior,
+        settings: FinetuneSettings,
+        device: torch.device,
+        seed: int,
+    ):
+        """Prepare: the model on the device, the splits as tensors, the optimiser and the loop's generator."""
+        self.model, self.data, self.settings, self.device = model, data, settings, device
+        model.to(device)
+        model.checkpointing = settings.checkpointing
+        self.train, val = data.subset("train"), data.subset("val")
+        size = model.input_size
+        self.rng = np.random.default_rng(seed)
+        self.train_masks = torch.from_numpy(self.train.masks).float()[:, None]
+        self.val_images, self.val_masks = torch.from_numpy(val.images), torch.from_numpy(val.masks)
+        prior_boxes = torch.from_numpy(prior.boxes("box_prior", size, size).astype(np.float32))
+        self.val_boxes = {
+            "val_dice": torch.from_numpy(val.boxes)[:, None],
+            "val_dice_prior_box": prior_boxes[None].expand(len(val), -1, -1),
+        }
+        for parameter in model.image_encoder.parameters():
+            parameter.requires_grad_(settings.mode == "full")
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.sample_boxes = _box_sampler(
+            settings, self.train, prior, size, settings.box_jitter * size / 1024.0
+        )
+        self.run = identity(
+            settings=settings.model_dump(mode="json"), seed=int(seed), keys=data.keys.tolist()
+        )
+
+    @property
+    def parts(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        return {"model": self.model, "optimizer": self.optimizer}
+
+    @property
+    def generators(self) -> dict[str, np.random.Generator]:
+        return {"rng": self.rng}
+
+    def embed(self, embeddings: torch.Tensor | None) -> None:
+        """The encoders of both splits: embeddings cached once (decoder mode) or computed per batch."""
+        cache = self.settings.mode == "decoder"
+        self.model.eval()
+
+        def embedder(images: torch.Tensor, split: str) -> _Embedder:
+            given = None if embeddings is None else embeddings[torch.from_numpy(self.data.split == split)]
+            settings = self.settings
+            return _Embedder(self.model, images, cache, self.device, settings.amp, settings.batch_size, given)
+
+        self.val_embed = embedder(self.val_images, "val")
+        self.train_embed = embedder(torch.from_numpy(self.train.images), "train")
+
+    def validate(self) -> dict[str, float]:
+        """Validation Dice with the ground-truth box (MedSAM's protocol) and with the prior box."""
+        settings = self.settings
+        return {
+            name: _evaluate(
+                self.model,
+                self.val_embed,
+                self.val_masks,
+                boxes,
+                settings.batch_size,
+                self.device,
+                settings.amp,
+            )
+            for name, boxes in self.val_boxes.items()
+        }
+
+    def epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch on the train split, then validate; the epoch's history row."""
+        settings, model, device = self.settings, self.model, self.device
+        started = time.perf_counter()
+        model.train()
+        _freeze_batchnorm(model)
+        if settings.mode == "decoder":
+            model.image_encoder.eval()
+        order = self.rng.permutation(len(self.train))
+        losses = []
+        for start in tqdm(
+            range(0, len(order), settings.batch_size), desc=f"epoch {epoch}", unit="batch", leave=False
+        ):
+            index = order[start : start + settings.batch_size]
+            boxes = self.sample_boxes(index, self.rng)
+            with autocast(device, settings.amp):
+                logits = model.decode(self.train_embed(index), torch.from_numpy(boxes).to(device))
+                loss = segmentation_loss(logits, self.train_masks[index].to(device))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **self.validate()}
+        row["seconds"] = time.perf_counter() - started
+        log.info(
+            "epoch %d: loss %.4f, val Dice %.4f (prior box %.4f)",
+            epoch,
+            row["train_loss"],
+            row["val_dice"],
+            row["val_dice_prior_box"],
+        )
+        return row
+
+
 def finetune(
     model: PromptableSegmenter,
     data: SegData,
@@ -144,112 +258,44 @@ def finetune(
     protocol) and with the prior box used on NIH images, which is what the
     downstream masks will actually see. ``embeddings`` (decoder mode) are
     the encoder's outputs for ``data``'s items, computed once elsewhere.
-    With ``checkpoint``, the state after every epoch is written there, and a
-    run that finds one continues after its epoch with the same result as
-    an uninterrupted run.
+    With ``checkpoint``, the state after every epoch is written there
+    (:mod:`cxrmask.resume`), and a run that finds one continues after its
+    epoch with the same result as an uninterrupted run; epochs restored are
+    replayed to ``on_epoch``.
     """
-    if settings.checkpointing and (settings.mode != "full" or model.arch["arch"] not in SAM_VIT_PRESETS):
-        raise ConfigError(
-            "finetune.checkpointing: applies to full fine-tuning of a SAM ViT (vit_b, vit_l, vit_h); "
-            "set it to false for this arch or mode."
-        )
-    model.to(device)
-    model.checkpointing = settings.checkpointing
-    train, val = data.subset("train"), data.subset("val")
-    size, rng = model.input_size, np.random.default_rng(seed)
-    jitter = settings.box_jitter * size / 1024.0
-    train_images = torch.from_numpy(train.images)
-    train_masks = torch.from_numpy(train.masks).float()[:, None]
-    val_masks = torch.from_numpy(val.masks)
-    val_gt_boxes = torch.from_numpy(val.boxes)[:, None]
-    prior_boxes = torch.from_numpy(prior.boxes("box_prior", size, size).astype(np.float32))
-    val_prior_boxes = prior_boxes[None].expand(len(val), -1, -1)
-
-    for parameter in model.image_encoder.parameters():
-        parameter.requires_grad_(settings.mode == "full")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    _check(model, settings)
+    loop = _Loop(model, data, prior, settings, device, seed)
     # Restored before the embeddings are made: a resumed run embeds with the checkpoint's encoder.
-    run_id = json.dumps({"settings": settings.model_dump(), "seed": seed, "keys": data.keys.tolist()})
-    stopping = EarlyStopping(settings.patience)
-    history = load_checkpoint(checkpoint, model, optimizer, rng, stopping, run_id)
-    cache = settings.mode == "decoder"
-    model.eval()
-
-    def embedder(images: torch.Tensor, split: str) -> _Embedder:
-        given = None if embeddings is None else embeddings[torch.from_numpy(data.split == split)]
-        return _Embedder(model, images, cache, device, settings.amp, settings.batch_size, given)
-
-    val_embed = embedder(torch.from_numpy(val.images), "val")
-    train_embed = embedder(train_images, "train")
-    sample_boxes = _box_sampler(settings, train, prior, size, jitter)
-
-    def validate() -> dict[str, float]:
-        return {
-            "val_dice": _evaluate(
-                model, val_embed, val_masks, val_gt_boxes, settings.batch_size, device, settings.amp
-            ),
-            "val_dice_prior_box": _evaluate(
-                model, val_embed, val_masks, val_prior_boxes, settings.batch_size, device, settings.amp
-            ),
-        }
-
+    progress = load_progress(checkpoint, loop.run, loop.parts, loop.generators)
+    loop.embed(embeddings)
     key = settings.select_on
-    if history is None:
-        zero_shot = validate()
+    if progress is None:
+        zero_shot = loop.validate()
         log.info(
             "zero-shot: val Dice %.4f (GT box), %.4f (prior box)",
             zero_shot["val_dice"],
             zero_shot["val_dice_prior_box"],
         )
-        history = [{"epoch": 0, "train_loss": float("nan"), "seconds": 0.0, **zero_shot}]
-        if on_epoch:
-            on_epoch(history[0])
-        stopping.offer(zero_shot[key], history[0], model)
-    else:
-        zero_shot = {name: history[0][name] for name in ("val_dice", "val_dice_prior_box")}
-        log.info("resumed from %s after epoch %d", checkpoint, history[-1]["epoch"])
-    for epoch in range(history[-1]["epoch"] + 1, settings.epochs + 1):
-        if settings.patience and stopping.since_best >= settings.patience:
-            break
-        started = time.perf_counter()
-        model.train()
-        _freeze_batchnorm(model)
-        if cache:
-            model.image_encoder.eval()
-        order = rng.permutation(len(train))
-        losses = []
-        for start in tqdm(
-            range(0, len(order), settings.batch_size), desc=f"epoch {epoch}", unit="batch", leave=False
-        ):
-            index = order[start : start + settings.batch_size]
-            boxes = sample_boxes(index, rng)
-            with autocast(device, settings.amp):
-                logits = model.decode(train_embed(index), torch.from_numpy(boxes).to(device))
-                loss = segmentation_loss(logits, train_masks[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **validate()}
-        row["seconds"] = time.perf_counter() - started
-        history.append(row)
-        log.info(
-            "epoch %d: loss %.4f, val Dice %.4f (prior box %.4f)",
-            epoch,
-            row["train_loss"],
-            row["val_dice"],
-            row["val_dice_prior_box"],
-        )
+        progress = Progress(EarlyStopping(settings.patience))
+        progress.history.append({"epoch": 0, "train_loss": float("nan"), "seconds": 0.0, **zero_shot})
+        progress.stopping.offer(zero_shot[key], progress.history[0], model)
+    for row in progress.history:
         if on_epoch:
             on_epoch(row)
-        stop = stopping.offer(row[key], row, model)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, rng, stopping, history, run_id)
-        if stop:
+    for epoch in range(progress.history[-1]["epoch"] + 1, settings.epochs + 1):
+        if progress.stopped:
             break
+        row = loop.epoch(epoch)
+        progress.history.append(row)
+        progress.stopped = progress.stopping.offer(row[key], row, model)
+        if checkpoint is not None:
+            save_progress(checkpoint, loop.run, loop.parts, loop.generators, progress)
+        if on_epoch:
+            on_epoch(row)
+    zero_shot = {name: progress.history[0][name] for name in loop.val_boxes}
+    stopping = progress.stopping
     return FinetuneResult(
-        state=stopping.best_state(), history=history, zero_shot=zero_shot, best=stopping.row
+        state=stopping.best_state(), history=progress.history, zero_shot=zero_shot, best=stopping.row
     )
 
 
@@ -267,49 +313,3 @@ def _box_sampler(
         both=settings.inward_jitter * size / 1024.0,
         prior_share=settings.prior_share,
     )
-
-
-def save_checkpoint(path, model, optimizer, rng, stopping: EarlyStopping, history, run_id: str) -> None:
-    """Everything an interrupted run needs to continue exactly: weights, optimiser, random states,
-    the best epoch so far."""
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "run_id": run_id,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "numpy_rng": json.dumps(rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(),
-                "history": json.dumps(history),
-                "best": json.dumps(
-                    {"score": stopping.score, "row": stopping.row, "since": stopping.since_best}
-                ),
-                "best_state": stopping.state,
-            },
-            tmp,
-        )
-
-
-def load_checkpoint(path, model, optimizer, rng, stopping: EarlyStopping, run_id: str) -> list | None:
-    """Restore a checkpoint written by :func:`save_checkpoint` in place and return its history;
-    None when there is none.
-
-    A checkpoint of another run (other settings, seed or images) would mix two
-    runs into one set of weights, so it is refused rather than resumed.
-    """
-    if path is None or not Path(path).is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("run_id") != run_id:
-        raise InputError(
-            f"{path}: this resume checkpoint is from a fine-tuning run with other settings, seed or "
-            "images. Delete it to start afresh, or rerun with the same arguments to continue it."
-        )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    rng.bit_generator.state = json.loads(state["numpy_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    best = json.loads(state["best"])
-    stopping.score, stopping.row, stopping.since_best = best["score"], best["row"], best["since"]
-    stopping.state = state["best_state"]
-    return json.loads(state["history"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from cxrmask.atomic import write_csv, write_json
 from cxrmask.config import FinetuneSettings, SegmenterSettings
+from cxrmask.resume import resume_path
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.fit import fit_segmenter
 from cxrmask.segment.models import load_segmenter
@@ -50,7 +50,7 @@ def finetune_medsam(
 
     ``checkpoint`` is the starting weights as a file Snakemake tracks (None
     for LiteMedSAM's bundled weights); ``start_weights`` is what loads them.
-    A per-epoch resume file beside ``model`` lets a killed job continue.
+    A per-epoch resume file beside ``model`` (``cxrmask.resume``) lets a killed job continue.
     """
     set_threads(threads)
     seed_everything(seed)
@@ -60,7 +60,7 @@ def finetune_medsam(
         {"segmenter": segmenter.model_dump(), "finetune": settings.model_dump(), "seed": seed},
     )
     network = load_segmenter(segmenter.spec, start_weights)
-    resume = f"{model}.resume"
+    resume = resume_path(model)
     bundle, result = fit_segmenter(
         network,
         SegData.load(data),
@@ -88,5 +88,5 @@ def finetune_medsam(
     recorder.log_artifact(history)
     recorder.log_artifact(summary)
     recorder.save(record)
-    Path(resume).unlink(missing_ok=True)
+    resume.unlink(missing_ok=True)
     return scores

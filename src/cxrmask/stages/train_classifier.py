@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -15,14 +14,12 @@ from cxrmask.classify.cache import load_cache
 from cxrmask.classify.train import predict, prediction_table, split_data
 from cxrmask.classify.train import train_classifier as train
 from cxrmask.config import TrainSettings
+from cxrmask.resume import resume_path
 from cxrmask.torchutil import resolve_device, seed_everything, set_threads
 from cxrmask.tracking import RunRecorder
 from cxrmask.vocabulary import SHIFTED
 
 log = logging.getLogger(__name__)
-
-#: The per-epoch training checkpoint a killed cell resumes from, beside the cell's weights.
-RESUME_NAME = "resume.pt"
 
 
 def train_classifier(
@@ -46,7 +43,7 @@ def train_classifier(
     """Train ``architecture`` on condition ``mask`` with ``seed``; write predictions, history, weights.
 
     ``masks`` is the condition's mask cache (None for original images). The
-    training state is checkpointed after every epoch to ``resume.pt`` beside
+    training state is checkpointed after every epoch to ``model.resume.pt`` beside
     the weights (not a declared output, so Snakemake keeps it when a job dies);
     a rerun of a killed job resumes from it, and it is removed once the cell is
     written. ``predictions_shifted`` holds the same model's predictions on the
@@ -74,7 +71,7 @@ def train_classifier(
         len(val_split.targets),
         len(test_split.targets),
     )
-    checkpoint = Path(model).parent / RESUME_NAME
+    checkpoint = resume_path(model)
     run_on = resolve_device(device)
     result = train(
         architecture,
