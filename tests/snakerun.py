@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from cxrmask.figure_registry import REPORT_RULE, figure_rules
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 FULL = REPO / "config" / "config.yaml"
@@ -33,22 +35,7 @@ COMPARED = (
 
 
 # The rules that draw the tiny pipeline's figures, and the report that shows them.
-FIGURE_RULES = frozenset(
-    {
-        "plot_roc",
-        "plot_training_curves",
-        "plot_auroc_heatmap",
-        "plot_delta_auroc",
-        "plot_mask_gallery",
-        "plot_qc_gallery",
-        "plot_saliency",
-        "plot_saliency_overlays",
-        "plot_no_finding",
-        "plot_training_efficiency",
-        "plot_shift",
-        "write_report",
-    }
-)
+FIGURE_RULES = figure_rules() | {REPORT_RULE}
 
 
 def compared_outputs(results: Path) -> dict[str, bytes]:

@@ -18,6 +18,7 @@ os.environ.update(
 
 from cxrmask.config import load_config
 from cxrmask.errors import ConfigError
+from cxrmask.figure_registry import figure, figure_rules, figure_stems
 from cxrmask.codetrace import code_version
 from cxrmask.rule_call import check_rule
 from cxrmask.vocabulary import ORIGINAL
@@ -90,15 +91,32 @@ def check_stages():
         (
             f"resources.{name}: the workflow has no such rule; its rules are {sorted(names)}"
             if name not in names
-            else f"resources.{name}: rule {name} takes no resources from config (it runs on the "
-            f"submit host, in seconds); remove the entry. Rules that read theirs: {sorted(RESOURCE_READERS)}"
+            else f"resources.{name}: {name} takes no resources from config (it runs on the submit "
+            f"host, in seconds); remove the entry. Those that read theirs are {sorted(RESOURCE_READERS)}"
         )
         for name in config["resources"]
         if name != "default" and name not in RESOURCE_READERS
     ]
+    drawing = {name for name in names if name.startswith("plot_")}
+    problems += [
+        f"{name} draws a figure that cxrmask/figure_registry.py does not list"
+        for name in sorted(drawing - figure_rules())
+    ]
+    problems += [
+        f"figure_registry: {name} has no rule in the workflow"
+        for name in sorted(figure_rules() - names)
+    ]
     for definition in workflow.rules:
         if not str(definition.script or "").endswith("stage.py"):
             continue
+        if definition.name in figure_rules():
+            stem = figure(definition.name).stem.split("{")[0]
+            if not Path(str(getattr(definition.output, "figure", ""))).name.startswith(
+                stem
+            ):
+                problems.append(
+                    f"{definition.name}: its figure is not the registry's {stem}..."
+                )
         for kind, path in (
             ("log", next(iter(definition.log), None)),
             ("benchmark", definition.benchmark),
@@ -106,7 +124,7 @@ def check_stages():
             # a file or folder named after the rule (wildcard patterns may hold a slash)
             if path and not re.search(rf"(^|/){definition.name}[._/]", str(path)):
                 problems.append(
-                    f"rule {definition.name}: its {kind} {path} is not named after it"
+                    f"{definition.name}: its {kind} {path} is not named after its rule"
                 )
         groups = {
             "input": dict(definition.input._get_names()),
@@ -277,21 +295,21 @@ def run_records(wildcards=None):
     ]
 
 
+def figure_output(rule):
+    """A figure rule's output, from the registry (cxrmask.figure_registry): file, caption, category."""
+    entry = figure(rule)
+    return report(
+        results("figures", f"{entry.stem}.{FIG}"),
+        caption=f"../report/{entry.caption}",
+        category=entry.category,
+    )
+
+
 def figure_files(wildcards=None):
+    """Every figure of the run, in the report's order (the registry's)."""
     return [
-        *expand(results("figures", f"roc_{{backbone}}.{FIG}"), backbone=BACKBONES),
-        *expand(results("figures", f"training_{{backbone}}.{FIG}"), backbone=BACKBONES),
-        results("figures", f"auroc_heatmap.{FIG}"),
-        results("figures", f"delta_auroc.{FIG}"),
-        results("figures", f"mask_gallery.{FIG}"),
-        results("figures", f"qc_gallery.{FIG}"),
-        results("figures", f"saliency.{FIG}"),
-        *expand(results("figures", f"saliency_{{backbone}}.{FIG}"), backbone=BACKBONES),
-        *expand(
-            results("figures", f"no_finding_{{backbone}}.{FIG}"), backbone=BACKBONES
-        ),
-        results("figures", f"training_efficiency.{FIG}"),
-        *([results("figures", f"shift.{FIG}")] if SHIFTED else []),
+        results("figures", f"{stem}.{FIG}")
+        for stem in figure_stems(list(BACKBONES), SHIFTED)
     ]
 
 

@@ -79,11 +79,7 @@ rule plot_shift:
     input:
         shift=results("tables", "shift.csv"),
     output:
-        figure=report(
-            results("figures", f"shift.{FIG}"),
-            caption="../report/shift.rst",
-            category="Shortcut",
-        ),
+        figure=figure_output("plot_shift"),
     log:
         results("logs", "plot_shift.log"),
     localrule: True
@@ -100,11 +96,7 @@ rule plot_roc:
     input:
         predictions=lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
     output:
-        figure=report(
-            results("figures", f"roc_{{backbone}}.{FIG}"),
-            caption="../report/roc.rst",
-            category="ROC curves",
-        ),
+        figure=figure_output("plot_roc"),
     log:
         results("logs", "plot_roc_{backbone}.log"),
     localrule: True
@@ -124,11 +116,7 @@ rule plot_training_curves:
     input:
         histories=lambda w: backbone_cell_files(w.backbone, "history.csv"),
     output:
-        figure=report(
-            results("figures", f"training_{{backbone}}.{FIG}"),
-            caption="../report/training_curves.rst",
-            category="Training",
-        ),
+        figure=figure_output("plot_training_curves"),
     log:
         results("logs", "plot_training_curves_{backbone}.log"),
     localrule: True
@@ -147,11 +135,7 @@ rule plot_auroc_heatmap:
     input:
         auroc=results("tables", "auroc.csv"),
     output:
-        figure=report(
-            results("figures", f"auroc_heatmap.{FIG}"),
-            caption="../report/auroc_heatmap.rst",
-            category="AUROC",
-        ),
+        figure=figure_output("plot_auroc_heatmap"),
     log:
         results("logs", "plot_auroc_heatmap.log"),
     localrule: True
@@ -168,11 +152,7 @@ rule plot_delta_auroc:
     input:
         delong=results("tables", "delong.csv"),
     output:
-        figure=report(
-            results("figures", f"delta_auroc.{FIG}"),
-            caption="../report/delta_auroc.rst",
-            category="DeLong",
-        ),
+        figure=figure_output("plot_delta_auroc"),
     log:
         results("logs", "plot_delta_auroc.log"),
     localrule: True
@@ -192,11 +172,7 @@ rule plot_mask_gallery:
         loose=mask_dirs("loose"),
         truth=truth_dir(),
     output:
-        figure=report(
-            results("figures", f"mask_gallery.{FIG}"),
-            caption="../report/mask_gallery.rst",
-            category="Masks",
-        ),
+        figure=figure_output("plot_mask_gallery"),
     log:
         results("logs", "plot_mask_gallery.log"),
     localrule: True
@@ -217,11 +193,7 @@ rule plot_qc_gallery:
         loose=mask_dirs("loose"),
         truth=truth_dir(),
     output:
-        figure=report(
-            results("figures", f"qc_gallery.{FIG}"),
-            caption="../report/qc_gallery.rst",
-            category="Masks",
-        ),
+        figure=figure_output("plot_qc_gallery"),
     log:
         results("logs", "plot_qc_gallery.log"),
     localrule: True

@@ -110,11 +110,7 @@ rule plot_saliency:
     input:
         table=results("tables", "saliency.csv"),
     output:
-        figure=report(
-            results("figures", f"saliency.{FIG}"),
-            caption="../report/saliency.rst",
-            category="Saliency",
-        ),
+        figure=figure_output("plot_saliency"),
     log:
         results("logs", "plot_saliency.log"),
     localrule: True
@@ -131,11 +127,7 @@ rule plot_saliency_overlays:
     input:
         examples=lambda w: backbone_cell_files(w.backbone, "saliency.npz"),
     output:
-        figure=report(
-            results("figures", f"saliency_{{backbone}}.{FIG}"),
-            caption="../report/saliency_overlays.rst",
-            category="Saliency",
-        ),
+        figure=figure_output("plot_saliency_overlays"),
     log:
         results("logs", "plot_saliency_overlays_{backbone}.log"),
     localrule: True
@@ -155,11 +147,7 @@ rule plot_no_finding:
     input:
         predictions=lambda w: backbone_cell_files(w.backbone, "predictions.csv"),
     output:
-        figure=report(
-            results("figures", f"no_finding_{{backbone}}.{FIG}"),
-            caption="../report/no_finding.rst",
-            category="No Finding",
-        ),
+        figure=figure_output("plot_no_finding"),
     log:
         results("logs", "plot_no_finding_{backbone}.log"),
     localrule: True
@@ -178,11 +166,7 @@ rule plot_training_efficiency:
     input:
         summaries=cell_files("summary.json"),
     output:
-        figure=report(
-            results("figures", f"training_efficiency.{FIG}"),
-            caption="../report/training_efficiency.rst",
-            category="Training",
-        ),
+        figure=figure_output("plot_training_efficiency"),
     log:
         results("logs", "plot_training_efficiency.log"),
     localrule: True
