@@ -19,9 +19,11 @@ from cxrmask.classify.train import (
     SplitData,
     apply_mask,
     augment,
+    gather,
     macro_auroc,
     predict,
     split_data,
+    split_rows,
     train_classifier,
 )
 from cxrmask.config import ClassifierSettings, TrainSettings, parse
@@ -648,3 +650,29 @@ def test_the_stage_trains_one_cell_from_the_caches(splits, tmp_path):
         json.loads(outputs["run.json"].read_text())["name"]
         == "train_classifier/backbone=resnet10t/mask=tight/seed=0"
     )
+
+
+def test_every_stage_gathers_the_same_images_for_a_split_whatever_the_cache_order():
+    """Images, a condition's masks and saliency's lungs come from one row list: entry k is one image's."""
+    rng = np.random.default_rng(3)
+    n = 12
+    cache_rows = rng.permutation(n)
+    table = pd.DataFrame(
+        {
+            "image": [f"{i:03d}.png" for i in range(n)],
+            "cache_row": cache_rows,
+            "split": ["test", "train", "test", "val"] * 3,
+            "ok": [True] * 5 + [False] + [True] * 6,
+            **{label: rng.integers(0, 2, n) for label in LABELS},
+        }
+    ).sample(frac=1, random_state=4)  # the index file's order is not the cache's
+    images = np.stack([np.full((4, 4), row, dtype=np.uint8) for row in range(n)])
+    lungs = np.stack([np.full((4, 4), 100 + row, dtype=np.uint8) for row in range(n)])
+    data, rows = split_data(images, images, table, LABELS, "test")
+    expected = table[(table["split"] == "test") & table["ok"]]
+    assert list(rows["image"]) == list(expected["image"])
+    assert data.images[:, 0, 0].tolist() == list(expected["cache_row"])
+    assert (gather(lungs, rows)[:, 0, 0] - 100).tolist() == data.images[:, 0, 0].tolist()
+    assert data.targets.numpy().tolist() == expected[list(LABELS)].to_numpy().tolist()
+    with pytest.raises(ConfigError, match="the shifted split is empty"):
+        split_rows(table, "shifted")

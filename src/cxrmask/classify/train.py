@@ -258,19 +258,35 @@ def prediction_table(
     return out
 
 
-def split_data(
-    images: np.ndarray, masks: np.ndarray | None, table: pd.DataFrame, labels: Sequence[str], split: str
-) -> tuple[SplitData, pd.DataFrame]:
-    """Gather one split's cache rows into memory (only images that decoded)."""
+def split_rows(table: pd.DataFrame, split: str) -> pd.DataFrame:
+    """One split's rows of the cache index (only images that decoded), in the order every stage uses.
+
+    The one definition of "the test images" (or any split's): the classifier's
+    predictions, its shifted-set predictions and saliency's lung masks all
+    gather cache rows through it (:func:`gather`), so no two stages can line
+    up different images.
+    """
     rows = table[(table["split"] == split) & table["ok"]]
     if rows.empty:
         raise ConfigError(
             f"the {split} split is empty: the curated subset is too small for nih.val_fraction."
         )
-    index = rows["cache_row"].to_numpy()
+    return rows.reset_index(drop=True)
+
+
+def gather(cache: np.ndarray, rows: pd.DataFrame) -> torch.Tensor:
+    """The cache entries of ``rows`` (from :func:`split_rows`), in their order."""
+    return torch.from_numpy(np.asarray(cache[rows["cache_row"].to_numpy()]))
+
+
+def split_data(
+    images: np.ndarray, masks: np.ndarray | None, table: pd.DataFrame, labels: Sequence[str], split: str
+) -> tuple[SplitData, pd.DataFrame]:
+    """Gather one split's cache rows into memory (only images that decoded); the data and its rows."""
+    rows = split_rows(table, split)
     data = SplitData(
-        images=torch.from_numpy(np.asarray(images[index])),
-        masks=None if masks is None else torch.from_numpy(np.asarray(masks[index])),
+        images=gather(images, rows),
+        masks=None if masks is None else gather(masks, rows),
         targets=torch.from_numpy(rows[list(labels)].to_numpy().astype(np.float32)),
     )
-    return data, rows.reset_index(drop=True)
+    return data, rows

@@ -12,7 +12,7 @@ import torch
 from cxrmask.atomic import atomic_path, write_csv
 from cxrmask.classify.backbones import build_backbone
 from cxrmask.classify.cache import load_cache
-from cxrmask.classify.train import split_data
+from cxrmask.classify.train import gather, split_data
 from cxrmask.config import TrainSettings
 from cxrmask.saliency import cell_saliency, summarise
 from cxrmask.torchutil import resolve_device, set_threads
@@ -48,8 +48,7 @@ def saliency_classifier(
     table = pd.read_csv(index)
     mask_cache = load_cache(masks) if masks else None
     test, test_table = split_data(load_cache(images), mask_cache, table, labels, "test")
-    rows = table[(table["split"] == "test") & table["ok"]]["cache_row"].to_numpy()
-    lung_masks = torch.from_numpy(np.asarray(load_cache(lungs)[rows]))
+    lung_masks = gather(load_cache(lungs), test_table)  # the same rows as the images, by construction
     net = build_backbone(architecture, False, len(labels))
     net.load_state_dict(torch.load(model, map_location="cpu", weights_only=True)["model"])
     target = resolve_device(device)
