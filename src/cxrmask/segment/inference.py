@@ -108,21 +108,8 @@ def generate_masks(
     out_dir = Path(out_dir)
     prepare_for_inference(model, device, settings.bf16_weights, settings.compile)
     size = model.input_size
-    fixed = settings.prompt != "auto"
-    if fixed:
-
-        def prior_boxes(kind: str) -> torch.Tensor:
-            return torch.from_numpy(prompt.prior.boxes(kind, size, size).astype(np.float32)).to(device)
-
-        boxes, whole = prior_boxes(settings.prompt), prior_boxes("box_prior")
-    loader = DataLoader(
-        _Images([path for _, path in images]),
-        batch_size=settings.batch_size,
-        num_workers=settings.num_workers,
-        collate_fn=_collate,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    fixed = _fixed_boxes(prompt, settings, size, device)
+    loader = _loader(images, settings, device)
     # Clean-up and PNG writing release the GIL, so host threads keep pace with a GPU encoder; the
     # window bounds how many full-size raw masks wait in memory.
     threads = max(1, settings.num_workers)
@@ -145,12 +132,7 @@ def generate_masks(
             inputs = F.pad(inputs, (0, 0, 0, 0, 0, 0, 0, settings.batch_size - len(batch)))
             with autocast(device, settings.amp):
                 embeddings = model.encode(inputs)[: len(batch)]
-                if fixed:
-                    logits = model.decode(embeddings, boxes[None].expand(len(batch), -1, -1)).amax(dim=1)
-                    final = whole.expand(len(batch), -1)
-                else:
-                    logits, final = prompt(model, embeddings)
-                checks = _checks(model, prompt, qc, embeddings, logits, final, settings) if qc else None
+                logits, checks = _decode(model, prompt, fixed, embeddings, settings, qc)
             current = _DeviceMasks(
                 [images[index][0] for index in indexes],
                 logits.float(),
@@ -164,7 +146,58 @@ def generate_masks(
         if previous is not None:
             hand_over(previous)
         rows.extend(future.result() for future in pending)
-    columns = [*QC_COLUMNS, *(NO_TRUTH_QC if qc else ()), *(("dice",) if truth_dir is not None else ())]
+    return _mask_table(rows, settings, qc is not None, truth_dir is not None)
+
+
+def _fixed_boxes(
+    prompt: AutoPrompt, settings: InferenceSettings, size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The prior's boxes for ``box_prior`` and ``per_lung`` (and its whole-lung box); None for ``auto``."""
+    if settings.prompt == "auto":
+        return None
+
+    def prior_boxes(kind: str) -> torch.Tensor:
+        return torch.from_numpy(prompt.prior.boxes(kind, size, size).astype(np.float32)).to(device)
+
+    return prior_boxes(settings.prompt), prior_boxes("box_prior")
+
+
+def _loader(
+    images: Sequence[tuple[str, Path]], settings: InferenceSettings, device: torch.device
+) -> DataLoader:
+    """Decoding workers for the images, in order; each batch a list of uint8 images of their own sizes."""
+    return DataLoader(
+        _Images([path for _, path in images]),
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+def _decode(
+    model: PromptableSegmenter,
+    prompt: AutoPrompt,
+    fixed: tuple[torch.Tensor, torch.Tensor] | None,
+    embeddings: torch.Tensor,
+    settings: InferenceSettings,
+    qc: QCReference | None,
+) -> tuple[torch.Tensor, list | None]:
+    """One batch's mask logits from its embeddings, and its QC checks (None without a QC reference)."""
+    if fixed is not None:
+        boxes, whole = fixed
+        logits = model.decode(embeddings, boxes[None].expand(len(embeddings), -1, -1)).amax(dim=1)
+        final = whole.expand(len(embeddings), -1)
+    else:
+        logits, final = prompt(model, embeddings)
+    checks = _checks(model, prompt, qc, embeddings, logits, final, settings) if qc else None
+    return logits, checks
+
+
+def _mask_table(rows: list[dict], settings: InferenceSettings, qc: bool, truth: bool) -> pd.DataFrame:
+    """The QC rows as a table, after the empty-mask policy over the whole shard."""
+    columns = [*QC_COLUMNS, *(NO_TRUTH_QC if qc else ()), *(("dice",) if truth else ())]
     table = pd.DataFrame(rows, columns=columns)
     fallback = int(table["fallback"].sum())
     if fallback:
