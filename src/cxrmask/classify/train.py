@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,18 +170,7 @@ def train_classifier(
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = build_backbone(backbone, settings.pretrained, len(labels)).to(device)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    # Fused AdamW: one kernel per step for all parameters instead of several per tensor.
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=device.type == "cuda"
-    )
-    steps = settings.epochs * max(1, -(-len(train.targets) // settings.batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
-    )
-    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    parts = _training_parts(backbone, len(labels), len(train.targets), settings, device)
     generators = {"generator": generator}
     run = cell_identity(backbone, labels, settings, seed, (train, val, test))
     progress = load_progress(checkpoint, run, parts, generators, device)
@@ -188,37 +178,16 @@ def train_classifier(
     for row in progress.history:
         if on_epoch:
             on_epoch(row)
+    model = parts["model"]
     started = time.perf_counter() - progress.elapsed
     for epoch in range(len(progress.history) + 1, settings.epochs + 1):
         if progress.stopped:
             break
         epoch_start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train.targets), generator=generator)
-        # Summed on the device: reading each step's loss would make the host wait for the GPU every step.
-        loss_sum, starts = torch.zeros((), device=device), range(0, len(order), settings.batch_size)
-        for start in tqdm(starts, desc=f"epoch {epoch}", leave=False):
-            index = order[start : start + settings.batch_size]
-            with autocast(device, settings.amp):
-                logits = model(model_inputs(train, index, settings, device, generator))
-                loss = F.binary_cross_entropy_with_logits(logits.float(), train.targets[index].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
-        probs = predict(model, val, settings, device)
-        targets = val.targets.numpy()
-        row = {
-            "epoch": epoch,
-            "train_loss": float(loss_sum) / len(starts),
-            "val_loss": float(
-                F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7), val.targets)
-            ),
-            "val_macro_auroc": macro_auroc(targets, probs),
-            "seconds": time.perf_counter() - epoch_start,
-            "elapsed": time.perf_counter() - started,
-        }
+        train_loss = _train_epoch(parts, train, settings, device, generator, epoch)
+        row = {"epoch": epoch, "train_loss": train_loss, **_validate(model, val, settings, device)}
+        row["seconds"] = time.perf_counter() - epoch_start
+        row["elapsed"] = time.perf_counter() - started
         progress.history.append(row)
         log.info(
             "epoch %d: loss %.4f, val macro AUROC %.4f", epoch, row["train_loss"], row["val_macro_auroc"]
@@ -230,6 +199,76 @@ def train_classifier(
             save_progress(checkpoint, run, parts, generators, progress)
         if on_epoch:
             on_epoch(row)
+    return _finish(model, progress, test, test_table, labels, settings, device, started)
+
+
+def _training_parts(
+    backbone: str, n_labels: int, n_train: int, settings: TrainSettings, device: torch.device
+) -> dict[str, Any]:
+    """Prepare: the network on the device, AdamW and its one-cycle schedule (what a checkpoint holds)."""
+    model = build_backbone(backbone, settings.pretrained, n_labels).to(device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    # Fused AdamW: one kernel per step for all parameters instead of several per tensor.
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=device.type == "cuda"
+    )
+    steps = settings.epochs * max(1, -(-n_train // settings.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings.lr, total_steps=steps, pct_start=0.15
+    )
+    return {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+
+
+def _train_epoch(
+    parts: dict[str, Any],
+    train: SplitData,
+    settings: TrainSettings,
+    device: torch.device,
+    generator: torch.Generator,
+    epoch: int,
+) -> float:
+    """One pass over the train split in the generator's order; the mean training loss."""
+    model, optimizer, scheduler = parts["model"], parts["optimizer"], parts["scheduler"]
+    model.train()
+    order = torch.randperm(len(train.targets), generator=generator)
+    # Summed on the device: reading each step's loss would make the host wait for the GPU every step.
+    loss_sum, starts = torch.zeros((), device=device), range(0, len(order), settings.batch_size)
+    for start in tqdm(starts, desc=f"epoch {epoch}", leave=False):
+        index = order[start : start + settings.batch_size]
+        with autocast(device, settings.amp):
+            logits = model(model_inputs(train, index, settings, device, generator))
+            loss = F.binary_cross_entropy_with_logits(logits.float(), train.targets[index].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach()
+    return float(loss_sum) / len(starts)
+
+
+def _validate(
+    model: torch.nn.Module, val: SplitData, settings: TrainSettings, device: torch.device
+) -> dict[str, float]:
+    """Validation loss and macro AUROC (the early-stopping score)."""
+    probs = predict(model, val, settings, device)
+    return {
+        "val_loss": float(F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7), val.targets)),
+        "val_macro_auroc": macro_auroc(val.targets.numpy(), probs),
+    }
+
+
+def _finish(
+    model: torch.nn.Module,
+    progress: Progress,
+    test: SplitData,
+    test_table: pd.DataFrame,
+    labels: Sequence[str],
+    settings: TrainSettings,
+    device: torch.device,
+    started: float,
+) -> TrainResult:
+    """Predict the test split with the best epoch's weights; the predictions, history and summary."""
     best = progress.stopping.row
     model.load_state_dict(progress.stopping.state)
     probs = predict(model, test, settings, device)
