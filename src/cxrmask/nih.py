@@ -158,6 +158,18 @@ def curate(
     """
     check_labels(labels)
     lists = {"train_val_list": set(train_val), "test_list": set(test), "nih.shifted_list": set(shifted)}
+    frame = _present(_assign_splits(table, lists), views, images)
+    subset = _select(frame, labels, no_finding, seed)
+    val_patients = _patient_split(
+        subset.loc[subset["split"] == "train", "patient_id"].to_numpy(), val_fraction, seed
+    )
+    is_val = (subset["split"] == "train") & subset["patient_id"].isin(val_patients)
+    subset.loc[is_val, "split"] = "val"
+    return _study_table(subset, labels, images)
+
+
+def _assign_splits(table: pd.DataFrame, lists: dict[str, set[str]]) -> pd.DataFrame:
+    """Each listed image's split (train, test, shifted); the lists and their patients must not overlap."""
     for (name_a, a), (name_b, b) in itertools.combinations(lists.items(), 2):
         if a & b:
             raise InputError(
@@ -181,6 +193,13 @@ def curate(
                 f"{len(crossing)} patients appear in both the train_val list and the {source} "
                 f"(e.g. patient {int(crossing[0])}); held-out images must be patient-wise."
             )
+    return frame
+
+
+def _present(
+    frame: pd.DataFrame, views: Sequence[str] | None, images: dict[str, Path] | None
+) -> pd.DataFrame:
+    """The images of the kept views that are on disk (all of them where ``images`` is None)."""
     if views:
         frame = frame[frame["view"].isin(list(views))]
     if images is not None:
@@ -188,7 +207,11 @@ def curate(
         if missing:
             log.info("%d listed images are not present on disk and are left out", missing)
         frame = frame[frame["image"].isin(images.keys())]
+    return frame
 
+
+def _select(frame: pd.DataFrame, labels: Sequence[str], no_finding: int | None, seed: int) -> pd.DataFrame:
+    """Images with a target finding, and No Finding images up to the cap; others left out (counted)."""
     wanted = set(labels)
     # astype(bool): on an empty frame map() gives an object Series, which [] would take for column names.
     positive = frame["labels"].map(lambda row: bool(wanted.intersection(row))).astype(bool)
@@ -213,13 +236,11 @@ def curate(
         raise InputError(
             "the curated NIH subset is empty: no present image carries a target label or No Finding."
         )
+    return subset
 
-    val_patients = _patient_split(
-        subset.loc[subset["split"] == "train", "patient_id"].to_numpy(), val_fraction, seed
-    )
-    is_val = (subset["split"] == "train") & subset["patient_id"].isin(val_patients)
-    subset.loc[is_val, "split"] = "val"
 
+def _study_table(subset: pd.DataFrame, labels: Sequence[str], images: dict[str, Path] | None) -> pd.DataFrame:
+    """The curated table every later stage reads: a 0/1 column per label and No Finding, paths if known."""
     out = subset[["image", "patient_id", "split", "view", "age", "sex"]].copy()
     for label in labels:
         out[label] = subset["labels"].map(lambda row, lab=label: int(lab in row))
