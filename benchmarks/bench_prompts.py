@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxrmask.config import FinetuneSettings, SegmenterSettings
+from cxrmask.config import FinetuneSettings, HeadSettings, SegmenterSettings
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import train_box_head
 from cxrmask.segment.dataset import SegData, prepare
@@ -103,6 +103,7 @@ def main() -> None:
         torch.from_numpy(train.masks),
         embeddings[split["val"]].float(),
         torch.from_numpy(val.masks),
+        HeadSettings(),
         seed=args.seed,
     )
     log.info("box head trained in %.0f s", time.perf_counter() - started)

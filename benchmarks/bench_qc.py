@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from bench_prompts import load_data
 from scipy.stats import spearmanr
 
-from cxrmask.config import FinetuneSettings, SegmenterSettings
+from cxrmask.config import FinetuneSettings, HeadSettings, SegmenterSettings
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import train_box_head
 from cxrmask.segment.finetune import finetune
@@ -93,6 +93,7 @@ def main() -> None:
         torch.from_numpy(train.masks),
         embeddings[split["val"]].float(),
         torch.from_numpy(val.masks),
+        HeadSettings(),
         seed=args.seed,
     )
     settings = FinetuneSettings(

@@ -260,6 +260,15 @@ class SegmenterSettings(Section):
         }
 
 
+class HeadSettings(Section):
+    """The lung-map head, whose box starts the no-ground-truth prompt (trained on the fine-tuning masks)."""
+
+    epochs: int = Field(40, ge=1, description="epochs; the one with the lowest validation loss is kept")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    batch_size: int = Field(8, ge=1, description="embeddings per step")
+
+
 class FinetuneSettings(Section):
     mode: Literal["full", "decoder"] = Field(
         "full", description="full: image encoder + mask decoder | decoder: decoder on cached embeddings"
@@ -302,6 +311,7 @@ class FinetuneSettings(Section):
     checkpointing: bool = Field(
         False, description="recompute ViT blocks in the backward pass: less memory, more time (full, SAM ViT)"
     )
+    head: HeadSettings = Field(default_factory=HeadSettings, description="the lung-map head's training")
 
 
 class InferenceSettings(Section):

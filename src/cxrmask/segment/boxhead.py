@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cxrmask.config import HeadSettings
 from cxrmask.segment.refine import box_of_logits
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,8 @@ def train_box_head(
     train_masks: torch.Tensor,
     val_embeddings: torch.Tensor,
     val_masks: torch.Tensor,
-    epochs: int = 40,
-    lr: float = 2e-3,
-    batch_size: int = 8,
-    seed: int = 0,
+    settings: HeadSettings,
+    seed: int,
 ) -> tuple[LungMapHead, list[dict[str, float]]]:
     """Fit the head on embeddings and their masks; keep the epoch with the lowest validation loss."""
     torch.manual_seed(seed)
@@ -81,9 +80,10 @@ def train_box_head(
     head = LungMapHead(channels=train_embeddings.shape[1])
     grid = train_embeddings.shape[-1]
     train_t, val_t = _targets(train_masks, grid), _targets(val_masks, grid)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     best, best_state, history = float("inf"), copy.deepcopy(head.state_dict()), []
-    for epoch in range(1, epochs + 1):
+    batch_size = settings.batch_size
+    for epoch in range(1, settings.epochs + 1):
         head.train()
         losses, order = [], rng.permutation(len(train_t))
         for start in range(0, len(order), batch_size):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from cxrmask.config import FinetuneSettings
+from cxrmask.config import FinetuneSettings, HeadSettings
 from cxrmask.errors import InputError
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import LungMapHead, train_box_head
@@ -46,12 +46,13 @@ def _on(device: torch.device, auto: AutoPrompt) -> AutoPrompt:
     return auto
 
 
-def _head(embeddings: torch.Tensor, data: SegData, seed: int) -> LungMapHead:
+def _head(embeddings: torch.Tensor, data: SegData, settings: HeadSettings, seed: int) -> LungMapHead:
     return train_box_head(
         _split_embeddings(embeddings, data, "train"),
         torch.from_numpy(data.subset("train").masks),
         _split_embeddings(embeddings, data, "val"),
         torch.from_numpy(data.subset("val").masks),
+        settings,
         seed=seed,
     )[0]
 
@@ -122,7 +123,7 @@ def fit_segmenter(
         "steps": settings.refine_steps,
         "margin": settings.refine_margin,
     }
-    zero_auto = AutoPrompt(prior=prior, head=_head(embeddings, data, seed), **options)
+    zero_auto = AutoPrompt(prior=prior, head=_head(embeddings, data, settings.head, seed), **options)
     test_embeddings = _split_embeddings(embeddings, data, "test").to(device)
     zero_shot = evaluate_prompts(model, _on(device, zero_auto), test_embeddings, test)
     result = finetune(
@@ -141,7 +142,7 @@ def fit_segmenter(
     if settings.mode == "full":
         embeddings = encode_all(model, data.images)
         test_embeddings = _split_embeddings(embeddings, data, "test").to(device)
-    head = _head(embeddings, data, seed) if settings.mode == "full" else zero_auto.head.cpu()
+    head = _head(embeddings, data, settings.head, seed) if settings.mode == "full" else zero_auto.head.cpu()
     auto = _on(device, AutoPrompt(prior=prior, head=head, **options))
     finetuned = evaluate_prompts(model, auto, test_embeddings, test)
     rows, masks = qc_table(model, auto, reference, test_embeddings)
