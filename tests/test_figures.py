@@ -15,16 +15,15 @@ from sklearn.metrics import roc_auc_score
 
 from cxrmask.config import FigureSettings, parse
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.figure_style import CONDITION_COLOURS, TRUTH_COLOUR
 from cxrmask.figures import (
-    CONDITION_COLOURS,
-    CONDITIONS,
-    TRUTH_COLOUR,
     auroc_heatmap,
     delta_auroc,
     mask_gallery,
     roc_curves,
     training_curves,
 )
+from cxrmask.vocabulary import CONDITIONS
 
 FINDINGS = ("Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis")
 LABELS = (*FINDINGS, "No Finding")

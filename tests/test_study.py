@@ -16,7 +16,7 @@ from test_figures import FORMAT_MAGIC, make_predictions
 from cxrmask.claims import CLAIMS
 from cxrmask.config import ClaimsSettings, CompareSettings, EvaluateSettings, FigureSettings
 from cxrmask.errors import InputError
-from cxrmask.figures import CONDITION_COLOURS
+from cxrmask.figure_style import CONDITION_COLOURS
 from cxrmask.stages.compare_bootstrap import compare_bootstrap
 from cxrmask.stages.compare_conditions import compare_conditions
 from cxrmask.stages.evaluate_classifiers import evaluate_classifiers

@@ -5,27 +5,17 @@ or gallery samples, draws one figure, saves it atomically and returns the ``Figu
 can inspect what was drawn. Figures are built with ``matplotlib.figure.Figure`` rather than ``pyplot``: no
 global figure registry, no GUI backend, nothing left open after a figure is saved.
 
-Fonts and sizes come from :class:`FigureSettings` through a temporary ``rc_context``, which covers ticks that
-matplotlib creates lazily while saving. ``rc_context`` changes process-wide settings for its duration, so
-draw one figure at a time per process (Snakemake runs each job in its own process).
-
-Mask conditions keep one colour in every figure (:data:`CONDITION_COLOURS`) so a reader learns them once.
-Saved files are byte-identical between runs: dates are left out of PDF and SVG metadata and SVG ids use a
-fixed salt.
+Every figure draws with :mod:`cxrmask.figure_style`: one set of colours per mask condition, fonts from
+:class:`FigureSettings`, byte-identical files.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from itertools import product
-from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -35,179 +25,31 @@ from matplotlib.lines import Line2D
 from skimage.measure import find_contours
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from cxrmask.atomic import atomic_path
 from cxrmask.config import FigureSettings
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.vocabulary import CONDITIONS
-
-logger = logging.getLogger(__name__)
-
-CONDITION_COLOURS: dict[str, str] = {"original": "#333333", "tight": "#0072B2", "loose": "#D55E00"}
-"""Fixed colours (Okabe-Ito, colour-blind safe) so a condition looks the same in every figure."""
-
-MISSING_COLOUR = "#eeeeee"
-"""Background of heatmap cells with no result, so a gap reads as missing rather than as a low value."""
-
-TRUTH_COLOUR = "#F0E442"
-"""Ground-truth outline in galleries: yellow stands out on grey radiographs and from both mask colours."""
-
-_EXTRA_COLOURS = ("#CC79A7", "#009E73", "#56B4E9", "#E69F00")
-_MARKERS = ("o", "s", "D", "^", "v", "P")
-SMALL = 0.8
-"""Annotation text (p-values, cell values, notes) relative to the style's font size."""
-
-
-# --- helpers
-
-
-@contextmanager
-def _rc(style: FigureSettings) -> Iterator[None]:
-    """Apply the style's fonts while drawing and saving, and make saved files reproducible."""
-    with mpl.rc_context(
-        {
-            "font.size": style.font_size,
-            "axes.titlesize": "medium",
-            "axes.labelsize": "medium",
-            "xtick.labelsize": "small",
-            "ytick.labelsize": "small",
-            "legend.fontsize": "small",
-            "legend.title_fontsize": "small",
-            "figure.titlesize": "large",
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "pdf.fonttype": 42,
-            "svg.hashsalt": "cxrmask",
-            "image.cmap": style.cmap,
-        }
-    ):
-        yield
-
-
-def _new_figure(style: FigureSettings, width: float, height: float) -> Figure:
-    """A figure of exactly ``width`` x ``height`` inches; constrained layout keeps labels from overlapping."""
-    return Figure(figsize=(width, height), dpi=style.dpi, layout="constrained")
-
-
-def _save(figure: Figure, path: str | os.PathLike[str], style: FigureSettings) -> Path:
-    """Write ``figure`` atomically in the style's format, with date-free metadata."""
-    path = Path(path)
-    if path.suffix.lower() != f".{style.format}":
-        raise ConfigError(
-            f"{path}: figures.format is {style.format!r} but the file name ends in "
-            f"{path.suffix or 'nothing'!r}; "
-            "make the output's suffix follow figures.format."
-        )
-    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(style.format)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=style.format, dpi=style.dpi, metadata=metadata)
-    logger.info("wrote %s", path)
-    return path
-
-
-def _grid(n: int, max_columns: int) -> tuple[int, int]:
-    """Rows and columns for ``n`` panels, filling rows first."""
-    columns = max(1, min(n, max_columns))
-    return math.ceil(n / columns), columns
-
-
-def _panels(figure: Figure, n: int, rows: int, columns: int) -> list[Axes]:
-    """``n`` axes in a ``rows`` x ``columns`` grid; unused cells are removed."""
-    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
-    for spare in axes[n:]:
-        spare.remove()
-    return axes[:n]
-
-
-def _bottom_legend(figure: Figure, handles: list, names: list[str], columns: int) -> None:
-    """One legend under all panels, in as many columns as the panels' grid allows."""
-    figure.legend(
-        handles,
-        names,
-        loc="outside lower center",
-        ncols=_legend_columns(len(handles), columns),
-        frameon=False,
-    )
-
-
-def _legend_columns(entries: int, panel_columns: int) -> int:
-    """Legend entries per row: about two per panel width, so a figure-wide legend never runs off the page."""
-    return max(1, min(entries, 2 * panel_columns))
-
-
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Fail by name when a table lacks columns the figure needs, before anything is drawn."""
-    if not isinstance(frame, pd.DataFrame):
-        raise InputError(f"{what}: expected a pandas DataFrame, got {type(frame).__name__}.")
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{what} lacks column(s) {', '.join(missing)} (it has {', '.join(map(str, frame.columns))}); "
-            "re-run the step that writes it."
-        )
-    if frame.empty:
-        raise InputError(f"{what} has no rows; re-run the step that writes it.")
-
-
-def _refuse_duplicates(frame: pd.DataFrame, keys: Sequence[str], what: str) -> None:
-    """A repeated key row would be averaged or dropped silently (a result counted twice), so it fails."""
-    duplicated = frame[frame.duplicated(list(keys))]
-    if not duplicated.empty:
-        first = duplicated.iloc[0]
-        raise InputError(
-            f"{what} has more than one row for {', '.join(f'{key}={first[key]}' for key in keys)}; "
-            f"expected one row per {', '.join(keys)}."
-        )
-
-
-def _ordered_conditions(names: Sequence[str], what: str) -> list[str]:
-    """Known conditions in canonical order; anything else is an error rather than an unstyled extra."""
-    unknown = sorted(set(names) - set(CONDITIONS))
-    if unknown:
-        raise InputError(
-            f"{what}: unknown mask condition(s) {', '.join(unknown)}; expected {', '.join(CONDITIONS)}."
-        )
-    return [condition for condition in CONDITIONS if condition in set(names)]
-
-
-def _unique(values: pd.Series) -> list[Any]:
-    """Distinct values in order of first appearance: the order the writing stage chose."""
-    return list(dict.fromkeys(values.tolist()))
-
-
-def _format_p(p: float) -> str:
-    """p-values as papers print them: three decimals, and a floor instead of 0.000."""
-    if not np.isfinite(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _as_bool(value: Any, what: str) -> bool:
-    """Accept true booleans and their CSV spellings; anything else would silently flip a result."""
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "1.0"):
-        return True
-    if text in ("false", "0", "0.0"):
-        return False
-    raise InputError(f"{what}: 'significant' holds {value!r}; expected True or False.")
-
-
-def _text_colour(style: FigureSettings, norm: Normalize, value: float) -> str:
-    """Black on light cells, white on dark ones, judged by the cell colour's luminance."""
-    red, green, blue, _ = mpl.colormaps[style.cmap](norm(value))
-    return "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.5 else "white"
-
-
-# --- ROC curves
-
-
-def _binary_truth(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
-    """The 0/1 truth column as integers; NaN or other codes would make a wrong curve, so they fail."""
-    truth = frame[column].to_numpy()
-    if pd.isna(truth).any() or not np.isin(truth, (0, 1)).all():
-        raise InputError(f"{what}: column {column!r} must hold only 0 and 1.")
-    return truth.astype(int)
+from cxrmask.figure_style import (
+    CONDITION_COLOURS,
+    EXTRA_COLOURS,
+    MARKERS,
+    MISSING_COLOUR,
+    SMALL,
+    TRUTH_COLOUR,
+    as_bool,
+    binary_truth,
+    bottom_legend,
+    format_p,
+    legend_columns,
+    new_figure,
+    ordered_conditions,
+    panel_grid,
+    panels,
+    refuse_duplicates,
+    require,
+    save,
+    style_context,
+    text_colour,
+    unique,
+)
 
 
 def roc_curves(
@@ -227,14 +69,14 @@ def roc_curves(
         raise InputError("roc_curves: no predictions given; pass one table per mask condition.")
     if not labels:
         raise InputError("roc_curves: no labels given.")
-    conditions = _ordered_conditions(list(predictions), "roc_curves predictions")
+    conditions = ordered_conditions(list(predictions), "roc_curves predictions")
     for condition in conditions:
         columns = [f"{kind}_{label}" for label in labels for kind in ("true", "score")]
-        _require(predictions[condition], columns, f"predictions table for condition {condition!r}")
-    rows, columns = _grid(len(labels), 3)
-    with _rc(style):
-        figure = _new_figure(style, columns * style.width, rows * style.width)
-        axes = _panels(figure, len(labels), rows, columns)
+        require(predictions[condition], columns, f"predictions table for condition {condition!r}")
+    rows, columns = panel_grid(len(labels), 3)
+    with style_context(style):
+        figure = new_figure(style, columns * style.width, rows * style.width)
+        axes = panels(figure, len(labels), rows, columns)
         for index, (ax, label) in enumerate(zip(axes, labels, strict=True)):
             _roc_panel(ax, predictions, conditions, label, style)
             if index % columns == 0:
@@ -243,7 +85,7 @@ def roc_curves(
                 ax.set_xlabel("False positive rate")
         if title:
             figure.suptitle(title)
-        _save(figure, path, style)
+        save(figure, path, style)
     return figure
 
 
@@ -261,7 +103,7 @@ def _roc_panel(
     for condition in conditions:
         frame = predictions[condition]
         what = f"predictions table for condition {condition!r}"
-        truth = _binary_truth(frame, f"true_{label}", what)
+        truth = binary_truth(frame, f"true_{label}", what)
         scores = frame[f"score_{label}"].to_numpy(dtype=float)
         if not np.isfinite(scores).all():
             raise InputError(f"{what}: column 'score_{label}' holds NaN or infinite values.")
@@ -303,11 +145,11 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
     ``style.width`` wide and ``max(0.5 * backbones + 1.1, 1.8)`` inches tall, four to a row. A backbone x
     condition cell missing from the table is drawn grey and marked n/a.
     """
-    _require(auroc_table, ["backbone", "mask", "seed", "label", "auroc"], "AUROC table")
-    _refuse_duplicates(auroc_table, ["backbone", "mask", "seed", "label"], "AUROC table")
-    conditions = _ordered_conditions(_unique(auroc_table["mask"]), "AUROC table")
-    backbones = _unique(auroc_table["backbone"])
-    labels = _unique(auroc_table["label"])
+    require(auroc_table, ["backbone", "mask", "seed", "label", "auroc"], "AUROC table")
+    refuse_duplicates(auroc_table, ["backbone", "mask", "seed", "label"], "AUROC table")
+    conditions = ordered_conditions(unique(auroc_table["mask"]), "AUROC table")
+    backbones = unique(auroc_table["backbone"])
+    labels = unique(auroc_table["label"])
     if "macro" in labels:
         labels = ["macro", *[label for label in labels if label != "macro"]]
     values = auroc_table["auroc"].astype(float)
@@ -325,11 +167,11 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
     if high - low < 0.02:
         low, high = low - 0.01, high + 0.01
     norm = Normalize(vmin=low, vmax=high)
-    rows, columns = _grid(len(labels), 4)
+    rows, columns = panel_grid(len(labels), 4)
     panel_height = max(0.5 * len(backbones) + 1.1, 1.8)
-    with _rc(style):
-        figure = _new_figure(style, columns * style.width, rows * panel_height)
-        axes = _panels(figure, len(labels), rows, columns)
+    with style_context(style):
+        figure = new_figure(style, columns * style.width, rows * panel_height)
+        axes = panels(figure, len(labels), rows, columns)
         image = None
         for index, (ax, label) in enumerate(zip(axes, labels, strict=True)):
             grid = np.full((len(backbones), len(conditions)), np.nan)
@@ -339,7 +181,7 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
                     mean, sd, n = stats.loc[key]
                     grid[row, column] = mean
                     text = f"{mean:.3f}" + (f"\n±{sd:.3f}" if n > 1 else "")
-                    colour = _text_colour(style, norm, mean)
+                    colour = text_colour(style, norm, mean)
                 else:
                     text, colour = "n/a", "#777777"
                 ax.text(
@@ -361,7 +203,7 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
                 spine.set_visible(False)
         colourbar = figure.colorbar(image, ax=axes, shrink=0.9, aspect=30)
         colourbar.set_label("mean AUROC")
-        _save(figure, path, style)
+        save(figure, path, style)
     return figure
 
 
@@ -371,7 +213,7 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
 def _comparison_colours(comparisons: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """A comparison against the original image takes the masked condition's colour; others get extras."""
     colours: dict[tuple[str, str], str] = {}
-    extras = iter(_EXTRA_COLOURS * (1 + len(comparisons) // len(_EXTRA_COLOURS)))
+    extras = iter(EXTRA_COLOURS * (1 + len(comparisons) // len(EXTRA_COLOURS)))
     for a, b in comparisons:
         colours[(a, b)] = CONDITION_COLOURS[b] if a == "original" and b in CONDITION_COLOURS else next(extras)
     return colours
@@ -386,19 +228,19 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
     ``style.width`` wide and ``0.17 * labels * comparisons + 1.3`` inches tall, three to a row.
     """
     required = ["backbone", "label", "condition_a", "condition_b", "delta", "ci_low", "ci_high"]
-    _require(delong_table, [*required, "p_holm", "significant"], "DeLong table")
-    _ordered_conditions(
-        _unique(pd.concat([delong_table["condition_a"], delong_table["condition_b"]])), "DeLong table"
+    require(delong_table, [*required, "p_holm", "significant"], "DeLong table")
+    ordered_conditions(
+        unique(pd.concat([delong_table["condition_a"], delong_table["condition_b"]])), "DeLong table"
     )
-    _refuse_duplicates(delong_table, ["backbone", "label", "condition_a", "condition_b"], "DeLong table")
+    refuse_duplicates(delong_table, ["backbone", "label", "condition_a", "condition_b"], "DeLong table")
     table = delong_table.assign(
-        significant=[_as_bool(value, "DeLong table") for value in delong_table["significant"]],
+        significant=[as_bool(value, "DeLong table") for value in delong_table["significant"]],
         delta=delong_table["delta"].astype(float),
         p_holm=delong_table["p_holm"].astype(float),
     )
-    backbones = _unique(table["backbone"])
-    labels = _unique(table["label"])
-    comparisons = _unique(pd.Series(list(zip(table["condition_a"], table["condition_b"], strict=True))))
+    backbones = unique(table["backbone"])
+    labels = unique(table["label"])
+    comparisons = unique(pd.Series(list(zip(table["condition_a"], table["condition_b"], strict=True))))
     colours = _comparison_colours(comparisons)
     # An undefined interval (a single case in a class) draws as a point, not as a bar to infinity.
     below = (table["delta"] - table["ci_low"].astype(float)).clip(lower=0).fillna(0.0)
@@ -409,11 +251,11 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
     reach = 1.15 * float(extent.max()) if extent.size and extent.max() > 0 else 0.01
     n_rows = len(labels) * len(comparisons)
     step = 1.0 / (len(comparisons) + 1)
-    rows, columns = _grid(len(backbones), 3)
+    rows, columns = panel_grid(len(backbones), 3)
     panel_height = 0.17 * n_rows + 1.3
-    with _rc(style):
-        figure = _new_figure(style, columns * style.width, rows * panel_height)
-        axes = _panels(figure, len(backbones), rows, columns)
+    with style_context(style):
+        figure = new_figure(style, columns * style.width, rows * panel_height)
+        axes = panels(figure, len(backbones), rows, columns)
         for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
             ax.axvline(0.0, color="#777777", linewidth=0.8, zorder=0)
             part = table[table["backbone"] == backbone]
@@ -430,7 +272,7 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
                     entry["delta"],
                     y,
                     xerr=[[entry["below"]], [entry["above"]]],
-                    fmt=_MARKERS[comparisons.index(comparison) % len(_MARKERS)],
+                    fmt=MARKERS[comparisons.index(comparison) % len(MARKERS)],
                     color=colour,
                     markerfacecolor=colour if entry["significant"] else "white",
                     markersize=4.5,
@@ -440,7 +282,7 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
                 ax.text(
                     1.02,
                     y,
-                    _format_p(entry["p_holm"]) + ("*" if entry["significant"] else "") if drawable else "n/a",
+                    format_p(entry["p_holm"]) + ("*" if entry["significant"] else "") if drawable else "n/a",
                     transform=ax.get_yaxis_transform(),
                     ha="left",
                     va="center",
@@ -467,14 +309,14 @@ def delta_auroc(delong_table: pd.DataFrame, path: str | os.PathLike[str], style:
             )
             ax.set_xlabel("ΔAUROC")
         handles = [
-            Line2D([], [], color=colours[c], marker=_MARKERS[i % len(_MARKERS)], linestyle="", markersize=5)
+            Line2D([], [], color=colours[c], marker=MARKERS[i % len(MARKERS)], linestyle="", markersize=5)
             for i, c in enumerate(comparisons)
         ]
         names = [f"{b} \u2212 {a}" for a, b in comparisons]
         handles.append(Line2D([], [], color="#555555", marker="o", markerfacecolor="white", linestyle=""))
         names.append("not significant (Holm)")
-        _bottom_legend(figure, handles, names, columns)
-        _save(figure, path, style)
+        bottom_legend(figure, handles, names, columns)
+        save(figure, path, style)
     return figure
 
 
@@ -505,10 +347,10 @@ def mask_gallery(
     for number, sample in enumerate(samples):
         _check_sample(sample, number)
     has_truth = any(sample.get("truth") is not None for sample in samples)
-    rows, n_columns = _grid(len(samples), columns)
-    with _rc(style):
-        figure = _new_figure(style, n_columns * style.width, rows * style.width)
-        axes = _panels(figure, len(samples), rows, n_columns)
+    rows, n_columns = panel_grid(len(samples), columns)
+    with style_context(style):
+        figure = new_figure(style, n_columns * style.width, rows * style.width)
+        axes = panels(figure, len(samples), rows, n_columns)
         for ax, sample in zip(axes, samples, strict=True):
             ax.imshow(sample["image"], cmap="gray", vmin=0, vmax=255, interpolation="bilinear")
             _outline(ax, sample["loose"], CONDITION_COLOURS["loose"])
@@ -525,8 +367,8 @@ def mask_gallery(
         if has_truth:
             handles.append(Line2D([], [], color=TRUTH_COLOUR, linewidth=1.5, linestyle="--"))
             names.append("ground truth")
-        _bottom_legend(figure, handles, names, n_columns)
-        _save(figure, path, style)
+        bottom_legend(figure, handles, names, n_columns)
+        save(figure, path, style)
     return figure
 
 
@@ -558,14 +400,14 @@ def training_curves(
     """
     if not histories:
         raise InputError("training_curves: no histories given; pass one table per mask condition.")
-    conditions = _ordered_conditions(list(histories), "training_curves histories")
+    conditions = ordered_conditions(list(histories), "training_curves histories")
     for condition in conditions:
-        _require(
+        require(
             histories[condition], ["epoch", "train_loss", "val_macro_auroc"], f"history for {condition!r}"
         )
-    with _rc(style):
-        figure = _new_figure(style, 2 * style.width, 0.8 * style.width)
-        auroc_ax, loss_ax = _panels(figure, 2, 1, 2)
+    with style_context(style):
+        figure = new_figure(style, 2 * style.width, 0.8 * style.width)
+        auroc_ax, loss_ax = panels(figure, 2, 1, 2)
         for condition in conditions:
             history = histories[condition].sort_values("epoch")
             line = {"color": CONDITION_COLOURS[condition], "linewidth": 1.3, "marker": "o", "markersize": 2.5}
@@ -576,6 +418,6 @@ def training_curves(
         for ax in (auroc_ax, loss_ax):
             ax.set_xlabel("Epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)
-        figure.legend(loc="outside lower center", ncols=_legend_columns(len(conditions), 2), frameon=False)
-        _save(figure, path, style)
+        figure.legend(loc="outside lower center", ncols=legend_columns(len(conditions), 2), frameon=False)
+        save(figure, path, style)
     return figure

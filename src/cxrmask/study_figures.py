@@ -2,7 +2,7 @@
 
 They follow :mod:`cxrmask.figures`' conventions (one ``FigureSettings``, fixed
 Okabe-Ito colours per condition, vector output when ``figures.format`` is pdf
-or svg, byte-identical files) and reuse its helpers, so every figure of a run
+or svg, byte-identical files) and draw with :mod:`cxrmask.figure_style`, so every figure of a run
 looks alike.
 """
 
@@ -19,25 +19,22 @@ from skimage.measure import find_contours
 
 from cxrmask.config import FigureSettings
 from cxrmask.errors import InputError
-from cxrmask.figures import (
+from cxrmask.figure_style import (
     CONDITION_COLOURS,
-    _bottom_legend,
-    _grid,
-    _legend_columns,
-    _new_figure,
-    _ordered_conditions,
-    _panels,
-    _rc,
-    _require,
-    _save,
-    _unique,
+    MARKERS,
+    TRUTH_COLOUR,
+    bottom_legend,
+    legend_columns,
+    new_figure,
+    ordered_conditions,
+    panel_grid,
+    panels,
+    require,
+    save,
+    style_context,
+    unique,
 )
 from cxrmask.vocabulary import NO_FINDING
-
-LUNG_COLOUR = "#F0E442"
-"""Lung outline on saliency overlays: the galleries' ground-truth yellow."""
-
-_MARKERS = ("o", "s", "D")
 
 
 def no_finding_distributions(
@@ -55,15 +52,15 @@ def no_finding_distributions(
     """
     if not predictions:
         raise InputError("no_finding_distributions: no predictions given; pass one table per condition.")
-    conditions = _ordered_conditions(list(predictions), "No Finding predictions")
+    conditions = ordered_conditions(list(predictions), "No Finding predictions")
     columns = [f"true_{NO_FINDING}", f"score_{NO_FINDING}"]
     for condition in conditions:
-        _require(predictions[condition], columns, f"predictions for {condition!r}")
+        require(predictions[condition], columns, f"predictions for {condition!r}")
     scores = np.concatenate([predictions[c][columns[1]].to_numpy(float) for c in conditions])
     bins = np.linspace(scores.min(), scores.max() if scores.max() > scores.min() else scores.min() + 1, 21)
-    with _rc(style):
-        figure = _new_figure(style, len(conditions) * style.width, 0.75 * style.width)
-        axes = _panels(figure, len(conditions), 1, len(conditions))
+    with style_context(style):
+        figure = new_figure(style, len(conditions) * style.width, 0.75 * style.width)
+        axes = panels(figure, len(conditions), 1, len(conditions))
         for ax, condition in zip(axes, conditions, strict=True):
             frame = predictions[condition]
             normal = frame[columns[0]].to_numpy() == 1
@@ -90,7 +87,7 @@ def no_finding_distributions(
         figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
         if title:
             figure.suptitle(title)
-        _save(figure, path, style)
+        save(figure, path, style)
     return figure
 
 
@@ -100,13 +97,13 @@ def training_efficiency(
     """Time and epochs to the best validation macro AUROC per backbone and condition (the "trains faster"
     claim): bars are means over seeds, dots single seeds. Two panels, each ``style.width`` wide per
     backbone-group and ``0.8 * style.width`` tall."""
-    _require(training, ["backbone", "mask", "seed", "seconds_to_best", "best_epoch"], "training table")
-    conditions = _ordered_conditions(_unique(training["mask"]), "training table")
-    backbones = _unique(training["backbone"])
+    require(training, ["backbone", "mask", "seed", "seconds_to_best", "best_epoch"], "training table")
+    conditions = ordered_conditions(unique(training["mask"]), "training table")
+    backbones = unique(training["backbone"])
     width = 0.8 / len(conditions)
-    with _rc(style):
-        figure = _new_figure(style, 2 * max(style.width, 0.9 * len(backbones)), 0.8 * style.width)
-        axes = _panels(figure, 2, 1, 2)
+    with style_context(style):
+        figure = new_figure(style, 2 * max(style.width, 0.9 * len(backbones)), 0.8 * style.width)
+        axes = panels(figure, 2, 1, 2)
         for ax, column, name in zip(
             axes, ["seconds_to_best", "best_epoch"], ["Seconds to best epoch", "Best epoch"], strict=True
         ):
@@ -134,10 +131,10 @@ def training_efficiency(
         figure.legend(
             *axes[0].get_legend_handles_labels(),
             loc="outside lower center",
-            ncols=_legend_columns(len(conditions), 2),
+            ncols=legend_columns(len(conditions), 2),
             frameon=False,
         )
-        _save(figure, path, style)
+        save(figure, path, style)
     return figure
 
 
@@ -160,17 +157,17 @@ def _label_panels(
     """
     backbones = list(dict.fromkeys(values.index.get_level_values(0)))
     labels = list(dict.fromkeys(values.index.get_level_values(2)))
-    rows, columns = _grid(len(backbones), 3)
+    rows, columns = panel_grid(len(backbones), 3)
     step = 0.6 / len(conditions)
-    with _rc(style):
-        figure = _new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
-        axes = _panels(figure, len(backbones), rows, columns)
+    with style_context(style):
+        figure = new_figure(style, columns * style.width, rows * (0.22 * len(labels) + 1.4))
+        axes = panels(figure, len(backbones), rows, columns)
         for index, (ax, backbone) in enumerate(zip(axes, backbones, strict=True)):
             if decorate is not None:
                 decorate(ax)
             for j, condition in enumerate(conditions):
                 marker = {
-                    "marker": _MARKERS[j % len(_MARKERS)],
+                    "marker": MARKERS[j % len(MARKERS)],
                     "linestyle": "none",
                     "color": CONDITION_COLOURS[condition],
                     "markersize": 4.5,
@@ -188,8 +185,8 @@ def _label_panels(
         for handle, name in extra_legend:
             handles.append(handle)
             names.append(name)
-        _bottom_legend(figure, handles, names, columns)
-        _save(figure, path, style)
+        bottom_legend(figure, handles, names, columns)
+        save(figure, path, style)
     return figure
 
 
@@ -204,8 +201,8 @@ def saliency_fractions(table: pd.DataFrame, path: str | os.PathLike[str], style:
     model looks outside the lungs more than at random.
     """
     measure = "inside_fraction_present"
-    _require(table, ["backbone", "mask", "label", measure, "lung_area"], "saliency table")
-    conditions = _ordered_conditions(_unique(table["mask"]), "saliency table")
+    require(table, ["backbone", "mask", "label", measure, "lung_area"], "saliency table")
+    conditions = ordered_conditions(unique(table["mask"]), "saliency table")
     mean = table.groupby(["backbone", "mask", "label"], sort=False)[[measure, "lung_area"]].mean()
 
     def draw(ax, row, y, step, marker) -> None:
@@ -233,13 +230,11 @@ def shift_drops(table: pd.DataFrame, path: str | os.PathLike[str], style: Figure
     their intervals as horizontal bars. Right of the zero line a classifier
     did worse once the shortcut no longer went with the label.
     """
-    _require(
-        table, ["kind", "backbone", "condition", "label", "estimate", "ci_low", "ci_high"], "shift table"
-    )
+    require(table, ["kind", "backbone", "condition", "label", "estimate", "ci_low", "ci_high"], "shift table")
     drops = table[table["kind"] == "drop"]
     if drops.empty:
         raise InputError("the shift table has no drop rows: rerun evaluate_shift.")
-    conditions = _ordered_conditions(_unique(drops["condition"]), "shift table")
+    conditions = ordered_conditions(unique(drops["condition"]), "shift table")
 
     def draw(ax, row, y, step, marker) -> None:
         error = [[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]]
@@ -271,7 +266,7 @@ def saliency_overlays(
     """
     if not examples:
         raise InputError("saliency_overlays: no examples given; pass one sample per condition.")
-    conditions = _ordered_conditions(list(examples), "saliency examples")
+    conditions = ordered_conditions(list(examples), "saliency examples")
     first = examples[conditions[0]]
     if label not in list(first["labels"]):
         raise InputError(f"saliency examples have no maps for {label!r}; they have {list(first['labels'])}.")
@@ -280,8 +275,8 @@ def saliency_overlays(
     if n == 0:
         raise InputError("saliency examples hold no images; raise the number of examples kept.")
     side = style.width / 2
-    with _rc(style):
-        figure = _new_figure(style, len(conditions) * side, n * side + 0.4)
+    with style_context(style):
+        figure = new_figure(style, len(conditions) * side, n * side + 0.4)
         axes = np.array(figure.subplots(n, len(conditions), squeeze=False))
         for column, condition in enumerate(conditions):
             sample = examples[condition]
@@ -290,10 +285,10 @@ def saliency_overlays(
                 ax.imshow(sample["images"][row], cmap="gray", vmin=0, vmax=1)
                 ax.imshow(sample["maps"][row, k], cmap="inferno", alpha=0.45, vmin=0, vmax=1)
                 for contour in find_contours(sample["lungs"][row].astype(float), 0.5):
-                    ax.plot(contour[:, 1], contour[:, 0], color=LUNG_COLOUR, linewidth=0.8)
+                    ax.plot(contour[:, 1], contour[:, 0], color=TRUTH_COLOUR, linewidth=0.8)
                 ax.set_axis_off()
                 if row == 0:
                     ax.set_title(condition)
         figure.suptitle(f"Grad-CAM for {label}")
-        _save(figure, path, style)
+        save(figure, path, style)
     return figure
