@@ -47,7 +47,11 @@ def ensure_installed() -> None:
         raise SlurmUnavailableError(
             "slurm-wlm and munge are not installed and there is no apt-get to install them"
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # The suite points every http(s) proxy variable at a port where nothing listens ("no network" for
+    # downloaders); apt reaches its own mirrors, through its own configuration.
+    proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in proxies}
+    env["DEBIAN_FRONTEND"] = "noninteractive"
     for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *PACKAGES]):
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
         if result.returncode != 0:

@@ -137,11 +137,24 @@ def test_a_statement_that_runs_on_import_joins_every_rule_that_imports_its_modul
     assert code_version("absolute", package) != before
 
 
-def test_a_whole_module_import_reaches_all_of_it(tmp_path):
-    package = write_package(tmp_path, FORMS)
-    before = code_version("module_alias", package)
-    edit(package / "lib" / "b.py", "return 2", "return 4")  # reached through a.unused, as a.* is
-    assert code_version("module_alias", package) != before
+def test_a_module_alias_reaches_the_attributes_used_and_a_module_passed_as_a_value_all_of_it(tmp_path):
+    package = write_package(
+        tmp_path,
+        {
+            **FORMS,
+            "stages/module_value.py": """
+                import cxrmask.lib.a as a
+                def module_value():
+                    return getattr(a, "used")()
+            """,
+        },
+    )
+    before = {rule: code_version(rule, package) for rule in ("module_alias", "from_package", "module_value")}
+    edit(package / "lib" / "b.py", "return 2", "return 4")  # other(), reached only through a.unused
+    after = {rule: code_version(rule, package) for rule in before}
+    assert after["module_alias"] == before["module_alias"]  # a.used() alone: unused() is not its code
+    assert after["from_package"] == before["from_package"]
+    assert after["module_value"] != before["module_value"]  # getattr(a, ...) may reach any of it
 
 
 # ---- the library itself -----------------------------------------------------------------------------------

@@ -342,7 +342,7 @@ PLAN_TABLE = {
                     '    proxy: str | None = Field(None, description="new")\n    backoff: float = Field(',
                 ),
             ],
-            "classify/train.py": [('"""', '"""Reworded: ')],
+            "classify/train.py": [('"""Training one classifier cell', '"""Reworded: training one cell')],
             "segment/postprocess.py": [("def dice(", "# a comment\ndef dice(")],
         },
         lambda jobs: jobs == {},
@@ -364,8 +364,8 @@ PLAN_TABLE = {
         lambda jobs: jobs == {},
     ),
     "figure drawing code": (
-        {"figures.py": [('MISSING_COLOUR = "#eeeeee"', 'MISSING_COLOUR = "#efefef"')]},
-        lambda jobs: "plot_auroc_heatmap" in jobs and set(jobs) <= FIGURE_RULES | {"all"},
+        {"figure_style.py": [('MISSING_COLOUR = "#eeeeee"', 'MISSING_COLOUR = "#efefef"')]},
+        lambda jobs: set(jobs) == {"plot_auroc_heatmap", "write_report", "all"},  # the heatmap's gaps only
     ),
     "how files are written and logged": (
         {

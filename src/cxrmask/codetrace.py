@@ -62,6 +62,8 @@ class Unit:
     """Names it loads (those bound at the module's top level are its local dependencies)."""
     imports: frozenset[Target]
     """The ``cxrmask`` definitions its import statements reach."""
+    attributes: dict[str, frozenset[str]]
+    """Names it uses only as ``name.attribute``, and those attributes (a module alias's precise uses)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,18 @@ class ParsedModule:
             for name in unit.names:
                 table.setdefault(name, []).append(index)
         return table
+
+    @functools.cached_property
+    def module_aliases(self) -> dict[str, str]:
+        """Top-level names bound to a whole ``cxrmask`` module (``from cxrmask import figures``)."""
+        aliases = {}
+        for unit in self.units:
+            targets = list(unit.imports)
+            if len(unit.names) == 1 and len(targets) == 1 and targets[0][1] is None:
+                (name,) = unit.names
+                if "." not in targets[0][0] or name != targets[0][0].split(".")[0]:
+                    aliases[name] = targets[0][0]
+        return aliases
 
     @property
     def on_import(self) -> list[int]:
@@ -227,7 +241,8 @@ def _parse(name: str, path: Path, package: Path, mtime_ns: int, size: int) -> Pa
             if target[0].split(".")[0] == PACKAGE
         }
         node = _undocumented(node)
-        uses = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        loads = [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+        uses = set(loads)
         text = ast.dump(node, annotate_fields=False)
         units.append(
             Unit(
@@ -235,9 +250,23 @@ def _parse(name: str, path: Path, package: Path, mtime_ns: int, size: int) -> Pa
                 digest=hashlib.sha256(text.encode()).hexdigest(),
                 uses=frozenset(uses),
                 imports=frozenset(imports),
+                attributes=_attribute_uses(node, loads),
             )
         )
     return ParsedModule(name, tuple(units))
+
+
+def _attribute_uses(node: ast.stmt, loads: list[str]) -> dict[str, frozenset[str]]:
+    """Names every load of which is ``name.attribute``, with those attributes."""
+    pairs: dict[str, list[str]] = {}
+    for item in ast.walk(node):
+        if isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name):
+            pairs.setdefault(item.value.id, []).append(item.attr)
+    return {
+        name: frozenset(attributes)
+        for name, attributes in pairs.items()
+        if len(attributes) == loads.count(name)
+    }
 
 
 def _packages_of(module: str) -> Iterable[str]:
@@ -270,12 +299,19 @@ def reached_units(rule: str, package: Path = PACKAGE_DIR) -> dict[str, set[int]]
             wanted |= set(range(len(parsed.units)))
         elif name in parsed.binders:
             wanted |= set(parsed.binders[name])
+        elif module_file(f"{module}.{name}", package) is not None:  # a submodule, through its package
+            todo.append((f"{module}.{name}", None))
         else:  # a name the module does not bind at its top level: trace all of it rather than miss it
             wanted |= set(range(len(parsed.units)))
         for index in sorted(wanted - reached[module]):
             reached[module].add(index)
             unit = parsed.units[index]
-            todo.extend((module, used) for used in unit.uses if used in parsed.binders)
+            for used in unit.uses & parsed.binders.keys():
+                alias = parsed.module_aliases.get(used)
+                if alias is not None and used in unit.attributes:  # figures.roc_curves: that one definition
+                    todo.extend((alias, attribute) for attribute in unit.attributes[used])
+                else:
+                    todo.append((module, used))
             todo.extend(unit.imports)
     return reached
 
