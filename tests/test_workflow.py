@@ -360,7 +360,7 @@ PLAN_TABLE = {
         ),
     ),
     "figure code": (
-        {"figures.py": [("def _save(", "def _another_helper():\n    return 2\n\n\ndef _save(")]},
+        {"figures.py": [("def roc_curves(", "def _another_helper():\n    return 2\n\n\ndef roc_curves(")]},
         lambda jobs: jobs == {},
     ),
     "figure drawing code": (
