@@ -157,7 +157,7 @@ def _generator_state(generator: Generator) -> Any:
 
 def _set_generator_state(generator: Generator, state: Any) -> None:
     if isinstance(generator, torch.Generator):
-        generator.set_state(state.cpu())
+        generator.set_state(state)
     else:
         generator.bit_generator.state = json.loads(state)
 
@@ -174,7 +174,7 @@ def _global_rng_states() -> dict[str, Any]:
 
 
 def _restore_global_rngs(states: Mapping[str, Any]) -> None:
-    torch.set_rng_state(states["torch"].cpu())
+    torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
     kind, keys, pos, has_gauss, gauss = states["numpy"]
@@ -207,17 +207,18 @@ def load_progress(
     run: str,
     parts: Mapping[str, Stateful],
     generators: Mapping[str, Generator],
-    device: torch.device | str = "cpu",
 ) -> Progress | None:
     """Restore ``parts`` and ``generators`` from a checkpoint of run ``run``; its progress, or None.
 
     None when there is no checkpoint, or when it is unreadable or another
     run's (logged: training starts from epoch 1, see the module's policy).
+    The file is read onto the CPU: random generator states must stay there,
+    and the model and optimiser copy their tensors to their own device.
     """
     if path is None or not Path(path).is_file():
         return None
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable checkpoint (truncated, old torch) means "start again"
         log.warning("checkpoint %s is unreadable (%s): training from epoch 1", path, exc)
         return None

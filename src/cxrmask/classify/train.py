@@ -173,7 +173,7 @@ def train_classifier(
     parts = _training_parts(backbone, len(labels), len(train.targets), settings, device)
     generators = {"generator": generator}
     run = cell_identity(backbone, labels, settings, seed, (train, val, test))
-    progress = load_progress(checkpoint, run, parts, generators, device)
+    progress = load_progress(checkpoint, run, parts, generators)
     progress = progress or Progress(EarlyStopping(settings.patience))
     for row in progress.history:
         if on_epoch:
