@@ -422,5 +422,5 @@ def test_a_resources_entry_that_no_rule_reads_is_refused_before_any_job(tmp_path
     )
     said = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "resources.plot_roc: plot_roc takes no resources from config" in said
+    assert "resources.plot_roc: plot_roc reads no resources from config" in said
     assert "'saliency_classifier'" in said  # which borrowed train_classifier's until it read its own

@@ -85,14 +85,16 @@ def res(job, key):
 
 
 def check_stages():
-    """Every rule that runs a stage names what its stage takes; resources name existing rules."""
+    """The workflow holds together before any job: every rule that runs a stage names what its stage
+    takes, its log and benchmark are named after it, every `plot_*` rule is a registered figure, and
+    every `resources:` entry is read by its rule."""
     names = {definition.name for definition in workflow.rules}
     problems = [
         (
             f"resources.{name}: the workflow has no such rule; its rules are {sorted(names)}"
             if name not in names
-            else f"resources.{name}: {name} takes no resources from config (it runs on the submit "
-            f"host, in seconds); remove the entry. Those that read theirs are {sorted(RESOURCE_READERS)}"
+            else f"resources.{name}: {name} reads no resources from config, so this entry would do "
+            f"nothing; remove it. Those that read theirs are {sorted(RESOURCE_READERS)}"
         )
         for name in config["resources"]
         if name != "default" and name not in RESOURCE_READERS
