@@ -23,6 +23,7 @@ from tinysam import write_lung_set
 from cxrmask.config import DownloadSettings, FigureSettings, MlflowSettings, SegmenterSettings
 from cxrmask.errors import ChecksumError, InputError
 from cxrmask.figures import auroc_heatmap, delta_auroc
+from cxrmask.imageio import write_png
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.stages.curate_nih import curate_nih
@@ -32,6 +33,7 @@ from cxrmask.stages.extract_seg_data import extract_seg_data
 from cxrmask.stages.log_mlflow import log_mlflow
 from cxrmask.stages.plot_auroc_heatmap import plot_auroc_heatmap
 from cxrmask.stages.plot_delta_auroc import plot_delta_auroc
+from cxrmask.stages.plot_mask_gallery import plot_mask_gallery
 from cxrmask.stages.plot_roc import plot_roc
 from cxrmask.stages.plot_training_curves import plot_training_curves
 from cxrmask.stages.prepare_seg_data import prepare_seg_data
@@ -227,3 +229,46 @@ def test_plot_roc_and_plot_training_curves_draw_one_backbones_cells(tmp_path):
     with pytest.raises(InputError):
         plot_roc(predictions, str(tmp_path / "bad.png"), cells, "resnet10t", ["Hernia"], STYLE)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_plot_mask_gallery_draws_test_images_spread_over_the_split_with_their_masks(tmp_path):
+    rows = []
+    for index in range(7):
+        name = f"{index:08d}_000.png"
+        image = np.full((40, 50), 60 + 20 * index, dtype=np.uint8)
+        tight = np.zeros((40, 50), dtype=bool)
+        tight[8:32, 6 + index : 20 + index] = True
+        write_png(tmp_path / "images" / name, image)
+        write_png(tmp_path / "tight" / "shard_0" / name, tight)
+        write_png(tmp_path / "loose" / "shard_0" / name, np.pad(tight[1:-1, 1:-1], 1, constant_values=True))
+        split = "train" if index < 2 else "test"
+        rows.append(
+            {"image": name, "path": str(tmp_path / "images" / name), "split": split, "ok": index != 3}
+        )
+    index = tmp_path / "index.csv"
+    pd.DataFrame(rows).to_csv(index, index=False)
+    widths = {}
+    for count in (1, 3):
+        figure = tmp_path / f"gallery_{count}.png"
+        plot_mask_gallery(
+            str(index),
+            [str(tmp_path / "tight" / "shard_0")],
+            [str(tmp_path / "loose" / "shard_0")],
+            None,
+            str(figure),
+            FigureSettings(dpi=30, gallery=count),
+        )
+        with Image.open(figure) as drawn:
+            widths[count] = drawn.size[0]
+    assert widths[3] > widths[1]  # three panels, not one
+    (tmp_path / "tight" / "shard_0" / "00000004_000.png").unlink()  # a test image whose mask is missing
+    with pytest.raises(InputError, match=r"test image 00000004_000\.png has no tight mask"):
+        plot_mask_gallery(
+            str(index),
+            [str(tmp_path / "tight" / "shard_0")],
+            [str(tmp_path / "loose" / "shard_0")],
+            None,
+            str(tmp_path / "gallery_missing.png"),
+            FigureSettings(dpi=30, gallery=5),
+        )
+    assert not (tmp_path / "gallery_missing.png").exists()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from cxrmask import figures
 from cxrmask.config import FigureSettings
+from cxrmask.errors import InputError
 from cxrmask.imageio import read_grey, read_mask
 from cxrmask.segment.preprocess import resize_grey, resize_mask
 
@@ -34,6 +35,13 @@ def plot_mask_gallery(
     loose_files = {p.name: p for d in loose for p in Path(d).glob("*.png")}
     samples = []
     for name, path in zip(picks["image"], picks["path"], strict=True):
+        for kind, files, folders in (("tight", tight_files, tight), ("loose", loose_files, loose)):
+            if name not in files:
+                raise InputError(
+                    f"test image {name} has no {kind} mask in {list(folders)}: the mask folders are not "
+                    "the ones made from this index; rerun mask generation "
+                    "(snakemake --forcerun generate_masks)."
+                )
         sample = {
             "image": resize_grey(read_grey(path), PANEL_SIZE),
             "tight": resize_mask(read_mask(tight_files[name]), PANEL_SIZE),
