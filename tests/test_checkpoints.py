@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from cxrmask.torchutil import cpu_has_bf16
 
 def test_the_checkpoint_sits_beside_the_main_output_named_after_it(tmp_path):
     assert resume_path(tmp_path / "finetuned.pt") == tmp_path / "finetuned.resume.pt"
-    assert resume_path("cell/model.pt") == resume_path("cell/model.pt").parent / "model.resume.pt"
+    assert resume_path("cell/model.pth") == Path("cell/model.resume.pt")
 
 
 def test_identity_records_the_fields_the_format_and_the_cpus_bf16_ability():
