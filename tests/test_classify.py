@@ -453,6 +453,29 @@ def test_patience_stops_training_and_keeps_the_best_epoch(splits):
     assert all(a < b for a, b in itertools.pairwise(scores[:-1]))  # each earlier epoch improved
 
 
+def test_the_test_set_is_predicted_with_the_best_epochs_weights_not_the_last(splits):
+    """On a run whose best epoch is not its last, the returned weights give the best epoch's validation
+    score exactly (not the last epoch's) and make the test predictions."""
+    rng = np.random.default_rng(1)
+    val = splits["val"]
+    noise = SplitData(val.images, None, val.targets[torch.from_numpy(rng.permutation(len(val.targets)))])
+    result, _ = train(splits, val=noise, epochs=8, patience=1, augment=False)
+    history = result.history
+    assert result.summary["best_epoch"] < history["epoch"].iloc[-1]
+    last_score = history["val_macro_auroc"].iloc[-1]
+    assert result.summary["best_val_macro_auroc"] != last_score
+    model = build_backbone("resnet10t", False, len(LABELS))
+    model.load_state_dict(result.state)
+    on_val = macro_auroc(noise.targets.numpy(), predict(model, noise, settings(), CPU))
+    assert on_val == pytest.approx(result.summary["best_val_macro_auroc"], abs=1e-12)
+    np.testing.assert_allclose(
+        result.predictions[[f"score_{label}" for label in LABELS]].to_numpy(),
+        predict(model, splits["test"], settings(), CPU),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_same_seed_same_predictions_on_cpu(splits):
     first, _ = train(splits, epochs=2)
     again, _ = train(splits, epochs=2)

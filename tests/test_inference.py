@@ -26,7 +26,7 @@ from cxrmask.segment.autoprompt import AutoPrompt
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import finetune
-from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, generate_masks, shard
+from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, _DeviceMasks, generate_masks, shard
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.prompts import BoxPrior
@@ -348,3 +348,21 @@ def test_the_refined_prompt_and_qc_rows_without_ground_truth(trained, images, tm
     assert list(qc.columns) == [*QC_COLUMNS, *NO_TRUTH_QC, "dice"]
     assert qc["qc_score"].between(0, 1).all() and qc["agreement"].between(0, 1).all()
     assert ((qc["reason"].fillna("") != "") | ~qc["flag"]).all()
+
+
+@pytest.mark.parametrize("shape", [(260, 300), (320, 200), (700, 410), (64, 64)])
+def test_a_mask_on_the_decoders_grid_lands_on_the_same_fractions_of_each_image(shape):
+    """A rectangle of logits on the square grid covers the same fractions of rows and columns of every
+    image, whatever its aspect: rows scale by the height, columns by the width."""
+    grid = 64
+    logits = torch.full((1, grid, grid), -10.0)
+    logits[0, 8:48, 16:32] = 10.0  # rows 1/8 to 3/4, columns 1/4 to 1/2
+    ((name, mask),) = _DeviceMasks(["a.png"], logits, [torch.Size(shape)], [None]).arrays()
+    height, width = shape
+    assert name == "a.png" and mask.shape == shape and mask.dtype == bool
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    assert abs(rows[0] - height / 8) <= 1 and abs(rows[-1] + 1 - 3 * height / 4) <= 1
+    assert abs(cols[0] - width / 4) <= 1 and abs(cols[-1] + 1 - width / 2) <= 1
+    expected = np.zeros(shape, dtype=bool)
+    expected[round(height / 8) : round(3 * height / 4), round(width / 4) : round(width / 2)] = True
+    assert dice(mask, expected) > 0.99  # bilinear upsampling rounds only the corners

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 from skimage.measure import label
 
+from cxrmask.config import LooseSettings
 from cxrmask.errors import ConfigError
+from cxrmask.imageio import read_mask, write_png
 from cxrmask.segment.postprocess import (
     clean_mask,
     dice,
@@ -16,6 +19,7 @@ from cxrmask.segment.postprocess import (
     fill_mask_holes,
     keep_largest,
 )
+from cxrmask.stages.dilate_masks import dilate_masks
 
 
 def _lungs_with_noise() -> np.ndarray:
@@ -189,3 +193,31 @@ def test_a_radius_of_one_pixel_grows_a_point_into_a_plus() -> None:
     point[2, 2] = True
     grown = dilate(point, 1)
     assert grown.sum() == 5 and grown[1, 2] and grown[2, 1] and not grown[1, 1]
+
+
+@pytest.mark.parametrize(("height", "width"), [(300, 200), (200, 300), (256, 256), (410, 700)])
+@pytest.mark.parametrize(("radius", "units"), [(40.0, "px1024"), (0.03, "fraction")])
+def test_the_loose_stage_grows_each_mask_by_its_own_widths_radius(tmp_path, height, width, radius, units):
+    """Every loose pixel lies within the radius scaled to that image's width of a tight one, and every
+    pixel within it is loose; the table's radius is the same number."""
+
+    tight = np.zeros((height, width), dtype=bool)
+    tight[height // 4 : height // 2, width // 5 : width // 3] = True
+    tight[height // 3 : 3 * height // 4, width // 2 : 4 * width // 5] = True
+    (tmp_path / "tight").mkdir()
+    write_png(tmp_path / "tight" / "a.png", tight)
+    pd.DataFrame({"image": ["a.png"]}).to_csv(tmp_path / "tight.csv", index=False)
+    table = dilate_masks(
+        str(tmp_path / "tight"),
+        str(tmp_path / "tight.csv"),
+        None,
+        str(tmp_path / "loose"),
+        str(tmp_path / "loose.csv"),
+        LooseSettings(radius=radius, units=units),
+    )
+    expected = radius * width / 1024 if units == "px1024" else radius * width
+    assert table["radius_px"].tolist() == [pytest.approx(expected)]
+    loose = read_mask(tmp_path / "loose" / "a.png")
+    distance = ndimage.distance_transform_edt(~tight)
+    assert np.array_equal(loose, distance <= expected)
+    assert distance[loose].max() == pytest.approx(expected, abs=1.0)

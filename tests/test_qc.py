@@ -10,7 +10,15 @@ from skimage.draw import ellipse
 from tinysam import tiny_sam
 
 from cxrmask.segment.boxhead import LungMapHead
-from cxrmask.segment.qc import SHAPE_STATS, QCReference, map_agreement, prompt_agreement, shape_stats
+from cxrmask.segment.postprocess import dice
+from cxrmask.segment.qc import (
+    PERTURBATIONS,
+    SHAPE_STATS,
+    QCReference,
+    map_agreement,
+    prompt_agreement,
+    shape_stats,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -95,3 +103,27 @@ def test_map_agreement_is_the_dice_with_the_heads_own_lungs():
     half[:, :, 32:] = False
     assert map_agreement(head, embeddings, full) == pytest.approx([1.0, 1.0])
     assert map_agreement(head, embeddings, half) == pytest.approx([2 / 3, 2 / 3])
+
+
+def test_prompt_agreement_is_the_mean_of_the_dice_with_each_moved_boxs_mask_computed_by_hand():
+    """Each moved box decoded on its own, its Dice with the unmoved box's mask by hand, then the mean:
+    not the least or the largest of them, and the moves a fraction of the input side."""
+    model = tiny_sam(seed=0).eval()
+    with torch.no_grad():
+        embeddings = model.encode(torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)))
+    boxes = torch.tensor([[60.0, 60.0, 200.0, 200.0], [2.0, 40.0, 120.0, 254.0]])
+    shift = 0.05
+
+    def mask(box: torch.Tensor, index: int) -> np.ndarray:
+        with torch.no_grad():
+            return (model.decode(embeddings[index : index + 1], box[None, None])[0, 0] > 0).numpy()
+
+    for index in range(2):
+        base = mask(boxes[index], index)
+        dices = []
+        for move in PERTURBATIONS:
+            moved = (boxes[index] + torch.from_numpy(move) * shift * 256).clamp(0, 255)
+            dices.append(dice(mask(moved, index), base))
+        assert len(set(np.round(dices, 6))) > 1  # the moves disagree, so mean, min and max differ
+        agreement = prompt_agreement(model, embeddings, boxes, shift=shift)[index]
+        assert agreement == pytest.approx(np.mean(dices), abs=1e-6)
