@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import annotated_types
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from snakemake.utils import update_config
 
+from cxrmask import config as cfg
 from cxrmask.config import (
     ClassifierSettings,
     Config,
@@ -324,3 +328,148 @@ def test_snakemake_stops_before_any_job_on_a_bad_value(tmp_path: Path) -> None:
         assert what in output
         assert "Job stats" not in output and "rule " not in output
     assert not results.exists()
+
+
+# ---- every bound, by value -------------------------------------------------------------------------------
+
+URLS = [f"https://example.org/images_{i:03d}.tar.gz" for i in range(1, 14)]
+FRACTION = ([0.001, 0.5, 0.999], [0.0, 1.0, -0.1])
+SHARE = ([0.0, 1.0], [-0.01, 1.01])
+POSITIVE = ([1e-9, 3.0], [0.0, -1.0])
+NON_NEGATIVE = ([0, 2.5], [-1e-9, -1])
+AT_LEAST_ONE = ([1, 7], [0, -1])
+COUNT = ([0, 7], [-1])
+TEXT = (["x"], [""])
+METADATA = ("Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.txt")
+
+# (settings class, field, values it must accept, values it must refuse): each bound written out here, so a
+# bound dropped from the model (and from a regenerated schema) fails below by value.
+BOUNDS = [
+    (cfg.DemoSettings, "seed", *COUNT),
+    (cfg.DemoSettings, "n_seg_images", [4], [3]),
+    (cfg.DemoSettings, "n_patients", [4], [3]),
+    (cfg.DemoSettings, "max_images_per_patient", [1, 500], [0, 501]),
+    (cfg.DemoSettings, "nih_size", [64], [63]),
+    (cfg.DemoSettings, "seg_size", [64], [63]),
+    (cfg.DemoSettings, "shortcut_rate_train", *SHARE),
+    (cfg.DemoSettings, "shortcut_rate_other", *SHARE),
+    (cfg.DemoSettings, "shortcut_rate_test", [None, *SHARE[0]], SHARE[1]),
+    (cfg.DemoSettings, "test_fraction", *FRACTION),
+    (cfg.DownloadSettings, "retries", *COUNT),
+    (cfg.DownloadSettings, "timeout", *POSITIVE),
+    (cfg.DownloadSettings, "backoff", *NON_NEGATIVE),
+    (cfg.NihSettings, "archives", [[1], [12], [1, 2]], [[0], [13], []]),
+    (cfg.NihSettings, "archive_urls", [URLS[:12]], [URLS[:11], URLS, [*URLS[:11], ""]]),
+    (
+        cfg.NihSettings,
+        "metadata_urls",
+        [dict.fromkeys(METADATA, "x")],
+        [{**dict.fromkeys(METADATA, "x"), "test_list.txt": ""}],
+    ),
+    (cfg.NihSettings, "labels", [["Mass"]], [[]]),
+    (cfg.NihSettings, "no_finding", [None, 0], [-1]),
+    (cfg.NihSettings, "views", [["PA"]], [[]]),
+    (cfg.NihSettings, "val_fraction", *FRACTION),
+    (cfg.SegDataSettings, "url", *TEXT),
+    (cfg.SegDataSettings, "masks", [["{id}.png"]], [[]]),
+    (cfg.SegDataSettings, "val_fraction", *FRACTION),
+    (cfg.SegDataSettings, "test_fraction", *FRACTION),
+    (cfg.SegDataSettings, "box_margin", [0.0, 0.5], [-0.01, 0.51]),
+    (cfg.EncoderOverrides, "embed_dim", [None, 8], [7]),
+    (cfg.EncoderOverrides, "depth", [None, 1], [0]),
+    (cfg.EncoderOverrides, "num_heads", [None, 1], [0]),
+    (cfg.EncoderOverrides, "global_attn_indexes", [None, [0, 3]], [[-1]]),
+    (cfg.SegmenterSettings, "checkpoint", [None, "x"], [""]),
+    (cfg.SegmenterSettings, "image_size", [64, 1024], [48, 1000]),
+    (cfg.HeadSettings, "epochs", *AT_LEAST_ONE),
+    (cfg.HeadSettings, "lr", *POSITIVE),
+    (cfg.HeadSettings, "weight_decay", *NON_NEGATIVE),
+    (cfg.HeadSettings, "batch_size", *AT_LEAST_ONE),
+    (cfg.FinetuneSettings, "epochs", *COUNT),
+    (cfg.FinetuneSettings, "batch_size", *AT_LEAST_ONE),
+    (cfg.FinetuneSettings, "lr", *POSITIVE),
+    (cfg.FinetuneSettings, "weight_decay", *NON_NEGATIVE),
+    (cfg.FinetuneSettings, "box_jitter", *NON_NEGATIVE),
+    (cfg.FinetuneSettings, "patience", *COUNT),
+    (cfg.FinetuneSettings, "inward_jitter", *NON_NEGATIVE),
+    (cfg.FinetuneSettings, "prior_share", *SHARE),
+    (cfg.FinetuneSettings, "refine_steps", *COUNT),
+    (cfg.FinetuneSettings, "refine_margin", [0.0, 0.2], [-0.01, 0.21]),
+    (cfg.FinetuneSettings, "qc_min_agreement", *SHARE),
+    (cfg.FinetuneSettings, "qc_min_score", *SHARE),
+    (cfg.InferenceSettings, "batch_size", *AT_LEAST_ONE),
+    (cfg.InferenceSettings, "num_workers", *COUNT),
+    (cfg.InferenceSettings, "keep_components", *COUNT),
+    (cfg.InferenceSettings, "min_lung_fraction", *SHARE),
+    (cfg.InferenceSettings, "max_empty_fraction", *SHARE),
+    (cfg.SegmentSettings, "shards", *AT_LEAST_ONE),
+    (cfg.LooseSettings, "radius", *NON_NEGATIVE),
+    (cfg.TrainSettings, "image_size", [32], [31]),
+    (cfg.TrainSettings, "epochs", *AT_LEAST_ONE),
+    (cfg.TrainSettings, "batch_size", *AT_LEAST_ONE),
+    (cfg.TrainSettings, "lr", *POSITIVE),
+    (cfg.TrainSettings, "weight_decay", *NON_NEGATIVE),
+    (cfg.TrainSettings, "patience", *COUNT),
+    (cfg.ClassifierSettings, "backbones", [["resnet18"]], [[]]),
+    (cfg.ClassifierSettings, "masks", [["tight"]], [[]]),
+    (cfg.ClassifierSettings, "seeds", [[0], [3, 1]], [[-1], []]),
+    (cfg.EvaluateSettings, "n_boot", *AT_LEAST_ONE),
+    (cfg.EvaluateSettings, "alpha", *FRACTION),
+    (cfg.ClaimsSettings, "margin", *FRACTION),
+    (cfg.SaliencySettings, "examples", *COUNT),
+    (cfg.FigureSettings, "dpi", [10, 2400], [9, 2401]),
+    (cfg.FigureSettings, "font_size", *POSITIVE),
+    (cfg.FigureSettings, "width", *POSITIVE),
+    (cfg.FigureSettings, "gallery", *AT_LEAST_ONE),
+    (cfg.MlflowSettings, "experiment", *TEXT),
+    (cfg.RuleResources, "threads", [None, 1], [0]),
+    (cfg.RuleResources, "mem_mb", [None, 100], [99]),
+    (cfg.RuleResources, "runtime", [None, 1], [0]),
+    (cfg.RuleResources, "gpu", [None, 0], [-1]),
+    (cfg.Config, "results", *TEXT),
+    (cfg.Config, "resources_dir", *TEXT),
+    (cfg.Config, "seed", *COUNT),
+]
+BOUND_KINDS = (
+    annotated_types.Ge,
+    annotated_types.Gt,
+    annotated_types.Le,
+    annotated_types.Lt,
+    annotated_types.MultipleOf,
+    annotated_types.MinLen,
+    annotated_types.MaxLen,
+)
+
+
+def _bounded(annotation: object, metadata: list) -> bool:
+    """Whether a field, or any item type inside it (a list's, a mapping's), carries a bound."""
+    if any(isinstance(m, BOUND_KINDS) for m in metadata):
+        return True
+    if typing.get_origin(annotation) is typing.Annotated:
+        inner, *extra = typing.get_args(annotation)
+        nested = [m for e in extra for m in (e.metadata if isinstance(e, FieldInfo) else [e])]
+        return _bounded(inner, nested)
+    return any(_bounded(arg, []) for arg in typing.get_args(annotation))
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "accepted", "refused"), BOUNDS, ids=[f"{m.__name__}.{n}" for m, n, *_ in BOUNDS]
+)
+def test_each_bound_accepts_its_edge_and_refuses_what_lies_past_it(model, name, accepted, refused) -> None:
+    for value in accepted:
+        assert getattr(model(**{name: value}), name) == value
+    for value in refused:
+        with pytest.raises(ValidationError, match=name):
+            model(**{name: value})
+
+
+def test_the_table_of_bounds_lists_every_bounded_field_of_the_model() -> None:
+    """A bound added to the model needs its row above, so every bound is tested by value."""
+    bounded = {
+        (model.__name__, name)
+        for model in vars(cfg).values()
+        if isinstance(model, type) and issubclass(model, cfg.Section)
+        for name, field in model.model_fields.items()
+        if name in model.__annotations__ and _bounded(field.annotation, field.metadata)
+    }
+    assert bounded == {(model.__name__, name) for model, name, *_ in BOUNDS}
