@@ -114,6 +114,31 @@ def planned_jobs(output: str) -> dict[str, int]:
     return jobs
 
 
+def planned_job_files(output: str) -> list[dict]:
+    """Every job block of a dry run (Snakemake prints them without ``--quiet``): its rule, input and output
+    paths and wildcards. Fails showing the output when it has no block, so a change in Snakemake's
+    wording cannot turn into a plan with no jobs to check."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output):
+        head = re.match(r"(?:local)?rule (\w+):\n", block)
+        if head is None:
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.M))
+        jobs.append(
+            {
+                "rule": head.group(1),
+                "input": fields["input"].split(", ") if "input" in fields else [],
+                "output": fields["output"].split(", ") if "output" in fields else [],
+                "wildcards": dict(
+                    item.split("=", 1) for item in fields.get("wildcards", "").split(", ") if item
+                ),
+            }
+        )
+    if not jobs:
+        raise AssertionError(f"no job block in Snakemake's output:\n{output}")
+    return jobs
+
+
 def overlay(folder: Path, name: str, config: dict) -> Path:
     """A config file with just ``config``, to layer with ``--configfile`` (nested values keep their types)."""
     path = folder / f"{name}.yaml"

@@ -20,6 +20,7 @@ from snakerun import (
     compared_outputs,
     dry_run,
     overlay,
+    planned_job_files,
     planned_jobs,
     snakemake,
     tiny_args,
@@ -99,6 +100,57 @@ def test_demo_plan(tmp_path):
     assert jobs["saliency_classifier"] == 2 * 3
     assert jobs["generate_masks"] == 2
     assert jobs["cache_masks"] == 3  # tight, loose, and the ground-truth lungs saliency is measured against
+
+
+def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
+    """From the planned jobs' files: every job of a condition reads that condition's masks and no other's
+    (the ground-truth lungs aside, which saliency is measured against), and the original reads none."""
+    result = snakemake("-n", "--configfile", DEMO, "--config", f"results={tmp_path}", workdir=tmp_path)
+    jobs = planned_job_files(result.stdout + result.stderr)
+    root = str(tmp_path)
+
+    def conditions_read(job: dict) -> set[str]:
+        caches = {m.group(1) for p in job["input"] if (m := re.search(r"/cache/masks_(\w+?)_\d+\.npy$", p))}
+        folders = {m.group(1) for p in job["input"] if (m := re.search(r"/masks/(\w+)/shard_\d+", p))}
+        return (
+            caches
+            | folders
+            | ({"truth"} if any(p.endswith("nih_lung_masks") for p in job["input"]) else set())
+        )
+
+    checked = {"train_classifier": 0, "saliency_classifier": 0, "cache_masks": 0, "dilate_masks": 0}
+    for job in jobs:
+        rule, wildcards = job["rule"], job["wildcards"]
+        if rule in ("train_classifier", "saliency_classifier"):
+            mask = wildcards["mask"]
+            own = set() if mask == "original" else {mask}
+            extra = {"truth"} if rule == "saliency_classifier" else set()
+            assert conditions_read(job) == own | extra, job
+            cell = f"{root}/classify/{wildcards['backbone']}/{mask}/seed{wildcards['seed']}/"
+            assert all(path.startswith(cell) for path in job["output"]), job
+            if rule == "saliency_classifier":
+                assert f"{cell}model.pt" in job["input"], job
+        elif rule == "cache_masks":
+            condition = wildcards["condition"]
+            assert conditions_read(job) == {condition}, job
+            if condition != "truth":
+                shards = sorted(p for p in job["input"] if f"/masks/{condition}/shard_" in p)
+                assert shards == [f"{root}/masks/{condition}/shard_{k}" for k in range(2)], job
+            assert job["output"] == [f"{root}/cache/masks_{condition}_128.npy"], job
+        elif rule == "dilate_masks":
+            shard = wildcards["shard"]
+            assert job["input"][:2] == [
+                f"{root}/masks/tight/shard_{shard}",
+                f"{root}/masks/tight/shard_{shard}.csv",
+            ]
+            assert job["output"] == [
+                f"{root}/masks/loose/shard_{shard}",
+                f"{root}/masks/loose/shard_{shard}.csv",
+            ]
+        else:
+            continue
+        checked[rule] += 1
+    assert checked == {"train_classifier": 6, "saliency_classifier": 6, "cache_masks": 3, "dilate_masks": 2}
 
 
 def test_planned_jobs_reads_a_job_table_or_nothing_to_be_done_and_refuses_anything_else():
