@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_RESULTS := results/demo_run
 
-.PHONY: setup demo test test-fast mutate lint format bench dry-run clean
+.PHONY: setup demo test test-fast test-alone mutate lint format bench dry-run clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest $(PARALLEL) -m "not slow"
+
+# Test modules one at a time, each in its own process at 1 and 2 threads, in random orders: a test that
+# leans on another module's side effects or on a thread count fails here. ALONE='--sample 0' runs them all.
+ALONE ?= --sample 6
+test-alone: $(STAMP)
+	$(BIN)/python tests/alone.py $(ALONE)
 
 # Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
 # MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.
