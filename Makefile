@@ -48,9 +48,10 @@ test-alone: $(STAMP)
 	$(BIN)/python tests/alone.py $(ALONE)
 
 # Mutation testing (pyproject.toml [tool.mutmut] names the modules and their tests); not part of `make test`.
+# Mutants run in processes forked from one that ran torch: one OpenMP thread keeps a fork from deadlocking.
 # MUTANTS narrows the run to some mutants, e.g. MUTANTS='cxrmask.stats*'; `mutmut show NAME` shows one.
 mutate: $(STAMP)
-	$(BIN)/mutmut run $(foreach pattern,$(MUTANTS),'$(pattern)')
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run $(foreach pattern,$(MUTANTS),'$(pattern)')
 	$(BIN)/mutmut results
 
 lint: $(STAMP)

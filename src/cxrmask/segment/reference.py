@@ -1,0 +1,161 @@
+"""The study's masks against a reference segmentation, and whether their error follows the findings.
+
+The comparison original / tight / loose is only as sound as the masks. A
+lung segmenter errs most where a finding makes the lung dense (it cuts the
+opacity out, or follows it below the diaphragm), and those images are the
+positives, so a masked classifier can lose exactly the evidence it is scored
+on. This module measures that on the curated images themselves: each tight
+mask against a reference (CheXmask's lungs on NIH; the ground truth in the
+demo), Dice on the images with each finding against those without, with a
+patient-bootstrap interval of the difference, and how well the QC flag picks
+out the bad masks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from skimage.transform import resize
+from tqdm import tqdm
+
+from cxrmask.chexmask import ChexmaskRow
+from cxrmask.errors import InputError
+from cxrmask.segment.scoring import mask_scores
+from cxrmask.stats import resample_counts
+
+log = logging.getLogger(__name__)
+
+BAD_DICE = 0.93
+"""A mask below this Dice with its reference is one a QC flag should catch."""
+REFERENCE_COLUMNS = ("image", "patient_id", "dice", "hd95", "rca_mean")
+
+
+def fit_to(reference: np.ndarray, shape: tuple[int, int], image: str) -> np.ndarray:
+    """The reference lungs at the mask's size: rescaled when only the scale differs, refused otherwise.
+
+    CheXmask's NIH masks are at the images' 1024²; a study whose masks are
+    at another size of the same aspect compares on its grid. Another aspect
+    means another image, which no rescaling makes comparable.
+    """
+    if reference.shape == shape:
+        return reference
+    if abs(reference.shape[0] * shape[1] - reference.shape[1] * shape[0]) > max(shape):
+        raise InputError(
+            f"{image}: the reference mask is {reference.shape[1]} x {reference.shape[0]} but the image's is "
+            f"{shape[1]} x {shape[0]}, another aspect: is the reference file of these images?"
+        )
+    return resize(reference.astype(np.float32), shape, order=1, anti_aliasing=True) >= 0.5
+
+
+def score_against_reference(
+    subset: pd.DataFrame,
+    read_mask: Callable[[str], np.ndarray],
+    reference: Mapping[str, ChexmaskRow],
+    min_rca: float,
+) -> pd.DataFrame:
+    """Dice and HD95 (MONAI) of each curated image's mask against the reference lungs; one row an image.
+
+    Only images whose reference row has ``Dice RCA (Mean) >= min_rca`` are
+    scored (CheXmask's advice is 0.7); images the reference lacks and those
+    below the threshold are counted in the log, the first few by name.
+    """
+    rows, absent, doubtful = [], [], []
+    for record in tqdm(subset.itertuples(index=False), total=len(subset), desc="masks vs reference"):
+        entry = reference.get(record.image)
+        if entry is None:
+            absent.append(record.image)
+            continue
+        if entry.rca_mean < min_rca:
+            doubtful.append(record.image)
+            continue
+        mask = read_mask(record.image)
+        truth = fit_to(entry.lungs(), mask.shape, record.image)
+        scores = mask_scores(mask[None], truth[None])
+        rows.append(
+            {
+                "image": record.image,
+                "patient_id": record.patient_id,
+                "dice": float(scores["dice"][0]),
+                "hd95": float(scores["hd95"][0]),
+                "rca_mean": entry.rca_mean,
+            }
+        )
+    if absent:
+        log.warning("%d of %d images have no reference mask, e.g. %s", len(absent), len(subset), absent[:10])
+    if doubtful:
+        log.info("%d reference masks below RCA %.2f left out, e.g. %s", len(doubtful), min_rca, doubtful[:10])
+    if not rows:
+        raise InputError(
+            f"none of the {len(subset)} curated images has a reference mask with RCA >= {min_rca} "
+            f"({len(absent)} absent, {len(doubtful)} below it): check the reference file and its threshold."
+        )
+    log.info("%d of %d images scored against the reference", len(rows), len(subset))
+    return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))
+
+
+def dice_by_finding(
+    scored: pd.DataFrame, labels: pd.DataFrame, findings: Sequence[str], n_boot: int, alpha: float, seed: int
+) -> pd.DataFrame:
+    """Per finding: Dice on the positive images against the negative ones, and a patient-bootstrap
+    (1 - alpha) interval of the difference of means (positives minus negatives).
+
+    ``labels`` has ``image`` and a 0/1 column per finding. Resampling whole
+    patients keeps a patient's images together, since their masks err alike.
+    A finding without positives or negatives among the scored images has
+    NaN where a number cannot be had.
+    """
+    table = scored.merge(labels[["image", *findings]], on="image", how="left", validate="one_to_one")
+    dice = table["dice"].to_numpy()
+    _, patient_of = np.unique(table["patient_id"].to_numpy(), return_inverse=True)
+    weights = resample_counts(np.random.default_rng(seed), int(patient_of.max()) + 1, n_boot)[:, patient_of]
+    rows = []
+    for finding in findings:
+        positive = table[finding].to_numpy() == 1
+        row = {"finding": finding, "n_positive": int(positive.sum()), "n_negative": int((~positive).sum())}
+        row.update(_side_summary("positive", dice[positive]))
+        row.update(_side_summary("negative", dice[~positive]))
+        row["difference"] = row["dice_positive_mean"] - row["dice_negative_mean"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot_pos = (weights * positive).dot(dice) / (weights * positive).sum(axis=1)
+            boot_neg = (weights * ~positive).dot(dice) / (weights * ~positive).sum(axis=1)
+        differences = boot_pos - boot_neg
+        finite = differences[np.isfinite(differences)]
+        low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2]) if len(finite) else (np.nan, np.nan)
+        row.update({"ci_low": float(low), "ci_high": float(high)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _side_summary(side: str, values: np.ndarray) -> dict[str, float]:
+    """Mean and 10th percentile of one side's Dice (NaN for an empty side)."""
+    if len(values) == 0:
+        return {f"dice_{side}_mean": float("nan"), f"dice_{side}_p10": float("nan")}
+    return {f"dice_{side}_mean": float(values.mean()), f"dice_{side}_p10": float(np.percentile(values, 10))}
+
+
+def qc_against_reference(
+    scored: pd.DataFrame, qc: pd.DataFrame, bad_dice: float = BAD_DICE
+) -> dict[str, float]:
+    """How well the no-ground-truth QC ranks and flags masks, judged by their Dice with the reference.
+
+    Spearman's correlation of the QC score with Dice, and for masks with
+    Dice below ``bad_dice`` the flag's precision (flagged masks that are bad)
+    and recall (bad masks that are flagged); NaN where undefined.
+    """
+    table = scored.merge(qc[["image", "qc_score", "flag"]], on="image", how="inner", validate="one_to_one")
+    bad = table["dice"].to_numpy() < bad_dice
+    flagged = table["flag"].astype(bool).to_numpy()
+    rho = spearmanr(table["qc_score"], table["dice"]).statistic if len(table) > 2 else float("nan")
+    return {
+        "n": len(table),
+        "bad_dice": bad_dice,
+        "n_bad": int(bad.sum()),
+        "n_flagged": int(flagged.sum()),
+        "spearman_qc_dice": float(rho),
+        "flag_precision": float((bad & flagged).sum() / flagged.sum()) if flagged.any() else float("nan"),
+        "flag_recall": float((bad & flagged).sum() / bad.sum()) if bad.any() else float("nan"),
+    }

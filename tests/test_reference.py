@@ -1,0 +1,168 @@
+"""cxrmask.segment.reference: masks against a reference, Dice by finding, and the QC flag judged by it.
+
+Reference rows are written in CheXmask's format by the project's own
+encoder, so the whole path from run-length strings to the tables is the one
+a real CheXmask file takes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from cxrmask.chexmask import ChexmaskRow, encode_rle
+from cxrmask.errors import InputError
+from cxrmask.segment.postprocess import dice
+from cxrmask.segment.reference import (
+    BAD_DICE,
+    dice_by_finding,
+    fit_to,
+    qc_against_reference,
+    score_against_reference,
+)
+
+SIDE = 64
+
+
+def lungs(cut: int = 0, side: int = SIDE) -> np.ndarray:
+    """Two rectangular lungs; ``cut`` rows taken off the bottom of the right one (a finding cut out)."""
+    mask = np.zeros((side, side), dtype=bool)
+    mask[side // 8 : 7 * side // 8, side // 8 : 7 * side // 16] = True
+    mask[side // 8 : 7 * side // 8 - cut, 9 * side // 16 : 7 * side // 8] = True
+    return mask
+
+
+def reference_row(image: str, mask: np.ndarray, rca: float = 0.85) -> ChexmaskRow:
+    left, right = mask.copy(), mask.copy()
+    left[:, : mask.shape[1] // 2] = False
+    right[:, mask.shape[1] // 2 :] = False
+    return ChexmaskRow(image, rca, rca + 0.05, *mask.shape, encode_rle(left), encode_rle(right))
+
+
+@pytest.fixture
+def study() -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, ChexmaskRow]]:
+    """Six patients, two images each; the masks of Edema-positive images lose part of a lung."""
+    names = [f"{p:08d}_{k:03d}.png" for p in range(1, 7) for k in range(2)]
+    edema = [int(p % 2 == 0) for p in range(1, 7) for _ in range(2)]
+    mass = [int(i % 3 == 0) for i in range(len(names))]
+    subset = pd.DataFrame(
+        {"image": names, "patient_id": [int(n[:8]) for n in names], "Edema": edema, "Mass": mass}
+    )
+    masks = {n: lungs(cut=16 * e + i % 2) for i, (n, e) in enumerate(zip(names, edema, strict=True))}
+    reference = {n: reference_row(n, lungs()) for n in names}
+    return subset, masks, reference
+
+
+def test_each_image_is_scored_with_monais_dice_and_hd95_against_its_reference(study):
+    subset, masks, reference = study
+    table = score_against_reference(subset, masks.__getitem__, reference, min_rca=0.7)
+    assert table["image"].tolist() == subset["image"].tolist()
+    assert table["patient_id"].tolist() == subset["patient_id"].tolist()
+    for row in table.itertuples():
+        assert row.dice == pytest.approx(dice(masks[row.image], lungs()))
+    cut = table[subset["Edema"] == 1]
+    assert (cut["dice"] < 0.93).all() and (cut["hd95"] >= 10).all()
+    whole = table.iloc[0]
+    assert whole.dice == 1.0 and whole.hd95 == 0.0 and whole.rca_mean == 0.85
+
+
+def test_images_missing_from_the_reference_or_below_its_rca_are_counted_and_named(study, caplog):
+    subset, masks, reference = study
+    names = subset["image"].tolist()
+    del reference[names[0]]
+    reference[names[1]] = reference_row(names[1], lungs(), rca=0.6)
+    with caplog.at_level(logging.INFO, logger="cxrmask.segment.reference"):
+        table = score_against_reference(subset, masks.__getitem__, reference, min_rca=0.7)
+    assert table["image"].tolist() == names[2:]
+    assert f"1 of 12 images have no reference mask, e.g. ['{names[0]}']" in caplog.text
+    assert f"1 reference masks below RCA 0.70 left out, e.g. ['{names[1]}']" in caplog.text
+    with pytest.raises(InputError, match=r"none of the 12 curated images .* \(1 absent, 11 below it\)"):
+        score_against_reference(subset, masks.__getitem__, reference, min_rca=0.9)
+
+
+def test_a_reference_of_another_scale_is_rescaled_and_of_another_aspect_refused():
+    assert np.array_equal(fit_to(lungs(side=128), (64, 64), "a.png"), lungs(side=64))
+    with pytest.raises(InputError, match=r"a\.png: the reference mask is 64 x 32 but the image's is 64 x 64"):
+        fit_to(np.ones((32, 64), bool), (64, 64), "a.png")
+
+
+def test_dice_by_finding_compares_positives_with_negatives_by_hand(study):
+    subset, masks, reference = study
+    table = score_against_reference(subset, masks.__getitem__, reference, min_rca=0.7)
+    summary = dice_by_finding(table, subset, ["Edema", "Mass"], n_boot=500, alpha=0.05, seed=0).set_index(
+        "finding"
+    )
+    for finding in ("Edema", "Mass"):
+        positive = subset[finding].to_numpy() == 1
+        row = summary.loc[finding]
+        assert (row.n_positive, row.n_negative) == (positive.sum(), (~positive).sum())
+        assert row.dice_positive_mean == pytest.approx(table["dice"][positive].mean())
+        assert row.dice_negative_mean == pytest.approx(table["dice"][~positive].mean())
+        assert row.dice_positive_p10 == pytest.approx(np.percentile(table["dice"][positive], 10))
+        assert row.difference == pytest.approx(row.dice_positive_mean - row.dice_negative_mean)
+        assert row.ci_low <= row.difference <= row.ci_high
+    # Edema's masks lose a lung's bottom: the whole interval lies below zero.
+    assert summary.loc["Edema", "ci_high"] < 0
+
+
+def test_the_interval_resamples_patients_not_images(study):
+    """Two images of each patient err alike; an interval over patients matches one computed by hand."""
+    subset, masks, reference = study
+    table = score_against_reference(subset, masks.__getitem__, reference, min_rca=0.7)
+    summary = dice_by_finding(table, subset, ["Edema"], n_boot=400, alpha=0.1, seed=3).iloc[0]
+    rng = np.random.default_rng(3)
+    patients = subset["patient_id"].to_numpy()
+    unique = np.unique(patients)
+    positive = subset["Edema"].to_numpy() == 1
+    draws = rng.integers(0, len(unique), size=(400, len(unique)))
+    differences = []
+    for draw in draws:
+        counts = np.bincount(draw, minlength=len(unique))[np.searchsorted(unique, patients)]
+        pos = (
+            np.average(table["dice"][positive], weights=counts[positive])
+            if counts[positive].any()
+            else np.nan
+        )
+        neg = (
+            np.average(table["dice"][~positive], weights=counts[~positive])
+            if counts[~positive].any()
+            else np.nan
+        )
+        differences.append(pos - neg)
+    differences = np.array(differences)
+    low, high = np.quantile(differences[np.isfinite(differences)], [0.05, 0.95])
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((low, high))
+
+
+def test_a_finding_without_positives_has_no_positive_side_and_no_interval(study):
+    subset, masks, reference = study
+    subset = subset.assign(Mass=0)
+    table = score_against_reference(subset, masks.__getitem__, reference, min_rca=0.7)
+    row = dice_by_finding(table, subset, ["Mass"], n_boot=50, alpha=0.05, seed=0).iloc[0]
+    assert row.n_positive == 0 and np.isnan(row.dice_positive_mean) and np.isnan(row.difference)
+    assert np.isnan(row.ci_low) and np.isnan(row.ci_high)
+
+
+def test_the_qc_flag_is_judged_by_the_reference_dice():
+    scored = pd.DataFrame({"image": list("abcdef"), "dice": [0.99, 0.97, 0.95, 0.92, 0.80, 0.96]})
+    qc = pd.DataFrame(
+        {
+            "image": list("fedcba"),
+            "qc_score": [0.93, 0.70, 0.85, 0.90, 0.95, 0.97],
+            "flag": [True, True, False, True, False, False],
+        }
+    )
+    result = qc_against_reference(scored, qc)
+    assert result["n"] == 6 and result["bad_dice"] == BAD_DICE
+    assert result["n_bad"] == 2 and result["n_flagged"] == 3
+    # Flagged: f (0.96, good), e (0.80, bad), c (0.95, good); bad: d and e.
+    assert result["flag_precision"] == pytest.approx(1 / 3) and result["flag_recall"] == pytest.approx(1 / 2)
+    merged = scored.merge(qc, on="image")
+    assert result["spearman_qc_dice"] == pytest.approx(
+        spearmanr(merged["qc_score"], merged["dice"]).statistic
+    )
+    assert np.isnan(qc_against_reference(scored, qc.assign(flag=False))["flag_precision"])
