@@ -370,6 +370,8 @@ BOUNDS = [
     (cfg.NihSettings, "no_finding", [None, 0], [-1]),
     (cfg.NihSettings, "views", [["PA"]], [[]]),
     (cfg.NihSettings, "val_fraction", *FRACTION),
+    (cfg.NihSettings, "chexmask", [None, "x"], [""]),
+    (cfg.NihSettings, "chexmask_min_rca", *SHARE),
     (cfg.SegDataSettings, "url", *TEXT),
     (cfg.SegDataSettings, "masks", [["{id}.png"]], [[]]),
     (cfg.SegDataSettings, "val_fraction", *FRACTION),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cxrmask.figure_registry import FIGURES, figure, figure_rules, figure_stems
+from cxrmask.figure_registry import FIGURES, OPTIONAL_INPUTS, figure, figure_rules, figure_stems
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,13 +20,19 @@ def test_every_figure_has_its_caption_and_its_stage_and_a_file_of_its_own():
     assert len(figure_rules()) == len(FIGURES)
 
 
-def test_figure_files_expand_per_backbone_and_keep_the_shifted_figure_for_a_shifted_set():
-    without = figure_stems(["a", "b"], shifted=False)
+def test_figure_files_expand_per_backbone_and_keep_each_optional_figure_for_its_input():
+    without = figure_stems(["a", "b"], set())
     assert "roc_a" in without and "roc_b" in without and "auroc_heatmap" in without
-    assert "shift" not in without
-    assert figure_stems(["a", "b"], shifted=True) == [*without, "shift"]
-    per_backbone = sum(entry.per_backbone for entry in FIGURES if not entry.shifted_only)
-    assert len(without) == 2 * per_backbone + (len(FIGURES) - 1 - per_backbone)
+    assert "shift" not in without and "masks_vs_reference" not in without
+    assert figure_stems(["a", "b"], {"shifted"}) == [*without, "shift"]
+    assert figure_stems(["a", "b"], {"reference"}) == [*without, "masks_vs_reference"]
+    assert figure_stems(["a", "b"], {"shifted", "reference"}) == [*without, "shift", "masks_vs_reference"]
+    always = [entry for entry in FIGURES if entry.requires is None]
+    per_backbone = sum(entry.per_backbone for entry in always)
+    assert len(without) == 2 * per_backbone + (len(always) - per_backbone)
+    assert {entry.requires for entry in FIGURES} - {None} == OPTIONAL_INPUTS
+    with pytest.raises(ValueError, match=r"\['test_sets'\] are not optional inputs"):
+        figure_stems(["a"], {"test_sets"})
 
 
 def test_the_readme_lists_the_registered_figures():

@@ -31,15 +31,17 @@ row by row (C order), as the database's own decoder reads them. "Left" and
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cxrmask.atomic import atomic_path
 from cxrmask.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,27 @@ class ChexmaskRow:
         if len(values) != 2 * N_LANDMARKS:
             raise InputError(f"{self.image}: {len(values)} landmark numbers, not {2 * N_LANDMARKS}.")
         return values.reshape(N_LANDMARKS, 2)
+
+
+def write_chexmask(path: str | os.PathLike[str], masks: Mapping[str, np.ndarray], rca: float = 1.0) -> None:
+    """Write lung masks (image id -> boolean (H, W) union of both lungs) as a CheXmask NIH file, atomically.
+
+    Each mask's lungs are split at the image's vertical midline into the
+    patient's right (the image's left) and left lung. ``rca`` is written as
+    both RCA values: 1 for masks that are ground truth. Landmarks and heart
+    stay blank, as a reader that asks for neither never reads them.
+    """
+    columns = ["Image Index", RCA_MEAN, RCA_MAX, LANDMARKS, LEFT_LUNG, RIGHT_LUNG, HEART, HEIGHT, WIDTH]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for image, mask in masks.items():
+            mask = np.asarray(mask, dtype=bool)
+            middle = mask.shape[1] // 2
+            right, left = mask.copy(), mask.copy()
+            right[:, middle:] = False
+            left[:, :middle] = False
+            writer.writerow([image, rca, rca, "", encode_rle(left), encode_rle(right), "", *mask.shape])
 
 
 def id_column(columns: Collection[str], path: str | os.PathLike[str]) -> str:

@@ -162,6 +162,14 @@ class NihSettings(Section):
         "test set (another site, a decorrelated shortcut); its patients may not be in train_val. "
         "null: none (the demo gives its own: demo.shortcut_rate_test)",
     )
+    chexmask: UrlOrPath | None = Field(
+        None,
+        description="CheXmask's ChestX-Ray8.csv (or .csv.gz), URL or path: reference lungs every tight mask "
+        "is checked against (tables/masks_vs_reference.csv); null: no check (the demo ships its own)",
+    )
+    chexmask_min_rca: float = Field(
+        0.7, ge=0, le=1, description="reference masks with Dice RCA (Mean) below this are left out"
+    )
 
     @field_validator("labels")
     @classmethod

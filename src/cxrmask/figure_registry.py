@@ -26,8 +26,8 @@ class Figure:
     """The report's section."""
     title: str
     """What it shows, in a few words (the README's list)."""
-    shifted_only: bool = False
-    """Drawn only where a shifted (external) test set exists."""
+    requires: str | None = None
+    """An optional input it is drawn from (one of :data:`OPTIONAL_INPUTS`); None: always drawn."""
 
     @property
     def per_backbone(self) -> bool:
@@ -65,9 +65,19 @@ FIGURES: tuple[Figure, ...] = (  # in the report's order
         "shift.rst",
         "Shortcut",
         "AUROC lost on the shifted test set",
-        shifted_only=True,
+        requires="shifted",
+    ),
+    Figure(
+        "plot_masks_reference",
+        "masks_vs_reference",
+        "masks_vs_reference.rst",
+        "Masks",
+        "mask Dice against a reference, by finding",
+        requires="reference",
     ),
 )
+OPTIONAL_INPUTS = frozenset({"shifted", "reference"})
+"""What a run may lack: a shifted (external) test set, reference lungs for the masks (CheXmask)."""
 REPORT_RULE = "write_report"
 """The rule that shows every figure: it reruns whenever one does."""
 
@@ -89,12 +99,16 @@ def figure_rules() -> frozenset[str]:
     return frozenset(_BY_RULE)
 
 
-def figure_stems(backbones: list[str] | tuple[str, ...], shifted: bool) -> list[str]:
-    """Every figure file's stem for these backbones (path slugs), with the shifted ones where they apply."""
+def figure_stems(backbones: list[str] | tuple[str, ...], present: frozenset[str] | set[str]) -> list[str]:
+    """Every figure file's stem for these backbones (path slugs), with those of the optional inputs
+    ``present`` (from :data:`OPTIONAL_INPUTS`) where a figure requires one."""
+    unknown = set(present) - OPTIONAL_INPUTS
+    if unknown:
+        raise ValueError(f"{sorted(unknown)} are not optional inputs; those are {sorted(OPTIONAL_INPUTS)}")
     return [
         stem
         for entry in FIGURES
-        if shifted or not entry.shifted_only
+        if entry.requires is None or entry.requires in present
         for stem in (
             [entry.stem.format(backbone=b) for b in backbones] if entry.per_backbone else [entry.stem]
         )

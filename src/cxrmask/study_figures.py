@@ -292,3 +292,56 @@ def saliency_overlays(
         figure.suptitle(f"Grad-CAM for {label}")
         save(figure, path, style)
     return figure
+
+
+def masks_vs_reference(
+    scored: pd.DataFrame,
+    labels: pd.DataFrame,
+    qc: pd.DataFrame | None,
+    bad_dice: float,
+    path: str | os.PathLike[str],
+    style: FigureSettings,
+) -> Figure:
+    """Left: each finding's tight-mask Dice with the reference on its positive images against its negative
+    ones (a row a finding, dots the images). Right, where the masks carry a QC score: the score against the
+    reference Dice, flagged masks marked, the line below which a mask counts as bad."""
+    require(scored, ["image", "dice"], "mask-vs-reference table")
+    findings = [c for c in labels.columns if c not in ("image", "patient_id")]
+    table = scored.merge(labels, on="image", how="left", validate="one_to_one")
+    with style_context(style):
+        figure = new_figure(style, 2 * style.width if qc is not None else style.width, 0.9 * style.width)
+        axes = panels(figure, 2 if qc is not None else 1, 1, 2 if qc is not None else 1)
+        ax = axes[0]
+        rng = np.random.default_rng(0)
+        for row, finding in enumerate(findings):
+            for side, offset, colour in ((1, -0.18, CONDITION_COLOURS["tight"]), (0, 0.18, "0.55")):
+                values = table.loc[table[finding] == side, "dice"].to_numpy()
+                if not len(values):
+                    continue
+                y = row + offset + rng.uniform(-0.07, 0.07, len(values))
+                ax.plot(values, y, ".", color=colour, markersize=2.5, alpha=0.6)
+                ax.plot(
+                    [values.mean()] * 2, [row + offset - 0.15, row + offset + 0.15], color="black", lw=1.2
+                )
+        ax.set_yticks(range(len(findings)), findings)
+        ax.invert_yaxis()
+        ax.set_xlabel("Dice with the reference lungs")
+        handles = [
+            Line2D([], [], marker=".", ls="", color=CONDITION_COLOURS["tight"], label="with the finding"),
+            Line2D([], [], marker=".", ls="", color="0.55", label="without"),
+            Line2D([], [], color="black", label="mean"),
+        ]
+        if qc is not None:
+            merged = scored.merge(qc[["image", "qc_score", "flag"]], on="image", how="inner")
+            flagged = merged["flag"].astype(bool)
+            axes[1].plot(merged.loc[~flagged, "dice"], merged.loc[~flagged, "qc_score"], ".", color="0.55")
+            axes[1].plot(
+                merged.loc[flagged, "dice"], merged.loc[flagged, "qc_score"], "x", color=TRUTH_COLOUR
+            )
+            axes[1].axvline(bad_dice, color="black", lw=0.8, ls="--")
+            axes[1].set_xlabel("Dice with the reference lungs")
+            axes[1].set_ylabel("QC score (no ground truth)")
+            handles.append(Line2D([], [], marker="x", ls="", color=TRUTH_COLOUR, label="flagged by QC"))
+        bottom_legend(figure, handles, [h.get_label() for h in handles], len(handles))
+        save(figure, path, style)
+    return figure

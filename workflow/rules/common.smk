@@ -48,6 +48,8 @@ SHIFTED = (
     if DEMO
     else config["nih"]["shifted_list"] is not None
 )
+# Reference lungs the tight masks are checked against: CheXmask's on NIH, the ground truth in the demo.
+REFERENCE = DEMO or config["nih"]["chexmask"] is not None
 
 
 wildcard_constraints:
@@ -196,6 +198,26 @@ def truth_dir(wildcards=None):
     return [results("demo", "nih_lung_masks")] if DEMO else []
 
 
+def reference_file(wildcards=None):
+    """The reference lungs' CheXmask file: the demo's own, a download, or a local path ([] without one)."""
+    if DEMO:
+        return results("demo", "nih", "ChestX-Ray8.csv")
+    source = config["nih"]["chexmask"]
+    if source is None:
+        return []
+    return downloaded("reference", download_name(source)) if is_url(source) else source
+
+
+def reference_tables(wildcards=None):
+    """The mask-vs-reference tables the claims and the report read, {} without a reference."""
+    if not REFERENCE:
+        return {}
+    return {
+        "masks_by_finding": results("tables", "masks_by_finding.csv"),
+        "masks_qc": results("tables", "masks_qc_check.json"),
+    }
+
+
 def checkpoint_file(wildcards=None):
     """The segmenter's starting weights as an input file ([] for LiteMedSAM's bundled weights)."""
     weights = config["segmenter"]["checkpoint"]
@@ -222,11 +244,13 @@ def download_source(wildcards):
         return config["seg_data"]["url"]
     if wildcards.group == "checkpoints":
         return config["segmenter"]["checkpoint"]
+    if wildcards.group == "reference":
+        return config["nih"]["chexmask"]
     raise WorkflowError(f"no download source for {wildcards.group}/{wildcards.name}")
 
 
 def download_sha256(wildcards):
-    if wildcards.group == "nih":
+    if wildcards.group in ("nih", "reference"):
         return config["nih"].get("sha256", {}).get(wildcards.name)
     if wildcards.group == "seg_data":
         return config["seg_data"].get("sha256")
@@ -307,11 +331,18 @@ def figure_output(rule):
     )
 
 
+OPTIONAL_PRESENT = {
+    name
+    for name, present in (("shifted", SHIFTED), ("reference", REFERENCE))
+    if present
+}
+
+
 def figure_files(wildcards=None):
     """Every figure of the run, in the report's order (the registry's)."""
     return [
         results("figures", f"{stem}.{FIG}")
-        for stem in figure_stems(list(BACKBONES), SHIFTED)
+        for stem in figure_stems(list(BACKBONES), OPTIONAL_PRESENT)
     ]
 
 

@@ -28,13 +28,35 @@ rule make_demo_data:
         "../scripts/stage.py"
 
 
+rule make_demo_reference:
+    input:
+        truth=results("demo", "nih_lung_masks"),
+    output:
+        chexmask=results("demo", "nih", "ChestX-Ray8.csv"),
+    log:
+        results("logs", "make_demo_reference.log"),
+    benchmark:
+        results("benchmarks", "make_demo_reference.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
+    threads: res("make_demo_reference", "threads")
+    resources:
+        mem_mb=res("make_demo_reference", "mem_mb"),
+        runtime=res("make_demo_reference", "runtime"),
+        gpu=res("make_demo_reference", "gpu"),
+    params:
+        code=code_version("make_demo_reference"),
+    script:
+        "../scripts/stage.py"
+
+
 rule download:
     output:
         dest=downloaded("{group}", "{name}"),
     log:
         str(Path(RESOURCES, "logs", "download_{group}_{name}.log")),
     wildcard_constraints:
-        group="nih|seg_data|checkpoints",
+        group="nih|seg_data|checkpoints|reference",
         name=r"[^/]+",
     localrule: True
     conda:

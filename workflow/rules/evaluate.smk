@@ -206,8 +206,30 @@ rule plot_qc_gallery:
         "../scripts/stage.py"
 
 
+rule plot_masks_reference:
+    input:
+        table=results("tables", "masks_vs_reference.csv"),
+        subset=results("nih", "subset.csv"),
+        tables=mask_tables("tight"),
+        qc=results("tables", "masks_qc_check.json"),
+    output:
+        figure=figure_output("plot_masks_reference"),
+    log:
+        results("logs", "plot_masks_reference.log"),
+    localrule: True
+    conda:
+        "../../envs/cxrmask.yaml"
+    params:
+        labels=LABELS,
+        style=config["figures"],
+        code=code_version("plot_masks_reference"),
+    script:
+        "../scripts/stage.py"
+
+
 rule write_report:
     input:
+        unpack(reference_tables),
         curation=results("nih", "curation.json"),
         finetune=results("segment", "finetune_summary.json"),
         tight=mask_tables("tight"),

@@ -91,3 +91,34 @@ rule dilate_masks:
         code=code_version("dilate_masks"),
     script:
         "../scripts/stage.py"
+
+
+rule compare_masks_reference:
+    input:
+        subset=results("nih", "subset.csv"),
+        masks=mask_dirs("tight"),
+        tables=mask_tables("tight"),
+        reference=reference_file(),
+    output:
+        table=results("tables", "masks_vs_reference.csv"),
+        findings=results("tables", "masks_by_finding.csv"),
+        qc=results("tables", "masks_qc_check.json"),
+    log:
+        results("logs", "compare_masks_reference.log"),
+    benchmark:
+        results("benchmarks", "compare_masks_reference.tsv")
+    conda:
+        "../../envs/cxrmask.yaml"
+    threads: res("compare_masks_reference", "threads")
+    resources:
+        mem_mb=res("compare_masks_reference", "mem_mb"),
+        runtime=res("compare_masks_reference", "runtime"),
+        gpu=res("compare_masks_reference", "gpu"),
+    params:
+        labels=LABELS,
+        min_rca=config["nih"]["chexmask_min_rca"],
+        settings=config["evaluate"],
+        seed=config["seed"],
+        code=code_version("compare_masks_reference"),
+    script:
+        "../scripts/stage.py"

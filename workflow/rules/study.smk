@@ -31,6 +31,7 @@ rule compare_bootstrap:
 
 rule summarise_claims:
     input:
+        unpack(reference_tables),
         contrasts=results("tables", "contrasts.csv"),
         delong=results("tables", "delong.csv"),
         training=results("tables", "training.csv"),

@@ -159,3 +159,44 @@ def qc_against_reference(
         "flag_precision": float((bad & flagged).sum() / flagged.sum()) if flagged.any() else float("nan"),
         "flag_recall": float((bad & flagged).sum() / bad.sum()) if bad.any() else float("nan"),
     }
+
+
+def markdown_lines(by_finding: pd.DataFrame, qc: Mapping | None, heading: str = "##") -> list[str]:
+    """The report's and the summary's section: Dice by finding with its interval, what it means for the
+    masked conditions, and the QC flag judged by the reference."""
+    rows = [
+        f"| {r.finding} | {r.n_positive} | {r.dice_positive_mean:.3f} | {r.dice_positive_p10:.3f} | "
+        f"{r.n_negative} | {r.dice_negative_mean:.3f} | "
+        f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] |"
+        for r in by_finding.itertuples(index=False)
+    ]
+    lower = [r.finding for r in by_finding.itertuples(index=False) if r.ci_high < 0]
+    lines = [
+        f"{heading} Mask error by finding",
+        "",
+        "Tight masks against the reference lungs (`tables/masks_vs_reference.csv`): Dice on the images with "
+        "each finding and on those without, and the difference with its patient-bootstrap interval.",
+        "",
+        "| finding | positives | Dice | Dice p10 | negatives | Dice | difference |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        (
+            f"The masks are significantly worse on images with {', '.join(lower)}: there the tight and loose "
+            "conditions lose lung where the finding is, so their AUROC against the original images is partly "
+            "the segmentation's error, not only the masking's."
+            if lower
+            else "No finding's masks are significantly worse on its positive images, so the tight and loose "
+            "claims are not an artefact of label-correlated mask error at this sample's resolution."
+        ),
+        "",
+    ]
+    if qc and qc.get("available"):
+        lines += [
+            f"QC without ground truth, judged by the reference on {qc['n']} masks: Spearman correlation "
+            f"of the score with Dice {qc['spearman_qc_dice']:.2f}; of {qc['n_bad']} masks with Dice below "
+            f"{qc['bad_dice']}, the flag catches {qc['flag_recall']:.0%} (recall), and "
+            f"{qc['flag_precision']:.0%} of the {qc['n_flagged']} flagged masks are such (precision).",
+            "",
+        ]
+    return lines

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
+from cxrmask.atomic import write_text
 from cxrmask.claims import write_summary
 from cxrmask.config import ClaimsSettings
+from cxrmask.segment.reference import markdown_lines
 
 
 def summarise_claims(
@@ -18,10 +23,15 @@ def summarise_claims(
     alpha: float,
     settings: ClaimsSettings,
     shortcut_label: str | None,
+    masks_by_finding: str | None = None,
+    masks_qc: str | None = None,
 ) -> pd.DataFrame:
     """Judge every claim from the contrasts, DeLong and training tables, and the shifted test set's table
-    (``shift``, None without one) for the shortcut premise on ``shortcut_label`` (None: macro AUROC)."""
-    return write_summary(
+    (``shift``, None without one) for the shortcut premise on ``shortcut_label`` (None: macro AUROC).
+
+    Where the masks have a reference, ``summary.md`` also states their error by finding
+    (``masks_by_finding``, ``masks_qc``), which bears on the tight and loose claims."""
+    table = write_summary(
         contrasts,
         delong,
         training,
@@ -33,3 +43,7 @@ def summarise_claims(
         shift=shift,
         shortcut_label=shortcut_label,
     )
+    if masks_by_finding and masks_qc:
+        lines = markdown_lines(pd.read_csv(masks_by_finding), json.loads(Path(masks_qc).read_text()), "#")
+        write_text(summary, Path(summary).read_text() + "\n" + "\n".join(lines))
+    return table

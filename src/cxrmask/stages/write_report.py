@@ -11,6 +11,7 @@ import pandas as pd
 
 from cxrmask.atomic import write_text
 from cxrmask.metrics import MACRO
+from cxrmask.segment.reference import markdown_lines
 from cxrmask.uncertainty import seed_spread
 from cxrmask.vocabulary import DELONG_COLUMNS
 
@@ -142,11 +143,14 @@ def write_report(
     report: str,
     summary: str | None = None,
     shift: str | None = None,
+    masks_by_finding: str | None = None,
+    masks_qc: str | None = None,
 ) -> None:
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
 
     ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down;
-    ``shift`` (the shifted test set's table, where the run has one) gets a section after the DeLong tests.
+    ``shift`` (the shifted test set's table, where the run has one) gets a section after the DeLong tests;
+    ``masks_by_finding`` and ``masks_qc`` (where the masks have a reference) one after the segmentation's.
     """
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
@@ -171,6 +175,11 @@ def write_report(
         f"Patients in two splits: {cur['patients_in_two_splits']}.",
         "",
         *_segmentation_section(json.loads(Path(finetune).read_text()), tight_qc, loose_qc, tight_shards),
+        *(
+            markdown_lines(pd.read_csv(masks_by_finding), json.loads(Path(masks_qc).read_text()))
+            if masks_by_finding and masks_qc
+            else []
+        ),
         "## Test AUROC (mean ± sd over seeds)",
         "",
         _table(mean),
