@@ -7,23 +7,31 @@ a real CheXmask file takes.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from cxrmask.chexmask import ChexmaskRow, encode_rle
+from cxrmask.chexmask import ChexmaskRow, encode_rle, read_chexmask
+from cxrmask.config import EvaluateSettings, FigureSettings
 from cxrmask.errors import InputError
+from cxrmask.imageio import write_png
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.reference import (
     BAD_DICE,
     dice_by_finding,
     fit_to,
+    markdown_lines,
     qc_against_reference,
     score_against_reference,
 )
+from cxrmask.stages.compare_masks_reference import compare_masks_reference
+from cxrmask.stages.make_demo_reference import make_demo_reference
+from cxrmask.stages.plot_masks_reference import plot_masks_reference
 
 SIDE = 64
 
@@ -166,3 +174,62 @@ def test_the_qc_flag_is_judged_by_the_reference_dice():
         spearmanr(merged["qc_score"], merged["dice"]).statistic
     )
     assert np.isnan(qc_against_reference(scored, qc.assign(flag=False))["flag_precision"])
+
+
+def test_the_stages_encode_a_ground_truth_score_the_shards_masks_and_draw_the_figure(tmp_path):
+    """The demo's path end to end on a few images: ground truth -> CheXmask file -> the three tables -> the
+    figure and the report's lines, with the Dice of each mask equal to the one computed by hand."""
+    names = [f"{p:08d}_000.png" for p in range(1, 9)]
+    truth_dir, shards = tmp_path / "truth", [tmp_path / "shard_0", tmp_path / "shard_1"]
+    for folder in (truth_dir, *shards):
+        folder.mkdir()
+    subset = pd.DataFrame(
+        {"image": names, "patient_id": range(1, 9), "Edema": [1, 0] * 4, "Mass": [0, 0, 1, 1] * 2}
+    )
+    subset["No Finding"] = ((subset["Edema"] == 0) & (subset["Mass"] == 0)).astype(int)
+    subset.to_csv(tmp_path / "subset.csv", index=False)
+    tables, expected = [], {}
+    for k, shard in enumerate(shards):
+        rows = []
+        for i, name in enumerate(names[4 * k : 4 * k + 4]):
+            write_png(truth_dir / name, lungs())
+            mask = lungs(cut=20 * int(subset.set_index("image").loc[name, "Edema"]))
+            write_png(shard / name, mask)
+            expected[name] = dice(mask, lungs())
+            rows.append({"image": name, "qc_score": expected[name] - 0.01 * i, "flag": expected[name] < 0.93})
+        tables.append(tmp_path / f"shard_{k}.csv")
+        pd.DataFrame(rows).to_csv(tables[-1], index=False)
+    make_demo_reference(str(truth_dir), str(tmp_path / "ChestX-Ray8.csv"))
+    assert np.array_equal(read_chexmask(tmp_path / "ChestX-Ray8.csv")[names[0]].lungs(), lungs())
+    out = {name: str(tmp_path / f"{name}.out") for name in ("table", "findings", "qc")}
+    compare_masks_reference(
+        str(tmp_path / "subset.csv"),
+        [str(s) for s in shards],
+        [str(t) for t in tables],
+        str(tmp_path / "ChestX-Ray8.csv"),
+        **out,
+        labels=["Edema", "Mass"],
+        min_rca=0.7,
+        settings=EvaluateSettings(n_boot=100),
+        seed=0,
+    )
+    scored = pd.read_csv(out["table"])
+    assert scored["dice"].tolist() == pytest.approx([expected[n] for n in names])
+    by_finding = pd.read_csv(out["findings"])
+    assert by_finding["finding"].tolist() == ["Edema", "Mass", "No Finding"]
+    qc = json.loads(Path(out["qc"]).read_text())
+    assert qc["available"] and qc["n"] == 8 and qc["n_bad"] == 4 and qc["flag_recall"] == 1.0
+    lines = "\n".join(markdown_lines(by_finding, qc))
+    assert "## Mask error by finding" in lines and "significantly worse on images with Edema" in lines
+    assert "the flag catches 100% (recall)" in lines
+    figure = tmp_path / "masks_vs_reference.png"
+    plot_masks_reference(
+        out["table"],
+        str(tmp_path / "subset.csv"),
+        [str(t) for t in tables],
+        out["qc"],
+        ["Edema", "Mass"],
+        str(figure),
+        FigureSettings(dpi=40),
+    )
+    assert figure.stat().st_size > 1000

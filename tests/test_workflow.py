@@ -286,6 +286,28 @@ def test_demo_writes_every_output(demo_run):
     )
     assert (results / "figures" / "shift.png").is_file() and "## Shifted test set" in report
     assert len(claims[claims["claim"] == "shortcut"]) == 2
+    # the masks against the demo's ground truth, encoded as a CheXmask file and read back: the same Dice
+    reference = pd.read_csv(results / "tables" / "masks_vs_reference.csv")
+    assert sorted(reference["image"]) == sorted(tight["image"])
+    paired = reference.merge(tight[["image", "dice"]], on="image", suffixes=("", "_truth"))
+    assert (paired["dice"] - paired["dice_truth"]).abs().max() < 1e-5
+    by_finding = pd.read_csv(results / "tables" / "masks_by_finding.csv")
+    assert by_finding["finding"].tolist() == [
+        "Mass",
+        "Nodule",
+        "Pneumonia",
+        "Edema",
+        "Fibrosis",
+        "No Finding",
+    ]
+    assert (by_finding["n_positive"] + by_finding["n_negative"] == len(reference)).all()
+    qc = json.loads((results / "tables" / "masks_qc_check.json").read_text())
+    assert qc["available"] and qc["n"] == len(reference)
+    assert (
+        "## Mask error by finding" in report
+        and "# Mask error by finding" in (results / "summary.md").read_text()
+    )
+    assert (results / "figures" / "masks_vs_reference.png").is_file()
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ FIGURES: tuple[Figure, ...] = (  # in the report's order
         "masks_vs_reference",
         "masks_vs_reference.rst",
         "Masks",
-        "mask Dice against a reference, by finding",
+        "mask Dice against reference lungs by finding",
         requires="reference",
     ),
 )
