@@ -291,3 +291,84 @@ def test_the_reports_auroc_table_shows_mean_and_sd_over_seeds() -> None:
     assert list(shown.columns) == ["backbone", "mask", MACRO, "Mass"]
     assert shown.iloc[0].tolist() == ["net", "original", "0.810 ± 0.014", "0.720 ± 0.028"]
     assert shown.iloc[1].tolist() == ["net", "tight", "0.600", "0.500"]  # one seed: no sd
+
+
+def test_the_macro_rows_interval_and_counts_are_the_macros_own() -> None:
+    """The macro interval is the percentile interval of the macro's resamples (not a label's), its counts
+    split the images by whether any finding is present, and each label's negatives are the rest."""
+    frame = predictions(80, seed=7)
+    table = auroc_intervals(frame, LABELS, alpha=0.1, n_boot=300, seed=4).set_index("label")
+    reps = patient_bootstrap({"cell": frame}, LABELS, 300, 4)
+    low, high = np.quantile(reps.boot[:, 0, -1], [0.05, 0.95])
+    assert (table.loc[MACRO, "ci_low"], table.loc[MACRO, "ci_high"]) == pytest.approx((low, high))
+    abnormal = int((frame[[f"true_{f}" for f in FINDINGS]].sum(axis=1) > 0).sum())
+    assert (table.loc[MACRO, "n_pos"], table.loc[MACRO, "n_neg"]) == (abnormal, len(frame) - abnormal)
+    for label in LABELS:
+        positives = int(frame[f"true_{label}"].sum())
+        assert (table.loc[label, "n_pos"], table.loc[label, "n_neg"]) == (positives, len(frame) - positives)
+
+
+def test_cells_have_no_p_value_and_every_paired_estimate_has_one() -> None:
+    pairs = [["original", "tight"]]
+    table = condition_contrasts(contrast_frames(), LABELS, pairs, alpha=0.05, n_boot=200, seed=1)
+    assert table.loc[table["kind"] == "cell", "p_value"].isna().all()
+    assert table.loc[table["kind"] != "cell", "p_value"].between(0, 1).all()
+    assert list(table.columns) == [
+        "kind",
+        "backbone",
+        "condition",
+        "backbone_b",
+        "condition_b",
+        "label",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "eq_low",
+        "eq_high",
+        "p_value",
+        "n_resamples",
+    ]
+
+
+def test_versus_best_is_against_the_cell_with_the_highest_macro_auroc_not_the_first_by_name() -> None:
+    """The best cell ("net", "original") sorts before neither "other" cell, so a pick by name fails."""
+    frames = {
+        ("zeta", "tight"): predictions(100, seed=5, signal=0.3),
+        ("net", "original"): predictions(100, seed=5, signal=2.0),
+        ("other", "loose"): predictions(100, seed=5, signal=0.8),
+    }
+    table = condition_contrasts(frames, LABELS, [], alpha=0.05, n_boot=100, seed=0)
+    versus = table[table["kind"] == "versus_best"]
+    assert set(zip(versus["backbone"], versus["condition"], strict=True)) == {("net", "original")}
+    assert set(zip(versus["backbone_b"], versus["condition_b"], strict=True)) == {
+        ("zeta", "tight"),
+        ("other", "loose"),
+    }
+    assert (versus["estimate"] < 0).all() and (versus["label"] == MACRO).all()
+
+
+def test_the_no_finding_interaction_is_there_only_when_no_finding_is_a_label() -> None:
+    pairs = [["original", "tight"]]
+    with_nf = condition_contrasts(contrast_frames(), LABELS, pairs, alpha=0.05, n_boot=100, seed=1)
+    interactions = with_nf[with_nf["kind"] == "interaction"]
+    assert set(interactions["label"]) == {MACRO, NO_FINDING}
+    without = condition_contrasts(contrast_frames(), FINDINGS, pairs, alpha=0.05, n_boot=100, seed=1)
+    assert set(without.loc[without["kind"] == "interaction", "label"]) == {MACRO}
+
+
+def test_seed_spread_keeps_the_tables_order_of_cells() -> None:
+    table = pd.DataFrame(
+        {
+            "backbone": ["zeta", "zeta", "alpha"],
+            "mask": ["tight", "original", "original"],
+            "seed": [0, 0, 0],
+            "label": [MACRO] * 3,
+            "auroc": [0.6, 0.7, 0.8],
+        }
+    )
+    spread = seed_spread(table)
+    assert list(zip(spread["backbone"], spread["mask"], strict=True)) == [
+        ("zeta", "tight"),
+        ("zeta", "original"),
+        ("alpha", "original"),
+    ]
