@@ -8,14 +8,18 @@ import pytest
 
 from cxrmask.claims import (
     CLAIMS,
+    COLUMNS,
     CONTRADICTED,
+    MIN_SEEDS_FOR_TIME_TEST,
     SUPPORTED,
     UNRESOLVED,
     ClaimRules,
+    best_claim,
     directional,
     equivalent,
     evaluate_claims,
     overall,
+    summary_markdown,
     verdicts,
     write_summary,
 )
@@ -362,3 +366,162 @@ def test_without_a_shifted_test_set_the_shortcut_claim_says_so() -> None:
     table = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)])
     row = rows_of(table, "shortcut").iloc[0]
     assert row["verdict"] == UNRESOLVED and "no shifted test set" in row["note"]
+
+
+# ---------------------------------------------------------------- whole rows, exactly
+
+
+def assert_rows(rows: list[dict], expected: list[dict]) -> None:
+    """Rows equal field by field (NaN equal to NaN, floats to 1e-12), every column present."""
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert list(row) == COLUMNS
+        for key in COLUMNS:
+            got, value = row[key], want[key]
+            if isinstance(value, float) and np.isnan(value):
+                assert isinstance(got, float) and np.isnan(got), (key, got)
+            elif isinstance(value, float):
+                assert got == pytest.approx(value, abs=1e-12), (key, got)
+            else:
+                assert got == value, (key, got)
+
+
+def expected_row(claim, backbone, measure, estimate, low, high, p, verdict, note="") -> dict:
+    return dict(zip(COLUMNS, [claim, backbone, measure, estimate, low, high, p, verdict, note], strict=True))
+
+
+NAN = float("nan")
+
+
+def test_best_with_one_cell_is_one_unresolved_row_saying_so() -> None:
+    rows = best_claim(pd.DataFrame([cell("resnet50", "original", 0.8)], columns=CONTRAST_COLUMNS), RULES)
+    assert_rows(
+        rows, [expected_row("best", "all", "macro AUROC", NAN, NAN, NAN, NAN, UNRESOLVED, "one cell only")]
+    )
+
+
+def test_best_without_the_reference_cell_names_the_best_one() -> None:
+    table = pd.DataFrame(
+        [
+            cell("densenet", "original", 0.8),
+            cell("resnet50", "tight", 0.7),
+            versus(("densenet", "original"), ("resnet50", "tight"), -0.1, 0.01),
+        ],
+        columns=CONTRAST_COLUMNS,
+    )
+    note = "resnet50 / original is not in this run; best is densenet / original"
+    assert_rows(
+        best_claim(table, RULES),
+        [expected_row("best", "resnet50", "macro AUROC", NAN, NAN, NAN, NAN, UNRESOLVED, note)],
+    )
+
+
+def test_best_reads_the_reference_cell_itself_not_a_cell_sharing_its_backbone_or_condition() -> None:
+    rows = [
+        cell("densenet", "original", 0.85),
+        cell("resnet50", "tight", 0.70),
+        cell("resnet50", "original", 0.80),
+        versus(("densenet", "original"), ("resnet50", "tight"), -0.15, 0.001),
+        versus(("densenet", "original"), ("resnet50", "original"), -0.05, 0.01),
+    ]
+    (row,) = best_claim(pd.DataFrame(rows, columns=CONTRAST_COLUMNS), RULES)
+    holm_p = 0.01  # the reference's own p after Holm over the two comparisons (the larger, times 1)
+    note = "best is densenet / original; reference minus best -0.050 [-0.070, -0.030]"
+    assert_rows(
+        [row], [expected_row("best", "resnet50", "macro AUROC", 0.80, 0.77, 0.83, holm_p, CONTRADICTED, note)]
+    )
+
+
+@pytest.mark.parametrize(("p", "verdict"), [(0.0499, SUPPORTED), (0.05, UNRESOLVED)])
+def test_best_needs_every_holm_p_strictly_below_alpha(p, verdict) -> None:
+    """Holm leaves the larger of two p-values as it is: at alpha exactly, the claim is not supported."""
+    rows = [
+        cell("resnet50", "original", 0.85),
+        cell("resnet50", "tight", 0.70),
+        cell("densenet", "original", 0.80),
+        versus(("resnet50", "original"), ("resnet50", "tight"), -0.15, 0.001),
+        versus(("resnet50", "original"), ("densenet", "original"), -0.05, p),
+    ]
+    (row,) = best_claim(pd.DataFrame(rows, columns=CONTRAST_COLUMNS), RULES)
+    assert row["verdict"] == verdict and row["p_holm"] == pytest.approx(p)
+    assert (row["estimate"], row["ci_low"], row["ci_high"]) == pytest.approx((0.85, 0.82, 0.88))
+    note = f"best cell; runner-up densenet / original -0.050 [-0.070, -0.030], Holm p {p:.3g}"
+    assert row["note"] == note and row["backbone"] == "resnet50" and row["measure"] == "macro AUROC"
+
+
+@pytest.mark.parametrize(("alpha", "margin"), [(0.5, 0.02), (0.0, 0.02), (0.05, 1.0), (0.05, 0.0)])
+def test_the_rules_refuse_each_bound_itself(alpha, margin) -> None:
+    with pytest.raises(ConfigError):
+        ClaimRules(alpha=alpha, margin=margin)
+    ClaimRules(alpha=0.49, margin=0.99)
+
+
+def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word() -> None:
+    rows = [
+        expected_row(
+            "best", "resnet50", "macro AUROC", 0.81234, 0.78, 0.84, 0.012345, SUPPORTED, "best cell"
+        ),
+        expected_row("tight_lower", "resnet50", "Δ macro AUROC", -0.05, NAN, NAN, NAN, UNRESOLVED),
+    ]
+    text = summary_markdown(pd.DataFrame(rows, columns=COLUMNS), ClaimRules(alpha=0.1, margin=0.03), "##")
+    lines = text.splitlines()
+    assert lines[:4] == ["## The paper's claims against this run", "", "| claim | verdict |", "|---|---|"]
+    table = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in lines[4 : 4 + len(CLAIMS)]}
+    assert table == {CLAIMS[c]: f"**{SUPPORTED if c == 'best' else UNRESOLVED}** |" for c in CLAIMS}
+    at = 4 + len(CLAIMS)
+    assert lines[at : at + 5] == [
+        "",
+        "| claim | backbone | measure | estimate | CI | p (Holm) | verdict | note |",
+        "|---|---|---|---|---|---|---|---|",
+        "| best | resnet50 | macro AUROC | 0.812 | [0.780, 0.840] | 0.0123 | supported | best cell |",
+        "| tight_lower | resnet50 | Δ macro AUROC | -0.050 |  |  | not resolved |  |",
+    ]
+    rules = lines[at + 6]
+    for part in (
+        "intervals are 90% (DeLong for the No Finding test",
+        "when its 80% interval lies inside ±0.03 AUROC",
+        f"(paired over seeds, tested with >= {MIN_SEEDS_FOR_TIME_TEST} seeds)",
+        "`tables/shift.csv`",
+        "*Not resolved* means this sample cannot tell.",
+    ):
+        assert part in rules
+    assert lines[at + 5] == "" and len(lines) == at + 7 and text.endswith("cannot tell.\n")
+
+
+def test_the_written_summary_judges_the_shortcut_from_the_shift_table(tmp_path) -> None:
+    pd.DataFrame(
+        [
+            cell("resnet50", "original", 0.8),
+            cell("resnet50", "tight", 0.8),
+            versus(("resnet50", "original"), ("resnet50", "tight"), 0.0, 1.0),
+        ],
+        columns=CONTRAST_COLUMNS,
+    ).to_csv(tmp_path / "contrasts.csv", index=False)
+    pd.DataFrame(
+        columns=[
+            "backbone",
+            "label",
+            "condition_a",
+            "condition_b",
+            "delta",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "p_holm",
+        ]
+    ).to_csv(tmp_path / "delong.csv", index=False)
+    pd.DataFrame(training("resnet50", {"original": [10.0]})).to_csv(tmp_path / "training.csv", index=False)
+    pd.DataFrame([shift_row("resnet50", "tight", 0.06, 0.001, (0.04, 0.08))]).to_csv(
+        tmp_path / "shift.csv", index=False
+    )
+    paths = [
+        tmp_path / n for n in ("contrasts.csv", "delong.csv", "training.csv", "summary.md", "claims.csv")
+    ]
+    with_shift = write_summary(
+        *paths, alpha=0.05, margin=0.02, shift=tmp_path / "shift.csv", shortcut_label="Pneumonia"
+    )
+    shortcut = rows_of(with_shift, "shortcut")
+    assert shortcut["verdict"].tolist() == [SUPPORTED]
+    without = write_summary(*paths, alpha=0.05, margin=0.02)
+    assert rows_of(without, "shortcut")["verdict"].tolist() == [UNRESOLVED]
+    assert pd.read_csv(tmp_path / "claims.csv")["verdict"].tolist() == without["verdict"].tolist()
