@@ -36,6 +36,7 @@ import logging
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -190,7 +191,11 @@ def read_chexmask(
     rows: dict[str, ChexmaskRow] = {}
     duplicates: set[str] = set()
     swapped = 0
-    reader = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, chunksize=chunk_rows)
+    # Only the id is forced to text: forcing every column costs several times the parse (the runs stay
+    # text anyway, the numbers parse as numbers); blanks stay "" rather than NaN.
+    reader = pd.read_csv(
+        path, usecols=columns, dtype={id_name: str}, keep_default_na=False, chunksize=chunk_rows
+    )
     for chunk in tqdm(reader, desc=f"read {os.path.basename(path)}", unit="chunk"):
         if wanted is not None:
             chunk = chunk[chunk[id_name].isin(wanted)]
@@ -215,7 +220,7 @@ def read_chexmask(
     return rows
 
 
-def _row(values: dict[str, str], id_name: str, path: str | os.PathLike[str]) -> tuple[ChexmaskRow, bool]:
+def _row(values: dict[str, Any], id_name: str, path: str | os.PathLike[str]) -> tuple[ChexmaskRow, bool]:
     """One record as a row: sizes defaulted to the grid, RCA put in order; whether RCA was swapped."""
     image = values[id_name]
     try:
@@ -229,22 +234,22 @@ def _row(values: dict[str, str], id_name: str, path: str | os.PathLike[str]) -> 
         rca_max=max(first, second),
         height=height,
         width=width,
-        left_lung=values[LEFT_LUNG],
-        right_lung=values[RIGHT_LUNG],
-        heart=values.get(HEART),
-        landmarks=values.get(LANDMARKS),
+        left_lung=str(values[LEFT_LUNG]),
+        right_lung=str(values[RIGHT_LUNG]),
+        heart=None if HEART not in values else str(values[HEART]),
+        landmarks=None if LANDMARKS not in values else str(values[LANDMARKS]),
     )
     return row, second < first
 
 
-def _side(value: str) -> int:
+def _side(value: str | float) -> int:
     """A size cell: blank is the database's grid; a whole number may be written as a float ("1024.0",
     where the column also has blanks)."""
-    if not value:
+    if isinstance(value, str) and not value:
         return GRID
     side = float(value)
     if side != int(side) or side < 1:
-        raise ValueError(f"size {value!r} is not a whole number of pixels")
+        raise ValueError(f"size {value} is not a whole number of pixels")
     return int(side)
 
 
