@@ -9,17 +9,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params, ResourceList, Wildcards
+from snakemake.script import Snakemake
 from snakerun import snakemake
 
+from cxrmask import rule_call
+from cxrmask.chexmask import read_chexmask
 from cxrmask.codetrace import code_version
 from cxrmask.config import FinetuneSettings, LooseSettings
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.imageio import write_png
 from cxrmask.logs import run_step
 from cxrmask.rule_call import (
     check_rule,
     coerce,
     rule_arguments,
+    run_rule,
+    snakemake_entries,
     stage_parameters,
 )
 
@@ -180,3 +188,84 @@ def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_p
     assert "Traceback" not in text
     assert text.count("\n") == 1 and "data.on_bad_image: skip" in text
     logging.getLogger().handlers.clear()
+
+
+def test_a_stage_signature_says_which_parameters_are_required_read_from_its_source():
+    """Positional parameters before the first default are required, those after are not; a kw-only
+    parameter is required exactly when it has no default."""
+    assert stage_parameters("write_report") == {
+        "curation": True,
+        "finetune": True,
+        "tight": True,
+        "loose": True,
+        "auroc": True,
+        "delong": True,
+        "training": True,
+        "figures": True,
+        "report": True,
+        "summary": False,
+        "shift": False,
+        "masks_by_finding": False,
+        "masks_qc": False,
+    }
+    assert stage_parameters("no_such_rule") is None
+
+
+def test_kw_only_parameters_are_required_without_a_default(tmp_path, monkeypatch):
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    (stages / "a_rule.py").write_text("def a_rule(x, y=1, *, z, w=None):\n    pass\n")
+    monkeypatch.setattr(
+        rule_call, "stage_path", lambda rule, package=tmp_path: package / "stages" / f"{rule}.py"
+    )
+    assert stage_parameters("a_rule") == {"x": True, "y": False, "z": True, "w": False}
+
+
+def test_the_problem_of_a_rule_without_a_stage_names_the_file_to_write():
+    (problem,) = check_rule("no_such_rule", {"input": [], "output": [], "params": [], "wildcards": []})
+    assert problem == "rule no_such_rule: no function `def no_such_rule` in cxrmask/stages/no_such_rule.py"
+
+
+def test_a_file_entry_becomes_text_and_an_optional_list_of_paths_its_one_path():
+    assert coerce("figure", Path("a/b.png"), str, files=True) == "a/b.png"
+    assert coerce("shift", ["t.csv"], str | None, files=True) == "t.csv"
+    assert coerce("masks", ["a", "b"], list[str] | None, files=True) == ["a", "b"]
+
+
+def test_threads_reach_a_stage_that_asks_for_them():
+    entries = {"labels": "l.csv", "train_val": "tv", "test": "t", "shifted": "s", "images": "i"}
+    entries |= {"truth": "m", "seg": "g", "settings": {}, "code": "x"}
+    kwargs = rule_arguments("make_demo_data", entries, threads=3, files=set(entries) - {"settings", "code"})
+    assert kwargs["threads"] == 3 and "code" not in kwargs and kwargs["labels"] == "l.csv"
+
+
+def test_a_snakemake_job_object_runs_its_stage_with_its_named_entries_and_logs_there(tmp_path):
+    """The object Snakemake's script directive hands a script, built from Snakemake's own containers."""
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    lungs = np.zeros((20, 20), bool)
+    lungs[4:16, 2:8] = lungs[4:16, 12:18] = True
+    write_png(truth / "a.png", lungs)
+    job = Snakemake(
+        InputFiles(fromdict={"truth": str(truth)}),
+        OutputFiles(fromdict={"chexmask": str(tmp_path / "ChestX-Ray8.csv")}),
+        Params(fromdict={"code": "any"}),
+        Wildcards(fromdict={"shard": "0"}),
+        1,
+        ResourceList(),
+        Log(fromdict={"log": str(tmp_path / "job.log")}),
+        {},
+        "make_demo_reference",
+        None,
+    )
+    entries, files = snakemake_entries(job)
+    assert entries == {
+        "truth": str(truth),
+        "chexmask": str(tmp_path / "ChestX-Ray8.csv"),
+        "code": "any",
+        "shard": "0",
+    }
+    assert files == {"truth", "chexmask"}
+    run_rule(job)
+    assert np.array_equal(read_chexmask(tmp_path / "ChestX-Ray8.csv")["a.png"].lungs(), lungs)
+    assert "1 ground-truth lung masks written" in (tmp_path / "job.log").read_text()
