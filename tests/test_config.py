@@ -475,3 +475,35 @@ def test_the_table_of_bounds_lists_every_bounded_field_of_the_model() -> None:
         if name in model.__annotations__ and _bounded(field.annotation, field.metadata)
     }
     assert bounded == {(model.__name__, name) for model, name, *_ in BOUNDS}
+
+
+def test_each_kind_of_problem_reads_as_one_exact_line() -> None:
+    """A type error shows the value given; a rule on a whole section speaks for itself; a rule on a key is
+    prefixed by its key; an unknown key lists its section's keys."""
+
+    def problems(model, values, where=""):
+        with pytest.raises(ConfigError) as info:
+            parse(model, values, where)
+        return [line[4:] for line in str(info.value).splitlines() if line.startswith("  - ")]
+
+    assert problems(cfg.LooseSettings, {"radius": "wide"}) == [
+        "radius: Input should be a valid number, unable to parse string as a number (got 'wide')"
+    ]
+    assert problems(cfg.SegmenterSettings, {"arch": "litemedsam", "image_size": 1024}) == [
+        "image_size: LiteMedSAM takes 256, not 1024"
+    ]
+    assert problems(cfg.CompareSettings, {"pairs": [["tight", "tight"]]}) == [
+        "pairs: [tight, tight] compares a condition with itself"
+    ]
+    assert problems(cfg.LooseSettings, {"radius": 4, "unit": "px"}) == [
+        "unit: unknown key; allowed here: ['radius', 'units']"
+    ]
+    assert problems(cfg.Config, {"loose": {"radiuss": 4}}) == [
+        "loose.radiuss: unknown key; allowed here: ['radius', 'units']"
+    ]
+    assert problems(cfg.LooseSettings, {"radius": -1}, where="loose") == [
+        "loose.radius: Input should be greater than or equal to 0 (got -1)"
+    ]
+    assert problems(cfg.FigureSettings, {"dpi": 0}) == [
+        "dpi: Input should be greater than or equal to 10 (got 0)"
+    ]
