@@ -257,6 +257,33 @@ def test_a_corrupt_image_is_marked_with_skip(image_files, tmp_path):
     assert index["cache_row"].tolist() == [0, 1, 2, 3, 4]
     # the manifest records the digest even of the corrupt file, so a re-download can be checked against it
     assert index["sha256"].tolist() == [hashlib.sha256(p.read_bytes()).hexdigest() for p in images]
+    assert index["error"].tolist() == errors and list(index.columns)[-4:] == [
+        "cache_row",
+        "sha256",
+        "ok",
+        "error",
+    ]
+
+
+def test_skipped_images_are_logged_one_by_one_and_counted(image_files, tmp_path, caplog):
+    images, _ = image_files
+    with caplog.at_level("WARNING", logger="cxrmask.classify.cache"):
+        errors, _ = build_cache(images, 32, tmp_path / "cache.npy", on_bad="skip")
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"skipped: {errors[3]}" in messages
+    assert "1 of 5 files could not be decoded and are marked in the index" in messages
+
+
+def test_a_file_that_cannot_be_read_has_no_digest(tmp_path):
+    missing = [tmp_path / "gone.png", tmp_path / "also_gone.png"]
+    write_png(tmp_path / "fine.png", np.full((8, 8), 7, np.uint8))
+    errors, digests = build_cache([*missing, tmp_path / "fine.png"], 8, tmp_path / "c.npy", on_bad="skip")
+    assert digests[:2] == ["", ""] and len(digests[2]) == 64
+    assert "gone.png: cannot read" in errors[0]
+    with pytest.raises(
+        InputError, match=r"none of the 2 files could be decoded \(first: .*/gone\.png: cannot"
+    ):
+        build_cache(missing, 8, tmp_path / "d.npy", on_bad="skip")
 
 
 def test_a_corrupt_image_fails_with_fail_and_leaves_no_file(image_files, tmp_path):
