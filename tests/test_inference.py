@@ -23,6 +23,7 @@ from cxrmask.config import (
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import read_mask
 from cxrmask.segment.autoprompt import AutoPrompt
+from cxrmask.segment.boxhead import LungMapHead
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import finetune
@@ -366,3 +367,25 @@ def test_a_mask_on_the_decoders_grid_lands_on_the_same_fractions_of_each_image(s
     expected = np.zeros(shape, dtype=bool)
     expected[round(height / 8) : round(3 * height / 4), round(width / 4) : round(width / 2)] = True
     assert dice(mask, expected) > 0.99  # bilinear upsampling rounds only the corners
+
+
+@pytest.mark.parametrize("sign", [-1.0, 1.0])
+def test_the_lung_map_heads_agreement_enters_each_qc_row(trained, images, tmp_path, sign):
+    """A head that sees no lung anywhere disagrees with every mask (agreement 0, score 0, flagged); one
+    that sees lung everywhere agrees by 2f / (1 + f), f the mask's share of the decoder's grid."""
+    model, prior = trained
+    items, truth_dir = images
+    head = LungMapHead(channels=256, width=4).eval()
+    with torch.no_grad():
+        head.net[-1].weight.zero_()
+        head.net[-1].bias.fill_(50.0 * sign)
+    reference = QCReference.fit([read_mask(truth_dir / name) for name, _ in items[:2]])
+    prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0)
+    qc = generate_masks(model, items[:2], prompt, tmp_path, BASE, CPU, qc=reference)
+    if sign < 0:
+        assert (qc["map_agreement"] == 0.0).all() and (qc["qc_score"] == 0.0).all()
+        assert qc["flag"].all() and qc["reason"].str.contains("QC score 0.000 < 0.9").all()
+    else:
+        share = qc["raw_lung_fraction"]
+        np.testing.assert_allclose(qc["map_agreement"], 2 * share / (1 + share), atol=0.03)
+        np.testing.assert_allclose(qc["qc_score"], qc["agreement"] * qc["map_agreement"], rtol=1e-6)
