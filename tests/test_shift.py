@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from cxrmask.errors import InputError
-from cxrmask.shift import SHIFT_COLUMNS, shift_table
+from cxrmask.shift import SHIFT_COLUMNS, patient_groups, shift_table
 
 LABELS = ["Pneumonia", "Mass"]
 
@@ -170,3 +170,13 @@ def test_a_shifted_set_of_other_patients_is_resampled_apart(sets) -> None:
 def test_no_cells_is_refused() -> None:
     with pytest.raises(InputError, match="no cells to compare on the shifted test set"):
         shift_table({}, {}, LABELS, 0.05, 10, 0)
+
+
+def test_patients_fall_in_three_groups_by_the_sets_they_are_in() -> None:
+    patients, groups = patient_groups([5, 1, 3, 3, 9], [3, 7, 1, 8])
+    assert patients == [1, 3, 5, 7, 8, 9]
+    both, test_only, shifted_only = ([patients[i] for i in group] for group in groups)
+    assert (both, test_only, shifted_only) == ([1, 3], [5, 9], [7, 8])
+    assert all(group.dtype == np.int64 for group in groups)
+    _, twins = patient_groups([1, 2], [2, 1])
+    assert [len(g) for g in twins] == [2, 0, 0]

@@ -20,7 +20,7 @@ resample.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,19 @@ def _stratified_counts(
     return weights
 
 
+def patient_groups(test: Iterable, shifted: Iterable) -> tuple[list, list[NDArray[np.int64]]]:
+    """Every patient of either set, sorted, and the indices into that list of the patients in both sets,
+    in the test set only and in the shifted set only: the three groups resampled apart."""
+    in_test, in_shifted = set(test), set(shifted)
+    patients = sorted(in_test | in_shifted)
+    index = {patient: i for i, patient in enumerate(patients)}
+    groups = [
+        np.array([index[p] for p in sorted(group)], dtype=np.int64)
+        for group in (in_test & in_shifted, in_test - in_shifted, in_shifted - in_test)
+    ]
+    return patients, groups
+
+
 def shift_table(
     test: Mapping[Cell, pd.DataFrame],
     shifted: Mapping[Cell, pd.DataFrame],
@@ -119,13 +132,8 @@ def shift_table(
     if not test:
         raise InputError("no cells to compare on the shifted test set")
     first = next(iter(test))
-    in_test, in_shifted = set(test[first]["patient_id"]), set(shifted[first]["patient_id"])
-    patients = sorted(in_test | in_shifted)
+    patients, groups = patient_groups(test[first]["patient_id"], shifted[first]["patient_id"])
     patient_index = {patient: i for i, patient in enumerate(patients)}
-    groups = [
-        np.array([patient_index[p] for p in sorted(group)], dtype=np.int64)
-        for group in (in_test & in_shifted, in_test - in_shifted, in_shifted - in_test)
-    ]
     # macro AUROC over the findings with both classes in both sets, so the two means average alike
     findings = [
         i
