@@ -78,6 +78,49 @@ def test_full_plan_downloads_each_source_file_once(tmp_path):
     assert sorted(downloads) == sorted(expected)
 
 
+CHEXMASK_URL = (
+    "https://physionet.org/files/chexmask-cxr-segmentation-data/1.0.0/OriginalResolution/ChestX-Ray8.csv"
+)
+
+
+def test_a_chexmask_url_is_downloaded_once_and_checks_the_masks(tmp_path):
+    reference = overlay(tmp_path, "reference", {"nih": {"chexmask": CHEXMASK_URL}})
+    result = snakemake(
+        "-n",
+        "--configfile",
+        reference,
+        "--config",
+        f"results={tmp_path}/r",
+        f"resources_dir={tmp_path}/d",
+        workdir=tmp_path,
+    )
+    jobs = planned_jobs(result.stdout)
+    extra = {"download": 1, "compare_masks_reference": 1, "plot_masks_reference": 1}
+    assert jobs == {**FULL_PLAN, **{rule: FULL_PLAN.get(rule, 0) + n for rule, n in extra.items()}}
+    downloads = re.findall(rf"rule download:\n\s+output: {tmp_path}/d/downloads/(\S+)", result.stdout)
+    assert "reference/ChestX-Ray8.csv" in downloads
+    compare = next(
+        job for job in planned_job_files(result.stdout) if job["rule"] == "compare_masks_reference"
+    )
+    assert f"{tmp_path}/d/downloads/reference/ChestX-Ray8.csv" in compare["input"]
+
+
+def test_a_local_chexmask_file_is_read_where_it_is(tmp_path):
+    local = tmp_path / "ChestX-Ray8.csv.gz"
+    local.write_bytes(b"")
+    reference = overlay(tmp_path, "reference", {"nih": {"chexmask": str(local)}})
+    result = snakemake(
+        "-n", "--configfile", reference, "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d",
+        workdir=tmp_path,
+    )  # fmt: skip
+    jobs = planned_jobs(result.stdout)
+    assert jobs["download"] == FULL_PLAN["download"] and jobs["compare_masks_reference"] == 1
+    compare = next(
+        job for job in planned_job_files(result.stdout) if job["rule"] == "compare_masks_reference"
+    )
+    assert str(local) in compare["input"]
+
+
 def test_subset_of_archives_plans_only_those(tmp_path):
     subset = overlay(tmp_path, "subset", {"nih": {"archives": [1, 2]}})
     jobs = dry_run(
