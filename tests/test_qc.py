@@ -127,3 +127,9 @@ def test_prompt_agreement_is_the_mean_of_the_dice_with_each_moved_boxs_mask_comp
         assert len(set(np.round(dices, 6))) > 1  # the moves disagree, so mean, min and max differ
         agreement = prompt_agreement(model, embeddings, boxes, shift=shift)[index]
         assert agreement == pytest.approx(np.mean(dices), abs=1e-6)
+
+
+def test_every_setting_of_the_reference_travels_not_only_the_ranges(reference):
+    custom = QCReference(ranges=dict(reference.ranges), min_agreement=0.8, min_score=0.7)
+    again = QCReference.from_dict(custom.to_dict())
+    assert (again.min_agreement, again.min_score) == (0.8, 0.7) and again == custom
