@@ -394,6 +394,18 @@ def test_loose_radius_reruns_only_the_loose_branch(demo_run):
 
 
 @pytest.mark.slow
+def test_the_reference_threshold_reruns_only_the_mask_check_and_what_reads_it(demo_run):
+    jobs = dry_run(*with_overlay(demo_run, {"nih": {"chexmask_min_rca": 0.8}}))
+    assert set(jobs) == {
+        "compare_masks_reference",
+        "plot_masks_reference",
+        "summarise_claims",
+        "write_report",
+        "all",
+    }
+
+
+@pytest.mark.slow
 def test_new_backbone_trains_only_its_cells(demo_run):
     jobs = dry_run(*with_overlay(demo_run, {"classifier": {"backbones": ["resnet10t", "resnet14t"]}}))
     assert jobs["train_classifier"] == 3
