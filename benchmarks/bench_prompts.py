@@ -32,11 +32,10 @@ from cxrmask.segment.boxhead import train_box_head
 from cxrmask.segment.dataset import SegData, prepare
 from cxrmask.segment.evaluation import evaluate_prompts
 from cxrmask.segment.finetune import finetune
-from cxrmask.segment.fit import qc_table, qc_validation
+from cxrmask.segment.fit import calibrate_qc, qc_table, qc_validation
 from cxrmask.segment.models import load_segmenter
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import QCReference
 
 log = logging.getLogger("bench_prompts")
 
@@ -128,9 +127,10 @@ def main() -> None:
         model.eval()
         log.info("%s: best epoch %d in %.0f s", name, result.best["epoch"], time.perf_counter() - started)
         measure(name)
-    reference = QCReference.fit(train.masks)
+    bad_dice = FinetuneSettings().qc_bad_dice
+    reference = calibrate_qc(model, auto, embeddings[split["val"]].float(), val.masks, bad_dice)
     qc_rows, masks = qc_table(model, auto, reference, test_embeddings)
-    qc = qc_validation(qc_rows, masks, test.masks)
+    qc = qc_validation(qc_rows, masks, test.masks, bad_dice)
     print(write(args.out, counts, rows, qc), flush=True)
 
 

@@ -5,8 +5,9 @@
 Same data, split and cached embeddings as benchmarks/bench_prompts.py; fine-tunes the default recipe
 (ground-truth boxes), prompts the test images with the default no-ground-truth prompt (head box, refined),
 and prints, for each candidate QC signal, its Spearman correlation with the masks' true Dice on the
-validation split (where the library's score was chosen: prompt agreement at a 3% box move times agreement
-with the lung-map head) and on the test split (reported).
+validation split and on the test split, and the library's QC (head agreement calibrated on the validation
+split, cxrmask.segment.fit.calibrate_qc) judged on each: Spearman, and the flag's precision and recall for
+masks with Dice below finetune.qc_bad_dice.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from cxrmask.config import FinetuneSettings, HeadSettings, SegmenterSettings
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import train_box_head
 from cxrmask.segment.finetune import finetune
+from cxrmask.segment.fit import calibrate_qc, qc_table, qc_validation
 from cxrmask.segment.models import load_segmenter
 from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import QCReference, prompt_agreement
+from cxrmask.segment.qc import prompt_agreement
 from cxrmask.segment.scoring import mask_scores
 
 log = logging.getLogger("bench_qc")
@@ -40,7 +42,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / total) if total else 1.0
 
 
-def signals(model, auto: AutoPrompt, reference: QCReference, embeddings: torch.Tensor, truth: np.ndarray):
+def signals(model, auto: AutoPrompt, embeddings: torch.Tensor, truth: np.ndarray):
     """Candidate signals and the true Dice per item."""
     out: dict[str, list[float]] = {}
     masks = []
@@ -56,8 +58,6 @@ def signals(model, auto: AutoPrompt, reference: QCReference, embeddings: torch.T
                 raw = item > 0
                 cleaned = clean_mask(raw)
                 masks.append(cleaned)
-                row = reference.assess(raw, cleaned, 1.0)
-                out.setdefault("shape_only", []).append(row["qc_score"])
                 out.setdefault("head_vs_decoder", []).append(dice(clean_mask(head_map[i]), cleaned))
                 out.setdefault("prior_vs_default", []).append(
                     dice(clean_mask(prior_logits[i].numpy() > 0), cleaned)
@@ -66,8 +66,8 @@ def signals(model, auto: AutoPrompt, reference: QCReference, embeddings: torch.T
                 out.setdefault("neg_boundary_band", []).append(-float(band))
     true = mask_scores(np.stack(masks), truth)["dice"]
     values = {name: np.array(v) for name, v in out.items()}
-    # The library's score (cxrmask.segment.qc.QCReference.assess): prompt agreement x head agreement.
-    values["qc_score"] = values["agreement_0.03"] * values["head_vs_decoder"]
+    # The score before this library's calibration: prompt agreement x head agreement.
+    values["agreement_x_head"] = values["agreement_0.03"] * values["head_vs_decoder"]
     return values, true
 
 
@@ -103,11 +103,14 @@ def main() -> None:
     model.load_state_dict(result.state)
     model.eval()
     auto = AutoPrompt(prior=prior, head=head, start="head", steps=3, margin=0.01)
-    reference = QCReference.fit(train.masks)
-    table = {}
+    bad_dice = FinetuneSettings().qc_bad_dice
+    reference = calibrate_qc(model, auto, embeddings[split["val"]].float(), val.masks, bad_dice)
+    table = {"calibration": reference.to_dict()}
     for name, items in (("val", val), ("test", test)):
-        values, true = signals(model, auto, reference, embeddings[split[name]], items.masks)
+        values, true = signals(model, auto, embeddings[split[name]], items.masks)
         table[name] = {key: float(spearmanr(v, true).statistic) for key, v in values.items()}
+        rows, masks = qc_table(model, auto, reference, embeddings[split[name]].float())
+        table[name]["library_qc"] = qc_validation(rows, masks, items.masks, bad_dice)
         np.savez(f"/tmp/cxrmask_bench_qc_{name}.npz", true=true, **values)
     print(json.dumps(table, indent=1))
 

@@ -94,9 +94,10 @@ def test_planted_bad_inputs_fail_by_name_or_are_skipped_and_counted(tiny_copy):
 
     # no chest on the image: a mask is made, QC flags it with its reasons, and the log names it
     blank = qc.set_index("image").loc[names["blank"]]
-    assert bool(blank["flag"]) and "components" in blank["reason"]
+    assert bool(blank["flag"]) and "lungs in one body" in blank["reason"]
+    assert "estimated Dice" in blank["reason"]
     assert qc.set_index("image").drop(index=names["blank"])["qc_score"].min() > blank["qc_score"]
-    assert "QC flagged" in logs and "finetune.qc_min_score" in logs
+    assert "QC flagged" in logs and "finetune.qc_bad_dice" in logs
 
     # the fine-tuning pair without its mask is left out, counted and named with the key that pairs them
     unpaired = _unpair(results)

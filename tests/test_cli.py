@@ -137,6 +137,12 @@ def test_errors_are_one_line_and_exit_1(tmp_path, capfd):
     )
     error = capfd.readouterr().err
     assert "not a cxrmask segmenter bundle" in error and "Traceback" not in error
+    older = tmp_path / "older.pt"
+    torch.save({"meta": {"format": "cxrmask-segmenter/1"}, "model": {}}, older)
+    command = ["seg-predict", "--model", str(older), "--images", str(tmp_path), "--out", str(tmp_path)]
+    assert main(command) == 1
+    error = capfd.readouterr().err
+    assert "of another cxrmask version (format 'cxrmask-segmenter/1'" in error and "seg-finetune" in error
 
 
 def test_the_console_script_is_declared():

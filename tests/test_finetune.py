@@ -207,7 +207,8 @@ def test_the_stage_writes_best_weights_history_and_summary(tmp_path):
     assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (6, 2, 2)
     assert set(summary["test"]["finetuned"]) == {"truth", "prior", "prior_refined", "head", "head_refined"}
     assert summary["test"]["finetuned"]["truth"]["n"] == 2
-    assert summary["qc_test"]["n"] == 2
+    assert summary["qc_test"]["n"] == 2 and summary["qc_val"]["n"] == 2
+    assert summary["qc_calibration"]["n_calibration"] == 2 and summary["qc_calibration"]["bad_dice"] == 0.93
     assert not (tmp_path / "model.resume.pt").exists()
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2]

@@ -247,7 +247,7 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
     """generate_masks then dilate_masks over three shards of three images, one of them corrupt and skipped."""
     model, prior = trained
     items, truth_dir = images
-    reference = QCReference.fit([read_mask(path) for path in sorted(truth_dir.glob("*.png"))])
+    reference = QCReference(bad_dice=0.93, dice_offset=0.01, n_calibration=3)
     SegmenterBundle(model, AutoPrompt(prior=prior, start="prior", steps=1), reference).save(
         tmp_path / "model.pth"
     )
@@ -311,7 +311,7 @@ def test_the_stage_segments_its_shard_and_dilates_it(trained, images, tmp_path):
 
 def test_an_unreadable_image_fails_its_shard_by_name(trained, tmp_path):
     model, prior = trained
-    reference = QCReference.fit([np.ones((8, 8), bool)])
+    reference = QCReference(bad_dice=0.93)
     SegmenterBundle(model, AutoPrompt(prior=prior, start="prior", steps=0), reference).save(
         tmp_path / "model.pth"
     )
@@ -342,7 +342,7 @@ def test_the_refined_prompt_and_qc_rows_without_ground_truth(trained, images, tm
     """The default prompt re-prompts from the prior box; each row gets a QC score, flag and reason."""
     model, prior = trained
     items, truth_dir = images
-    reference = QCReference.fit([read_mask(truth_dir / name) for name, _ in items[:2]])
+    reference = QCReference(bad_dice=0.93)
     prompt = AutoPrompt(prior=prior, start="prior", steps=2)
     qc = generate_masks(model, items[:2], prompt, tmp_path, BASE, CPU, truth_dir=truth_dir, qc=reference)
     assert (qc["dice"] > 0.6).all()
@@ -372,20 +372,21 @@ def test_a_mask_on_the_decoders_grid_lands_on_the_same_fractions_of_each_image(s
 @pytest.mark.parametrize("sign", [-1.0, 1.0])
 def test_the_lung_map_heads_agreement_enters_each_qc_row(trained, images, tmp_path, sign):
     """A head that sees no lung anywhere disagrees with every mask (agreement 0, score 0, flagged); one
-    that sees lung everywhere agrees by 2f / (1 + f), f the mask's share of the decoder's grid."""
+    that sees lung everywhere agrees by 2f / (1 + f), f the mask's share of the decoder's grid, and the
+    score is that agreement plus the calibration's offset."""
     model, prior = trained
-    items, truth_dir = images
+    items, _ = images
     head = LungMapHead(channels=256, width=4).eval()
     with torch.no_grad():
         head.net[-1].weight.zero_()
         head.net[-1].bias.fill_(50.0 * sign)
-    reference = QCReference.fit([read_mask(truth_dir / name) for name, _ in items[:2]])
+    reference = QCReference(bad_dice=0.93, dice_offset=0.05, n_calibration=4)
     prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0)
     qc = generate_masks(model, items[:2], prompt, tmp_path, BASE, CPU, qc=reference)
     if sign < 0:
-        assert (qc["map_agreement"] == 0.0).all() and (qc["qc_score"] == 0.0).all()
-        assert qc["flag"].all() and qc["reason"].str.contains("QC score 0.000 < 0.9").all()
+        assert (qc["map_agreement"] == 0.0).all() and (qc["qc_score"] == pytest.approx(0.05)).all()
+        assert qc["flag"].all() and qc["reason"].str.contains("estimated Dice 0.050 < 0.93").all()
     else:
         share = qc["raw_lung_fraction"]
         np.testing.assert_allclose(qc["map_agreement"], 2 * share / (1 + share), atol=0.03)
-        np.testing.assert_allclose(qc["qc_score"], qc["agreement"] * qc["map_agreement"], rtol=1e-6)
+        np.testing.assert_allclose(qc["qc_score"], np.minimum(qc["map_agreement"] + 0.05, 1.0), rtol=1e-6)

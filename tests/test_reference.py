@@ -22,7 +22,6 @@ from cxrmask.errors import InputError
 from cxrmask.imageio import write_png
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.reference import (
-    BAD_DICE,
     dice_by_finding,
     fit_to,
     markdown_lines,
@@ -164,8 +163,8 @@ def test_the_qc_flag_is_judged_by_the_reference_dice():
             "flag": [True, True, False, True, False, False],
         }
     )
-    result = qc_against_reference(scored, qc)
-    assert result["n"] == 6 and result["bad_dice"] == BAD_DICE
+    result = qc_against_reference(scored, qc, 0.93)
+    assert result["n"] == 6 and result["bad_dice"] == 0.93
     assert result["n_bad"] == 2 and result["n_flagged"] == 3
     # Flagged: f (0.96, good), e (0.80, bad), c (0.95, good); bad: d and e.
     assert result["flag_precision"] == pytest.approx(1 / 3) and result["flag_recall"] == pytest.approx(1 / 2)
@@ -173,7 +172,7 @@ def test_the_qc_flag_is_judged_by_the_reference_dice():
     assert result["spearman_qc_dice"] == pytest.approx(
         spearmanr(merged["qc_score"], merged["dice"]).statistic
     )
-    assert np.isnan(qc_against_reference(scored, qc.assign(flag=False))["flag_precision"])
+    assert np.isnan(qc_against_reference(scored, qc.assign(flag=False), 0.93)["flag_precision"])
 
 
 def test_the_stages_encode_a_ground_truth_score_the_shards_masks_and_draw_the_figure(tmp_path):
@@ -210,6 +209,7 @@ def test_the_stages_encode_a_ground_truth_score_the_shards_masks_and_draw_the_fi
         **out,
         labels=["Edema", "Mass"],
         min_rca=0.7,
+        bad_dice=0.93,
         settings=EvaluateSettings(n_boot=100),
         seed=0,
     )

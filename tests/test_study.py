@@ -203,7 +203,23 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
                         "head_refined": {"dice_mean": 0.9, "dice_p10": 0.8, "iou_mean": 0.8, "hd95_mean": 4.0}
                     }
                 },
-                "qc_test": {"spearman_qc_dice": 0.5, "flagged": 0, "n": 1},
+                "qc_calibration": {"bad_dice": 0.93, "dice_offset": 0.025, "n_calibration": 1},
+                "qc_val": {
+                    "spearman_qc_dice": None,
+                    "flagged": 0,
+                    "n": 1,
+                    "n_bad": 0,
+                    "flag_precision": None,
+                    "flag_recall": None,
+                },
+                "qc_test": {
+                    "spearman_qc_dice": 0.5,
+                    "flagged": 1,
+                    "n": 1,
+                    "n_bad": 1,
+                    "flag_precision": 1.0,
+                    "flag_recall": 1.0,
+                },
                 "zero_shot_val_dice": 0.5,
                 "finetuned_val_dice": 0.6,
                 "zero_shot_val_dice_prior_box": 0.4,
@@ -229,6 +245,9 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
     assert "\n## The paper's claims against this run\n" in report
     assert report.index("## The paper's claims") < report.index("## Curated NIH subset")
     assert "## Test AUROC (mean ± sd over seeds)" in report
+    assert "head plus +0.0250, calibrated on 1 validation masks; a mask is flagged below 0.93" in report
+    assert "| val | 1 | n/a | 0 | 0 | n/a | n/a |" in report
+    assert "| test | 1 | 0.50 | 1 | 1 | 100% | 100% |" in report
 
 
 @pytest.mark.parametrize("fmt", ["png", "pdf", "svg"])

@@ -312,10 +312,10 @@ class FinetuneSettings(Section):
     refine_margin: float = Field(
         0.01, ge=0, le=0.2, description="widening of a mask's box before re-prompting, fraction of the side"
     )
-    qc_min_agreement: float = Field(
-        0.95, ge=0, le=1, description="QC flags a mask whose Dice with moved-box masks is below this"
+    qc_bad_dice: Fraction = Field(
+        0.93,
+        description="QC flags a mask whose estimated Dice (calibrated on the validation split) is below this",
     )
-    qc_min_score: float = Field(0.9, ge=0, le=1, description="QC flags a mask whose score is below this")
     checkpointing: bool = Field(
         False, description="recompute ViT blocks in the backward pass: less memory, more time (full, SAM ViT)"
     )

@@ -117,6 +117,7 @@ rule compare_masks_reference:
     params:
         labels=LABELS,
         min_rca=config["nih"]["chexmask_min_rca"],
+        bad_dice=config["finetune"]["qc_bad_dice"],
         settings=config["evaluate"],
         seed=config["seed"],
         code=code_version("compare_masks_reference"),

@@ -25,7 +25,7 @@ from cxrmask.segment.models import PromptableSegmenter, build_segmenter
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.segment.qc import QCReference
 
-FORMAT = "cxrmask-segmenter/1"
+FORMAT = "cxrmask-segmenter/2"
 
 
 @dataclasses.dataclass
@@ -63,7 +63,13 @@ class SegmenterBundle:
             raise InputError(f"{path}: model file not found. Make one with `cxrmask seg-finetune`.")
         payload = torch.load(path, map_location="cpu", weights_only=True)
         meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
-        if meta.get("format") != FORMAT:
+        found = meta.get("format")
+        if isinstance(found, str) and found.startswith("cxrmask-segmenter/") and found != FORMAT:
+            raise InputError(
+                f"{path}: a segmenter bundle of another cxrmask version (format {found!r}; this one reads "
+                f"{FORMAT!r}). Make it again with `cxrmask seg-finetune`, or rerun the rule finetune_medsam."
+            )
+        if found != FORMAT:
             raise InputError(
                 f"{path}: not a cxrmask segmenter bundle (no {FORMAT!r} format tag). "
                 "Make one with `cxrmask seg-finetune`."

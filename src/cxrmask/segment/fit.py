@@ -1,10 +1,11 @@
-"""Fine-tune a segmenter into a bundle, scored honestly: train fits, val selects, test reports.
+"""Fine-tune a segmenter into a bundle, scored honestly: train fits, val selects and calibrates, test reports.
 
 The encoder runs once per image (decoder mode); the lung-map head, the
-decoder and every evaluation reuse those embeddings. The summary carries,
-for the zero-shot and the fine-tuned model and for each prompt, the test
-split's mean and 10th-percentile Dice, IoU and HD95, and how well the QC
-score ranks the test masks by their true Dice.
+decoder and every evaluation reuse those embeddings. QC's estimated Dice is
+calibrated on the validation split. The summary carries, for the zero-shot
+and the fine-tuned model and for each prompt, the test split's mean and
+10th-percentile Dice, IoU and HD95, and on validation and test how well the
+QC score ranks masks by their true Dice and how right its flag is.
 """
 
 from __future__ import annotations
@@ -77,21 +78,35 @@ def qc_table(
 
 
 def qc_validation(
-    rows: list[dict[str, Any]], masks: np.ndarray, truth: np.ndarray
+    rows: list[dict[str, Any]], masks: np.ndarray, truth: np.ndarray, bad_dice: float
 ) -> dict[str, float | None]:
-    """Spearman of QC score with true Dice, and the Dice of flagged against unflagged masks (None
-    where a group is empty or the scores are all equal)."""
+    """Spearman of QC score with true Dice, the flag's precision and recall for masks with Dice below
+    ``bad_dice``, and the Dice of flagged against unflagged masks (None where undefined)."""
     dice = mask_scores(masks, truth)["dice"]
     scores = np.array([row["qc_score"] for row in rows])
     flags = np.array([row["flag"] for row in rows], dtype=bool)
+    bad = dice < bad_dice
     rho = spearmanr(scores, dice).statistic if len(set(scores)) > 1 else None
     return {
         "spearman_qc_dice": None if rho is None else float(rho),
         "flagged": int(flags.sum()),
         "n": len(rows),
+        "n_bad": int(bad.sum()),
+        "flag_precision": float((bad & flags).sum() / flags.sum()) if flags.any() else None,
+        "flag_recall": float((bad & flags).sum() / bad.sum()) if bad.any() else None,
         "dice_flagged_mean": float(dice[flags].mean()) if flags.any() else None,
         "dice_unflagged_mean": float(dice[~flags].mean()) if (~flags).any() else None,
     }
+
+
+def calibrate_qc(
+    model: PromptableSegmenter, auto: AutoPrompt, embeddings: torch.Tensor, truth: np.ndarray, bad_dice: float
+) -> QCReference:
+    """The QC reference calibrated on held-out masks (the validation split's): their scores with no
+    offset against their true Dice, with the bundle's own prompt."""
+    rows, masks = qc_table(model, auto, QCReference(bad_dice=bad_dice), embeddings)
+    scores = np.array([row["qc_score"] for row in rows])
+    return QCReference.calibrate(scores, mask_scores(masks, truth)["dice"], bad_dice)
 
 
 def fit_segmenter(
@@ -113,9 +128,6 @@ def fit_segmenter(
         raise InputError("the fine-tuning set has no test split: set seg_data.test_fraction above 0.")
     model.to(device).eval()
     train = data.subset("train")
-    reference = QCReference.fit(
-        train.masks, min_agreement=settings.qc_min_agreement, min_score=settings.qc_min_score
-    )
     embeddings = encode_all(model, data.images)
     test = data.subset("test")
     options = {
@@ -145,6 +157,10 @@ def fit_segmenter(
     head = _head(embeddings, data, settings.head, seed) if settings.mode == "full" else zero_auto.head.cpu()
     auto = _on(device, AutoPrompt(prior=prior, head=head, **options))
     finetuned = evaluate_prompts(model, auto, test_embeddings, test)
+    val = data.subset("val")
+    val_embeddings = _split_embeddings(embeddings, data, "val").to(device)
+    reference = calibrate_qc(model, auto, val_embeddings, val.masks, settings.qc_bad_dice)
+    val_rows, val_masks = qc_table(model, auto, reference, val_embeddings)
     rows, masks = qc_table(model, auto, reference, test_embeddings)
     summary = {
         "n_train": len(train),
@@ -157,10 +173,18 @@ def fit_segmenter(
         "finetuned_val_dice": result.best["val_dice"],
         "finetuned_val_dice_prior_box": result.best["val_dice_prior_box"],
         "test": {"zero_shot": zero_shot, "finetuned": finetuned},
-        "qc_test": qc_validation(rows, masks, test.masks),
+        "qc_calibration": reference.to_dict(),
+        "qc_val": qc_validation(val_rows, val_masks, val.masks, settings.qc_bad_dice),
+        "qc_test": qc_validation(rows, masks, test.masks, settings.qc_bad_dice),
     }
     log.info(
         "test Dice by prompt (fine-tuned): %s", {k: round(v["dice_mean"], 4) for k, v in finetuned.items()}
     )
-    log.info("QC on test: %s", summary["qc_test"])
+    log.info(
+        "QC calibrated on %d validation masks (offset %+.4f); on validation: %s; on test: %s",
+        reference.n_calibration,
+        reference.dice_offset,
+        summary["qc_val"],
+        summary["qc_test"],
+    )
     return SegmenterBundle(model.cpu(), _on(torch.device("cpu"), auto), reference, summary), result

@@ -29,8 +29,6 @@ from cxrmask.stats import resample_counts
 
 log = logging.getLogger(__name__)
 
-BAD_DICE = 0.93
-"""A mask below this Dice with its reference is one a QC flag should catch."""
 REFERENCE_COLUMNS = ("image", "patient_id", "dice", "hd95", "rca_mean")
 
 
@@ -137,9 +135,7 @@ def _side_summary(side: str, values: np.ndarray) -> dict[str, float]:
     return {f"dice_{side}_mean": float(values.mean()), f"dice_{side}_p10": float(np.percentile(values, 10))}
 
 
-def qc_against_reference(
-    scored: pd.DataFrame, qc: pd.DataFrame, bad_dice: float = BAD_DICE
-) -> dict[str, float]:
+def qc_against_reference(scored: pd.DataFrame, qc: pd.DataFrame, bad_dice: float) -> dict[str, float]:
     """How well the no-ground-truth QC ranks and flags masks, judged by their Dice with the reference.
 
     Spearman's correlation of the QC score with Dice, and for masks with

@@ -30,12 +30,14 @@ def compare_masks_reference(
     qc: str,
     labels: Sequence[str],
     min_rca: float,
+    bad_dice: float,
     settings: EvaluateSettings,
     seed: int,
 ) -> pd.DataFrame:
     """Score the masks of ``subset``'s images (in the shard folders ``masks``, listed by the shard
     ``tables``) against ``reference`` (a CheXmask CSV); write the per-image table, the by-finding table
-    and the QC check (JSON). The No Finding column is among the findings compared."""
+    and the QC check (JSON), which judges the flag by ``bad_dice``, the Dice below which QC is meant to
+    flag a mask (``finetune.qc_bad_dice``). The No Finding column is among the findings compared."""
     curated = pd.read_csv(subset)
     shard_tables = [pd.read_csv(path) for path in tables]
     folder_of = {
@@ -56,10 +58,10 @@ def compare_masks_reference(
     by_finding = dice_by_finding(scored, curated, compared, settings.n_boot, settings.alpha, seed)
     qc_rows = pd.concat(shard_tables, ignore_index=True)
     if {"qc_score", "flag"} <= set(qc_rows.columns):
-        check = {"available": True, **qc_against_reference(scored, qc_rows)}
+        check = {"available": True, **qc_against_reference(scored, qc_rows, bad_dice)}
     else:
         log.info("the masks carry no QC score (a segmenter without a QC reference): no QC check")
-        check = {"available": False}
+        check = {"available": False, "bad_dice": bad_dice}
     write_csv(table, scored)
     write_csv(findings, by_finding)
     write_json(qc, check)

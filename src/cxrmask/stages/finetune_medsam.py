@@ -82,7 +82,13 @@ def finetune_medsam(
     recorder.log_metrics(
         {
             **_test_metrics(scores),
-            **{f"qc_test_{k}": v for k, v in scores["qc_test"].items() if v is not None},
+            **{
+                f"qc_{split}_{k}": v
+                for split in ("val", "test")
+                for k, v in scores[f"qc_{split}"].items()
+                if v is not None
+            },
+            "qc_dice_offset": scores["qc_calibration"]["dice_offset"],
         }
     )
     recorder.log_artifact(history)

@@ -113,7 +113,7 @@ def _log_flagged(qc: pd.DataFrame, table: str) -> None:
     first = flagged.iloc[0]
     log.warning(
         "QC flagged %d of %d masks (listed in %s; the report shows the worst), first %s: %s. "
-        "finetune.qc_min_score and finetune.qc_min_agreement set the thresholds.",
+        "finetune.qc_bad_dice sets the estimated Dice below which a mask is flagged.",
         len(flagged),
         len(qc),
         table,

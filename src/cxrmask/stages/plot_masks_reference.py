@@ -10,7 +10,6 @@ import pandas as pd
 
 from cxrmask import study_figures
 from cxrmask.config import FigureSettings
-from cxrmask.segment.reference import BAD_DICE
 
 
 def plot_masks_reference(
@@ -29,4 +28,4 @@ def plot_masks_reference(
     shards = (
         pd.concat([pd.read_csv(path) for path in tables], ignore_index=True) if check["available"] else None
     )
-    study_figures.masks_vs_reference(scored, curated, shards, check.get("bad_dice", BAD_DICE), figure, style)
+    study_figures.masks_vs_reference(scored, curated, shards, check["bad_dice"], figure, style)

@@ -45,18 +45,41 @@ def _test_table(finetune: Mapping) -> list[str]:
         for model, by_prompt in finetune["test"].items()
         for prompt, numbers in by_prompt.items()
     ]
-    qc = finetune["qc_test"]
-    rho = "n/a" if qc["spearman_qc_dice"] is None else f"{qc['spearman_qc_dice']:.2f}"
     return [
         f"Test split ({finetune['n_test']} images; masks cleaned, HD95 in pixels of the decoder's grid); "
         f"the no-ground-truth prompt is `{finetune['default_prompt']}`:",
         "",
         _table(pd.DataFrame(rows), digits=4, column_digits={"HD95 mean (px)": 1}),
         "",
-        f"QC without ground truth on the test split: Spearman correlation of the QC score with the true "
-        f"Dice {rho}; {qc['flagged']} of {qc['n']} masks flagged.",
+        *_qc_lines(finetune),
         "",
     ]
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _qc_lines(finetune: Mapping) -> list[str]:
+    """QC's calibration and how right it is on the validation split (where it was calibrated) and on the
+    test split: Spearman of the estimated Dice with the true Dice, the flag's precision and recall."""
+    calibration = finetune["qc_calibration"]
+    lines = [
+        f"QC without ground truth: the estimated Dice is the agreement with the lung-map head plus "
+        f"{calibration['dice_offset']:+.4f}, calibrated on {calibration['n_calibration']} validation masks; "
+        f"a mask is flagged below {calibration['bad_dice']} or with its lungs in one body.",
+        "",
+        "| split | masks | Spearman with true Dice | flagged | bad | flag precision | flag recall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for split in ("val", "test"):
+        qc = finetune[f"qc_{split}"]
+        rho = "n/a" if qc["spearman_qc_dice"] is None else f"{qc['spearman_qc_dice']:.2f}"
+        lines.append(
+            f"| {split} | {qc['n']} | {rho} | {qc['flagged']} | {qc['n_bad']} | "
+            f"{_share(qc['flag_precision'])} | {_share(qc['flag_recall'])} |"
+        )
+    return lines
 
 
 def _segmentation_section(
