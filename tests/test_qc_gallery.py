@@ -19,7 +19,12 @@ def test_the_worst_scored_masks_are_shown_worst_first_with_their_reason(tmp_path
         tmp_path / "index.csv", index=False
     )
     scores = [0.97, 0.41, 0.88, 0.12]
-    reasons = ["", "balance 0.1 low (range 0.5-1)", "", "unstable under moved prompts (agreement 0.6 < 0.95)"]
+    reasons = [
+        "",
+        "lungs in one body (expected two)",
+        "",
+        "estimated Dice 0.120 < 0.93 (head agreement 0.090, calibration offset +0.030); lungs in one body",
+    ]
     for shard, part in enumerate((slice(0, 2), slice(2, 4))):
         folder = tmp_path / f"tight{shard}"
         for name in names[part]:
@@ -38,7 +43,7 @@ def test_the_worst_scored_masks_are_shown_worst_first_with_their_reason(tmp_path
     assert (tmp_path / "qc.png").stat().st_size > 0
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == [
-        f"{names[3]}\nQC 0.12: unstable under moved prompts",
-        f"{names[1]}\nQC 0.41: balance 0.1 low",
+        f"{names[3]}\nQC 0.12: estimated Dice 0.120 < 0.93",
+        f"{names[1]}\nQC 0.41: lungs in one body",
         f"{names[2]}\nQC 0.88: not flagged",
     ]
