@@ -30,7 +30,7 @@ from cxrmask.segment.finetune import FinetuneResult, finetune
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import QCReference, map_agreement, prompt_agreement
+from cxrmask.segment.qc import QCReference, flag_precision_recall, map_agreement, prompt_agreement
 from cxrmask.segment.scoring import mask_scores
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,15 @@ def qc_validation(
     dice = mask_scores(masks, truth)["dice"]
     scores = np.array([row["qc_score"] for row in rows])
     flags = np.array([row["flag"] for row in rows], dtype=bool)
-    bad = dice < bad_dice
+    precision, recall = flag_precision_recall(flags, dice, bad_dice)
     rho = spearmanr(scores, dice).statistic if len(set(scores)) > 1 else None
     return {
         "spearman_qc_dice": None if rho is None else float(rho),
         "flagged": int(flags.sum()),
         "n": len(rows),
-        "n_bad": int(bad.sum()),
-        "flag_precision": float((bad & flags).sum() / flags.sum()) if flags.any() else None,
-        "flag_recall": float((bad & flags).sum() / bad.sum()) if bad.any() else None,
+        "n_bad": int((dice < bad_dice).sum()),
+        "flag_precision": precision,
+        "flag_recall": recall,
         "dice_flagged_mean": float(dice[flags].mean()) if flags.any() else None,
         "dice_unflagged_mean": float(dice[~flags].mean()) if (~flags).any() else None,
     }

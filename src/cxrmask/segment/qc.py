@@ -87,6 +87,18 @@ def map_agreement(head: LungMapHead, embeddings: torch.Tensor, masks: np.ndarray
     return np.asarray(out, dtype=np.float64)
 
 
+def flag_precision_recall(
+    flags: np.ndarray, dice: np.ndarray, bad_dice: float
+) -> tuple[float | None, float | None]:
+    """How right a QC flag is, judged by true Dice: the share of flagged masks below ``bad_dice``
+    (precision) and the share of those masks flagged (recall); None where a group is empty."""
+    flags, bad = np.asarray(flags, dtype=bool), np.asarray(dice) < bad_dice
+    caught = (bad & flags).sum()
+    precision = float(caught / flags.sum()) if flags.any() else None
+    recall = float(caught / bad.sum()) if bad.any() else None
+    return precision, recall
+
+
 @dataclasses.dataclass(frozen=True)
 class QCReference:
     """How the agreement with the lung-map head becomes an estimated Dice, and the Dice QC flags below.

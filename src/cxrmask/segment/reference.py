@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from cxrmask.chexmask import ChexmaskRow
 from cxrmask.errors import InputError
+from cxrmask.segment.qc import flag_precision_recall
 from cxrmask.segment.scoring import mask_scores
 from cxrmask.stats import resample_counts
 
@@ -145,6 +146,7 @@ def qc_against_reference(scored: pd.DataFrame, qc: pd.DataFrame, bad_dice: float
     table = scored.merge(qc[["image", "qc_score", "flag"]], on="image", how="inner", validate="one_to_one")
     bad = table["dice"].to_numpy() < bad_dice
     flagged = table["flag"].astype(bool).to_numpy()
+    precision, recall = flag_precision_recall(flagged, table["dice"].to_numpy(), bad_dice)
     rho = spearmanr(table["qc_score"], table["dice"]).statistic if len(table) > 2 else float("nan")
     return {
         "n": len(table),
@@ -152,8 +154,8 @@ def qc_against_reference(scored: pd.DataFrame, qc: pd.DataFrame, bad_dice: float
         "n_bad": int(bad.sum()),
         "n_flagged": int(flagged.sum()),
         "spearman_qc_dice": float(rho),
-        "flag_precision": float((bad & flagged).sum() / flagged.sum()) if flagged.any() else float("nan"),
-        "flag_recall": float((bad & flagged).sum() / bad.sum()) if bad.any() else float("nan"),
+        "flag_precision": float("nan") if precision is None else precision,
+        "flag_recall": float("nan") if recall is None else recall,
     }
 
 
