@@ -71,12 +71,14 @@ def seg_finetune(args: argparse.Namespace) -> dict:
     )
     model = load_segmenter(spec, args.checkpoint)
     prior = BoxPrior.fit(list(data.subset("train").masks), args.box_margin)
-    settings = FinetuneSettings(
-        mode=args.mode,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-    )
+    chosen_fit = {
+        "mode": args.mode,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "opacity_copies": args.opacity_copies,
+    }
+    settings = parse(FinetuneSettings, chosen_fit, where="seg-finetune")
     checkpoint = resume_path(args.out)
     bundle, result = fit_segmenter(
         model, data, prior, settings, resolve_device(args.device), args.seed, checkpoint
@@ -123,6 +125,12 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--epochs", type=int, default=20)
     fit.add_argument("--batch-size", type=int, default=8)
     fit.add_argument("--lr", type=float, default=1e-4)
+    fit.add_argument(
+        "--opacity-copies",
+        type=int,
+        default=FinetuneSettings().opacity_copies,
+        help="painted copies of each training image with opacities inside its lungs (0: none)",
+    )
     fit.add_argument("--val-fraction", type=float, default=0.2)
     fit.add_argument("--test-fraction", type=float, default=0.2)
     fit.add_argument("--box-margin", type=float, default=0.03, help="widening of the prior box, of the side")

@@ -312,6 +312,13 @@ class FinetuneSettings(Section):
     refine_margin: float = Field(
         0.01, ge=0, le=0.2, description="widening of a mask's box before re-prompting, fraction of the side"
     )
+    opacity_copies: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="painted copies of each training image, dense opacities inside its lungs and the mask "
+        "kept, so fine-tuning learns that a finding inside the outline is lung (0: none)",
+    )
     qc_bad_dice: Fraction = Field(
         0.93,
         description="QC flags a mask whose estimated Dice (calibrated on the validation split) is below this",

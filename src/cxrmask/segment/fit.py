@@ -28,6 +28,7 @@ from cxrmask.segment.dataset import SegData
 from cxrmask.segment.evaluation import evaluate_prompts
 from cxrmask.segment.finetune import FinetuneResult, finetune
 from cxrmask.segment.models import PromptableSegmenter
+from cxrmask.segment.opacities import with_opacities
 from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.segment.qc import QCReference, flag_precision_recall, map_agreement, prompt_agreement
@@ -127,7 +128,8 @@ def fit_segmenter(
     if not (data.split == "test").any():
         raise InputError("the fine-tuning set has no test split: set seg_data.test_fraction above 0.")
     model.to(device).eval()
-    train = data.subset("train")
+    n_train = int((data.split == "train").sum())
+    data = with_opacities(data, settings.opacity_copies, seed)
     embeddings = encode_all(model, data.images)
     test = data.subset("test")
     options = {
@@ -163,7 +165,8 @@ def fit_segmenter(
     val_rows, val_masks = qc_table(model, auto, reference, val_embeddings)
     rows, masks = qc_table(model, auto, reference, test_embeddings)
     summary = {
-        "n_train": len(train),
+        "n_train": n_train,
+        "n_train_painted": int((data.split == "train").sum()) - n_train,
         "n_val": int((data.split == "val").sum()),
         "n_test": len(test),
         "best_epoch": int(result.best["epoch"]),
