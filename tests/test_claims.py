@@ -14,21 +14,24 @@ from cxrmask.claims import (
     SUPPORTED,
     UNRESOLVED,
     ClaimRules,
+    Floor,
     best_claim,
     directional,
     equivalent,
     evaluate_claims,
     overall,
     summary_markdown,
+    undecidable,
     verdicts,
     write_summary,
 )
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.metrics import MACRO
-from cxrmask.uncertainty import CONTRAST_COLUMNS, condition_contrasts
+from cxrmask.uncertainty import CONTRAST_COLUMNS, bootstrap_p, condition_contrasts
 from cxrmask.vocabulary import NO_FINDING
 
 RULES = ClaimRules(alpha=0.05, margin=0.02)
+NAN = float("nan")
 
 
 def contrast(kind, backbone, condition, backbone_b=None, condition_b=None, label=MACRO, **numbers) -> dict:
@@ -330,6 +333,7 @@ def shift_row(backbone, condition, estimate, p, eq, label="Pneumonia") -> dict:
         "eq_low": eq[0],
         "eq_high": eq[1],
         "p_value": p,
+        "n_resamples": 1000,
     }
 
 
@@ -386,11 +390,11 @@ def assert_rows(rows: list[dict], expected: list[dict]) -> None:
                 assert got == value, (key, got)
 
 
-def expected_row(claim, backbone, measure, estimate, low, high, p, verdict, note="") -> dict:
-    return dict(zip(COLUMNS, [claim, backbone, measure, estimate, low, high, p, verdict, note], strict=True))
-
-
-NAN = float("nan")
+def expected_row(
+    claim, backbone, measure, estimate, low, high, p, verdict, note="", floor=NAN, needed=NAN
+) -> dict:
+    values = [claim, backbone, measure, estimate, low, high, p, verdict, note, floor, needed]
+    return dict(zip(COLUMNS, values, strict=True))
 
 
 def test_best_with_one_cell_is_one_unresolved_row_saying_so() -> None:
@@ -427,9 +431,12 @@ def test_best_reads_the_reference_cell_itself_not_a_cell_sharing_its_backbone_or
     (row,) = best_claim(pd.DataFrame(rows, columns=CONTRAST_COLUMNS), RULES)
     holm_p = 0.01  # the reference's own p after Holm over the two comparisons (the larger, times 1)
     note = "best is densenet / original; reference minus best -0.050 [-0.070, -0.030]"
-    assert_rows(
-        [row], [expected_row("best", "resnet50", "macro AUROC", 0.80, 0.77, 0.83, holm_p, CONTRADICTED, note)]
+    # two bootstrap tests of 1000 resamples: Holm's floor 2 * 2 / 1001; below 0.05 from 2 * 2 / 0.05 = 80
+    floor, needed = 4 / 1001, 80
+    expected = expected_row(
+        "best", "resnet50", "macro AUROC", 0.80, 0.77, 0.83, holm_p, CONTRADICTED, note, floor, needed
     )
+    assert_rows([row], [expected])
 
 
 @pytest.mark.parametrize(("p", "verdict"), [(0.0499, SUPPORTED), (0.05, UNRESOLVED)])
@@ -459,9 +466,21 @@ def test_the_rules_refuse_each_bound_itself(alpha, margin) -> None:
 def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word() -> None:
     rows = [
         expected_row(
-            "best", "resnet50", "macro AUROC", 0.81234, 0.78, 0.84, 0.012345, SUPPORTED, "best cell"
+            "best",
+            "resnet50",
+            "macro AUROC",
+            0.81234,
+            0.78,
+            0.84,
+            0.012345,
+            SUPPORTED,
+            "best cell",
+            0.004,
+            80,
         ),
         expected_row("tight_lower", "resnet50", "Δ macro AUROC", -0.05, NAN, NAN, NAN, UNRESOLVED),
+        # at its floor, and the floor at alpha: written as a bound, and named as undecidable
+        expected_row("shortcut", "a", "drop", 0.03, 0.01, 0.05, 0.1, UNRESOLVED, "", 0.1, 40),
     ]
     text = summary_markdown(pd.DataFrame(rows, columns=COLUMNS), ClaimRules(alpha=0.1, margin=0.03), "##")
     lines = text.splitlines()
@@ -469,13 +488,15 @@ def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word()
     table = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in lines[4 : 4 + len(CLAIMS)]}
     assert table == {CLAIMS[c]: f"**{SUPPORTED if c == 'best' else UNRESOLVED}** |" for c in CLAIMS}
     at = 4 + len(CLAIMS)
-    assert lines[at : at + 5] == [
+    assert lines[at : at + 6] == [
         "",
-        "| claim | backbone | measure | estimate | CI | p (Holm) | verdict | note |",
-        "|---|---|---|---|---|---|---|---|",
-        "| best | resnet50 | macro AUROC | 0.812 | [0.780, 0.840] | 0.0123 | supported | best cell |",
-        "| tight_lower | resnet50 | Δ macro AUROC | -0.050 |  |  | not resolved |  |",
+        "| claim | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+        "| best | resnet50 | macro AUROC | 0.812 | [0.780, 0.840] | 0.0123 | 0.004 | supported | best cell |",
+        "| tight_lower | resnet50 | Δ macro AUROC | -0.050 |  |  |  | not resolved |  |",
+        "| shortcut | a | drop | 0.030 | [0.010, 0.050] | ≤ 0.1 | 0.1 | not resolved |  |",
     ]
+    at += 1
     rules = lines[at + 6]
     for part in (
         "intervals are 90% (DeLong for the No Finding test",
@@ -483,9 +504,16 @@ def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word()
         f"(paired over seeds, tested with >= {MIN_SEEDS_FOR_TIME_TEST} seeds)",
         "`tables/shift.csv`",
         "*Not resolved* means this sample cannot tell.",
+        "*p floor* is the smallest adjusted p the row's family can reach",
     ):
         assert part in rules
-    assert lines[at + 5] == "" and len(lines) == at + 7 and text.endswith("cannot tell.\n")
+    assert lines[at + 5] == "" and lines[at + 7 :] == [
+        "",
+        "Undecidable at this run's resamples:",
+        "",
+        "- shortcut: at this run's resamples its smallest attainable Holm p is 0.1, not below alpha 0.1, "
+        "so it cannot be found significant whatever the data; set evaluate.n_boot to at least 40.",
+    ]
 
 
 def test_the_written_summary_judges_the_shortcut_from_the_shift_table(tmp_path) -> None:
@@ -525,3 +553,65 @@ def test_the_written_summary_judges_the_shortcut_from_the_shift_table(tmp_path) 
     without = write_summary(*paths, alpha=0.05, margin=0.02)
     assert rows_of(without, "shortcut")["verdict"].tolist() == [UNRESOLVED]
     assert pd.read_csv(tmp_path / "claims.csv")["verdict"].tolist() == without["verdict"].tolist()
+
+
+# ---------------------------------------------------------------- p floors
+
+
+def test_the_floor_is_the_family_size_times_the_smallest_bootstrap_p():
+    # the smallest bootstrap p of B resamples: every resample on one side of zero
+    assert bootstrap_p(np.full(200, 0.1)) == pytest.approx(2 / 201)
+    eighteen = Floor(tests=18, resamples=200)
+    assert eighteen.p == pytest.approx(36 / 201)  # 0.179: the backbone claim's at the demo's n_boot
+    assert eighteen.needed(0.05) == 720
+    assert Floor(18, 720).p < 0.05 <= Floor(18, 719).p
+    assert Floor(4, 200).p == pytest.approx(0.0398, abs=5e-5)  # the demo's shortcut family
+    assert Floor(300, 200).p == 1.0 and np.isnan(Floor(0, 0).p)
+
+
+def shortcut_at_floor(n: int, resamples: int) -> pd.DataFrame:
+    """``n`` shift rows whose every resample favoured masking: each p at 2 / (resamples + 1)."""
+    p = 2 / (resamples + 1)
+    rows = [shift_row(f"b{i}", "tight", 0.1, p, (0.05, 0.15)) for i in range(n)]
+    return pd.DataFrame(rows).assign(n_resamples=resamples)
+
+
+def test_a_p_at_its_floor_is_written_as_a_bound_and_an_unreachable_claim_is_named(caplog):
+    empty = pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"])
+    train = pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"])
+    contrasts = pd.DataFrame([delta("b0", "original", "tight", -0.05, 0.03, 0.001)], columns=CONTRAST_COLUMNS)
+    # 4 tests at 200 resamples: floor 0.0398, below alpha; every p sits at it
+    table = evaluate_claims(
+        contrasts, empty, train, RULES, pd.DataFrame(shortcut_at_floor(4, 200)), "Pneumonia"
+    )
+    rows = rows_of(table, "shortcut")
+    assert rows["p_holm"].tolist() == pytest.approx([8 / 201] * 4)
+    assert rows["p_floor"].tolist() == pytest.approx([8 / 201] * 4)
+    assert (rows["n_boot_needed"] == 160).all() and (rows["verdict"] == SUPPORTED).all()
+    assert "| ≤ 0.0398 | 0.0398 | supported |" in summary_markdown(table, RULES)
+    assert undecidable(table, RULES) == []
+    # 30 tests at the same resamples: floor 0.299, nothing can pass 0.05 whatever the data
+    with caplog.at_level("WARNING", logger="cxrmask.claims"):
+        table = evaluate_claims(
+            contrasts, empty, train, RULES, pd.DataFrame(shortcut_at_floor(30, 200)), "Pneumonia"
+        )
+    rows = rows_of(table, "shortcut")
+    assert rows["p_floor"].tolist() == pytest.approx([60 / 201] * 30)
+    assert (rows["verdict"] == UNRESOLVED).all()
+    (line,) = undecidable(table, RULES)
+    assert line.startswith("shortcut: ") and line.endswith("set evaluate.n_boot to at least 1200.")
+    assert line in caplog.text and line in summary_markdown(table, RULES)
+    # analytic tests have no floor; a row with no test has none to state
+    tight = rows_of(table, "tight_lower").iloc[0]
+    assert tight["p_floor"] == pytest.approx(2 / 1001) and tight["n_boot_needed"] == 40
+    faster = rows_of(table, "tight_faster")
+    assert faster.empty or faster["p_floor"].isna().all()
+
+
+def test_analytic_rows_have_a_zero_floor():
+    table = run(
+        [delta("resnet50", "original", "loose", 0.0, 0.01, 0.9, label=MACRO)],
+        delong=[delong_row("resnet50", "original", "loose", NO_FINDING, 0.05, 0.001)],
+    )
+    row = rows_of(table, "loose_no_finding").iloc[0]
+    assert row["p_floor"] == 0.0 and np.isnan(row["n_boot_needed"])

@@ -17,6 +17,15 @@ Evidence comes from three tables: the paired patient-bootstrap contrasts
 training summaries. p-values are Holm-adjusted within each claim's family
 (across backbones, or across comparisons) unless the DeLong table already
 adjusted them.
+
+A bootstrap p-value cannot fall below 2 / (B + 1) with B resamples, and Holm
+multiplies the smallest by the family's size, so a claim tested by many
+bootstrap contrasts at a small ``n_boot`` may be unable to reach
+significance whatever the data. Each row states that floor (``p_floor``;
+0 for the analytic DeLong and t tests) and the ``n_boot`` at which its
+family could pass ``alpha`` (``n_boot_needed``); a p at its floor is
+printed "≤ floor", and a claim whose verdict rests on significance its
+floor cannot reach is named in the log and in ``summary.md``.
 """
 
 from __future__ import annotations
@@ -54,7 +63,56 @@ CLAIMS = {
 #: Seeds per cell below which training times are described but not tested.
 MIN_SEEDS_FOR_TIME_TEST = 3
 
-COLUMNS = ["claim", "backbone", "measure", "estimate", "ci_low", "ci_high", "p_holm", "verdict", "note"]
+COLUMNS = [
+    "claim",
+    "backbone",
+    "measure",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p_holm",
+    "verdict",
+    "note",
+    "p_floor",
+    "n_boot_needed",
+]
+
+#: Claims whose verdict rests on a significant bootstrap difference (the others on an interval or a
+#: DeLong or t test), so an unattainable floor leaves them undecidable.
+DECIDED_BY_BOOTSTRAP_P = ("best", "tight_lower", "backbone_dependent", "shortcut")
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The smallest Holm-adjusted p a family of bootstrap tests can reach, and the resamples it needs.
+
+    Holm's smallest adjusted p is the family size m times the smallest p,
+    and a bootstrap p is at least 2 / (B + 1), so the floor is
+    min(1, 2 m / (B + 1)); it drops below alpha once B > 2 m / alpha - 1.
+    """
+
+    tests: int
+    resamples: int
+
+    @classmethod
+    def of(cls, family: pd.DataFrame) -> Floor:
+        """The floor of a family of contrast rows (their count and most defined resamples)."""
+        resamples = int(family["n_resamples"].max()) if len(family) else 0
+        return cls(tests=len(family), resamples=resamples)
+
+    @property
+    def p(self) -> float:
+        if self.tests == 0:
+            return float("nan")
+        return min(1.0, 2.0 * self.tests / (self.resamples + 1))
+
+    def needed(self, alpha: float) -> int:
+        """The fewest resamples at which this family's smallest adjusted p is below ``alpha``."""
+        return int(np.floor(2.0 * self.tests / alpha))
+
+
+#: Analytic tests (DeLong, paired t): no resampling floor.
+NO_FLOOR = Floor(tests=0, resamples=0)
 
 
 @dataclass(frozen=True)
@@ -73,9 +131,24 @@ class ClaimRules:
 
 
 def _row(
-    claim: str, backbone: str, measure: str, estimate, low, high, p, verdict: str, note: str = ""
+    claim: str,
+    backbone: str,
+    measure: str,
+    estimate,
+    low,
+    high,
+    p,
+    verdict: str,
+    note: str = "",
+    floor: Floor = NO_FLOOR,
+    alpha: float = 0.05,
 ) -> dict:
-    return dict(zip(COLUMNS, [claim, backbone, measure, estimate, low, high, p, verdict, note], strict=True))
+    """One evidence row; ``floor`` is the row's family's (NO_FLOOR: an analytic test, or no test)."""
+    bootstrap = floor.tests > 0
+    values = [claim, backbone, measure, estimate, low, high, p, verdict, note]
+    untested = 0.0 if pd.notna(p) else np.nan
+    values += [floor.p if bootstrap else untested, floor.needed(alpha) if bootstrap else np.nan]
+    return dict(zip(COLUMNS, values, strict=True))
 
 
 def _within(low: float, high: float, margin: float) -> bool:
@@ -175,6 +248,8 @@ def best_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
             p,
             verdict,
             note,
+            Floor.of(versus),
+            rules.alpha,
         )
     ]
 
@@ -182,7 +257,8 @@ def best_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
 def loose_comparable_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
     """Loose minus original macro AUROC, per backbone: equivalent within ±margin (two one-sided tests)."""
     rows = []
-    for _, d in _deltas(contrasts, "original", "loose", MACRO).iterrows():
+    family = _deltas(contrasts, "original", "loose", MACRO)
+    for _, d in family.iterrows():
         verdict = equivalent(d["eq_low"], d["eq_high"], rules)
         note = f"{1 - 2 * rules.alpha:.0%} CI [{d['eq_low']:+.3f}, {d['eq_high']:+.3f}] vs ±{rules.margin}"
         rows.append(
@@ -196,6 +272,8 @@ def loose_comparable_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[d
                 d["p_holm"],
                 verdict,
                 note,
+                Floor.of(family),
+                rules.alpha,
             )
         )
     return rows
@@ -236,7 +314,8 @@ def tight_lower_claim(contrasts: pd.DataFrame, delong: pd.DataFrame, rules: Clai
     """Tight minus original macro AUROC over the findings, per backbone; per-label DeLong drops as a note."""
     rows = []
     findings = delong[delong["label"] != NO_FINDING]
-    for _, d in _deltas(contrasts, "original", "tight", MACRO).iterrows():
+    family = _deltas(contrasts, "original", "tight", MACRO)
+    for _, d in family.iterrows():
         verdict = directional(d["estimate"], d["p_holm"], d["eq_low"], d["eq_high"], -1, rules)
         tests = findings[
             (findings["backbone"] == d["backbone"])
@@ -256,6 +335,8 @@ def tight_lower_claim(contrasts: pd.DataFrame, delong: pd.DataFrame, rules: Clai
                 d["p_holm"],
                 verdict,
                 note,
+                Floor.of(family),
+                rules.alpha,
             )
         )
     return rows
@@ -330,6 +411,8 @@ def backbone_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
                 r["ci_high"],
                 r["p_holm"],
                 verdict,
+                floor=Floor.of(rows),
+                alpha=rules.alpha,
             )
         )
     return out
@@ -352,6 +435,8 @@ def shortcut_claim(shift: pd.DataFrame | None, label: str, rules: ClaimRules) ->
             r["ci_high"],
             r["p_holm"],
             directional(r["estimate"], r["p_holm"], r["eq_low"], r["eq_high"], +1, rules),
+            floor=Floor.of(rows),
+            alpha=rules.alpha,
         )
         for _, r in rows.iterrows()
     ]
@@ -370,11 +455,14 @@ def evaluate_claims(
     ``shift`` is the shifted-test-set table (None without one) and
     ``shortcut_label`` the finding a suspected shortcut predicts.
     """
-    for name, frame, needed in (
-        ("contrasts", contrasts, {"kind", "estimate", "eq_low", "eq_high", "p_value"}),
+    tables = [
+        ("contrasts", contrasts, {"kind", "estimate", "eq_low", "eq_high", "p_value", "n_resamples"}),
         ("DeLong", delong, {"backbone", "label", "condition_a", "condition_b", "delta", "p_holm"}),
         ("training", training, {"backbone", "mask", "seed", "seconds_to_best", "best_epoch"}),
-    ):
+    ]
+    if shift is not None:
+        tables.append(("shift", shift, {"kind", "label", "estimate", "eq_low", "p_value", "n_resamples"}))
+    for name, frame, needed in tables:
         missing = needed - set(frame.columns)
         if missing:
             raise InputError(
@@ -397,7 +485,27 @@ def evaluate_claims(
                 claim, "all", "", *[np.nan] * 4, UNRESOLVED, "the conditions it compares are not in this run"
             )
         ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for line in undecidable(table, rules):
+        log.warning("%s", line)
+    return table
+
+
+def undecidable(table: pd.DataFrame, rules: ClaimRules) -> list[str]:
+    """One line per claim decided by bootstrap significance that its p floor keeps from ``alpha``,
+    naming the ``evaluate.n_boot`` it needs."""
+    lines = []
+    for claim in DECIDED_BY_BOOTSTRAP_P:
+        rows = table[(table["claim"] == claim) & (table["p_floor"] >= rules.alpha)]
+        if rows.empty:
+            continue
+        lines.append(
+            f"{claim}: at this run's resamples its smallest attainable Holm p is "
+            f"{rows['p_floor'].min():.3g}, not below alpha {rules.alpha}, "
+            "so it cannot be found significant whatever the data; set evaluate.n_boot to at least "
+            f"{int(rows['n_boot_needed'].max())}."
+        )
+    return lines
 
 
 def verdicts(table: pd.DataFrame) -> dict[str, str]:
@@ -416,6 +524,13 @@ def _fmt(value: float, spec: str = ".3f") -> str:
     return "" if pd.isna(value) else format(value, spec)
 
 
+def _p_text(p: float, floor: float) -> str:
+    """A p-value, written "≤ floor" when it sits at its family's bootstrap floor (so it only bounds p)."""
+    if pd.notna(p) and pd.notna(floor) and floor > 0 and p <= floor * (1 + 1e-9):
+        return f"≤ {floor:.3g}"
+    return _fmt(p, ".3g")
+
+
 def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#") -> str:
     """The claims section: a verdict per claim, the evidence rows, and the rules behind the verdicts."""
     overall_verdicts = verdicts(table)
@@ -426,14 +541,14 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "|---|---|",
         *[f"| {CLAIMS[c]} | **{overall_verdicts[c]}** |" for c in CLAIMS],
         "",
-        "| claim | backbone | measure | estimate | CI | p (Holm) | verdict | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| claim | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples(index=False):
         ci = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if pd.notna(r.ci_low) else ""
         lines.append(
-            f"| {r.claim} | {r.backbone} | {r.measure} | {_fmt(r.estimate)} | {ci} | {_fmt(r.p_holm, '.3g')} "
-            f"| {r.verdict} | {r.note} |"
+            f"| {r.claim} | {r.backbone} | {r.measure} | {_fmt(r.estimate)} | {ci} | "
+            f"{_p_text(r.p_holm, r.p_floor)} | {_fmt(r.p_floor, '.3g')} | {r.verdict} | {r.note} |"
         )
     level = 1 - rules.alpha
     lines += [
@@ -450,9 +565,15 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "original images from the test set to the shifted one (images where the suspected cue no longer "
         "goes with the label; `tables/shift.csv`). "
         "Scores are averaged over seeds before every test, so the tests compare conditions on this test set. "
-        "*Not resolved* means this sample cannot tell.",
+        "*Not resolved* means this sample cannot tell. "
+        "A bootstrap p cannot fall below 2 / (resamples + 1), and Holm multiplies that by the family's "
+        "size: *p floor* is the smallest adjusted p the row's family can reach (0 for DeLong and t tests), "
+        'and a p written "≤ x" sits at it.',
         "",
     ]
+    blocked = undecidable(table, rules)
+    if blocked:
+        lines += ["Undecidable at this run's resamples:", "", *[f"- {line}" for line in blocked], ""]
     return "\n".join(lines)
 
 
