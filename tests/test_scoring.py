@@ -34,3 +34,6 @@ def test_summary_reports_means_and_the_bad_tail():
     assert summary["dice_mean"] == pytest.approx((1 + 0.75 + 0) / 3, abs=1e-6)
     assert summary["dice_p10"] == pytest.approx(np.percentile([1, 0.75, 0], 10), abs=1e-6)
     assert summary["hd95_p90"] > summary["hd95_mean"]
+    assert summary["dice_min"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["iou_min"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["hd95_max"] == pytest.approx(np.hypot(64, 64))
