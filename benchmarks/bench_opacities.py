@@ -4,7 +4,8 @@
 
 DIR is a COVID-19 lung-mask-style set (``images/``, ``masks/``, ``manifest.csv``), split by patient as
 ``bench_prompts.py`` splits it (60/20/20; ``--train-images`` keeps at most that many training images, 0 all
-of them, the smaller-data check). For each training size, LiteMedSAM is fine-tuned twice through the
+of them, the smaller-data check). The real images are encoded once (cached to ``--cache``). For each
+training size, LiteMedSAM is fine-tuned twice through the
 pipeline's own ``fit_segmenter`` (decoder mode, the lung-map head, QC calibrated on validation): without
 painted copies (the baseline) and with ``--copies`` painted copies of each training image. Prints, per run,
 the test split's Dice with the default no-ground-truth prompt (mean, 10th percentile, worst), HD95, and QC's
@@ -25,6 +26,7 @@ import torch
 from bench_prompts import load_data
 
 from cxrmask.config import FinetuneSettings, SegmenterSettings
+from cxrmask.segment.autoprompt import encode_all
 from cxrmask.segment.dataset import SegData
 from cxrmask.segment.fit import fit_segmenter
 from cxrmask.segment.models import load_segmenter
@@ -39,16 +41,20 @@ def without_spare(data: SegData) -> SegData:
     return SegData(data.keys[keep], data.images[keep], data.masks[keep], data.boxes[keep], data.split[keep])
 
 
-def fit(data: SegData, copies: int, epochs: int, seed: int) -> dict:
+LITE = SegmenterSettings(arch="litemedsam", checkpoint="bundled", image_size=256)
+
+
+def fit(data: SegData, embeddings: torch.Tensor, copies: int, epochs: int, seed: int) -> dict:
     """One fine-tuning run through the pipeline's path; the default prompt's test numbers and QC's."""
-    lite = SegmenterSettings(arch="litemedsam", checkpoint="bundled", image_size=256)
-    model = load_segmenter(lite.spec, lite.checkpoint)
+    model = load_segmenter(LITE.spec, LITE.checkpoint)
     prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.03)
     settings = FinetuneSettings(
         mode="decoder", epochs=epochs, batch_size=8, amp=False, patience=0, opacity_copies=copies
     )
     started = time.perf_counter()
-    bundle, _ = fit_segmenter(model, data, prior, settings, torch.device("cpu"), seed=seed)
+    bundle, _ = fit_segmenter(
+        model, data, prior, settings, torch.device("cpu"), seed=seed, embeddings=embeddings
+    )
     summary = bundle.summary
     test = summary["test"]["finetuned"][summary["default_prompt"]]
     qc = summary["qc_test"]
@@ -75,17 +81,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/cxrmask_bench_opacities_embeddings.pt"))
     parser.add_argument("--out", type=Path, help="write the table (Markdown) and rows (JSON) here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     rows = []
+    everything = load_data(args.data, args.seed, np.iinfo(np.int32).max)
+    # the real images are encoded once (and cached); each run encodes only its painted copies
+    embeddings = encode_all(load_segmenter(LITE.spec, LITE.checkpoint), everything.images, args.cache)
     for size in args.train_images:
-        data = without_spare(load_data(args.data, args.seed, size or np.iinfo(np.int32).max))
+        split = load_data(args.data, args.seed, size or np.iinfo(np.int32).max).split
+        keep = split != "spare"
+        data = SegData(everything.keys, everything.images, everything.masks, everything.boxes, split)
+        data = without_spare(data)
         baseline = None
         for copies in (0, args.copies):
             torch.manual_seed(args.seed)
-            row = fit(data, copies, args.epochs, args.seed)
+            row = fit(data, embeddings[torch.from_numpy(keep)], copies, args.epochs, args.seed)
             baseline = baseline or row
             for key in ("dice_mean", "dice_p10", "dice_min"):
                 row[f"Δ {key}"] = row[key] - baseline[key]

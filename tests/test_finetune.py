@@ -12,9 +12,11 @@ import torch
 from tinysam import TINY_ENCODER, tiny_sam, write_lung_set
 
 from cxrmask.config import FinetuneSettings, SegmenterSettings, parse
-from cxrmask.errors import ConfigError
+from cxrmask.errors import ConfigError, InputError
+from cxrmask.segment.autoprompt import encode_all
 from cxrmask.segment.dataset import SegData, prepare
 from cxrmask.segment.finetune import batch_dice, finetune, segmentation_loss
+from cxrmask.segment.fit import fit_segmenter
 from cxrmask.segment.models import load_segmenter, load_state
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.preprocess import to_model_input
@@ -288,3 +290,32 @@ def test_inference_prompts_train_on_prior_boxes_and_select_on_them(data, prior):
     assert result.best["val_dice_prior_box"] > result.zero_shot["val_dice_prior_box"] + 0.1
     with pytest.raises(ConfigError, match="train_prompt"):
         parse(FinetuneSettings, {"train_prompt": "gt"}, where="finetune")
+
+
+def test_painted_copies_join_train_only_and_given_embeddings_give_the_same_bundle(tmp_path):
+    """With opacity_copies the train split gains painted copies (and only it); embeddings of the real
+    items given from outside encode just the copies and change nothing else."""
+    write_lung_set(tmp_path / "pairs", [(256, 256)] * 10, seed=3)
+    pairs = find_pairs(tmp_path / "pairs", "images/{id}.png", ["masks/{id}.png"])
+    data = prepare(pairs, input_size=256, mask_size=64, val_fraction=0.2, seed=0, test_fraction=0.2)
+    prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.03)
+    chosen = settings(epochs=1, opacity_copies=1)
+
+    def fitted(embeddings=None):
+        torch.manual_seed(0)
+        return fit_segmenter(tiny_sam(seed=0), data, prior, chosen, CPU, seed=0, embeddings=embeddings)
+
+    bundle, _ = fitted()
+    summary = bundle.summary
+    assert (summary["n_train"], summary["n_train_painted"], summary["n_val"], summary["n_test"]) == (
+        6,
+        6,
+        2,
+        2,
+    )
+    assert summary["test"]["finetuned"]["truth"]["n"] == 2 and summary["qc_val"]["n"] == 2
+    given = encode_all(tiny_sam(seed=0), data.images)
+    again, _ = fitted(given)
+    assert again.summary == summary
+    with pytest.raises(InputError, match="9 embeddings given for a fine-tuning set of 10 items"):
+        fitted(given[:9])

@@ -119,18 +119,28 @@ def fit_segmenter(
     seed: int = 0,
     checkpoint: str | os.PathLike[str] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    embeddings: torch.Tensor | None = None,
 ) -> tuple[SegmenterBundle, FinetuneResult]:
     """Fine-tune ``model`` on ``data`` (with a ``test`` split for reporting) into a bundle with summary.
 
     ``prior`` is the learned box of the train split's masks; the prompt's
-    and QC's options come from ``settings``.
+    and QC's options come from ``settings``. With ``settings.opacity_copies``
+    the train split gains painted copies (:mod:`cxrmask.segment.opacities`)
+    before anything is encoded. ``embeddings`` are the starting encoder's
+    outputs for ``data``'s items, computed elsewhere (several runs over one
+    set); only the painted copies are then encoded here.
     """
     if not (data.split == "test").any():
         raise InputError("the fine-tuning set has no test split: set seg_data.test_fraction above 0.")
     model.to(device).eval()
-    n_train = int((data.split == "train").sum())
+    n_train, n_items = int((data.split == "train").sum()), len(data)
     data = with_opacities(data, settings.opacity_copies, seed)
-    embeddings = encode_all(model, data.images)
+    if embeddings is None:
+        embeddings = encode_all(model, data.images)
+    elif len(embeddings) != n_items:
+        raise InputError(f"{len(embeddings)} embeddings given for a fine-tuning set of {n_items} items.")
+    elif len(data) > n_items:
+        embeddings = torch.cat([embeddings.cpu(), encode_all(model, data.images[n_items:]).cpu()])
     test = data.subset("test")
     options = {
         "start": settings.prompt_start,
