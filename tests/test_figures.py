@@ -23,6 +23,7 @@ from cxrmask.figures import (
     roc_curves,
     training_curves,
 )
+from cxrmask.study_figures import shift_drops
 from cxrmask.vocabulary import CONDITIONS
 
 FINDINGS = ("Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis")
@@ -432,3 +433,18 @@ def test_unknown_condition_and_bad_samples_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no samples"):
         mask_gallery([], tmp_path / "g.png", FigureSettings(dpi=40))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_shift_figure_draws_an_interval_that_lies_to_one_side_of_its_estimate(tmp_path: Path) -> None:
+    """A percentile interval of few resamples need not contain the estimate (the loose row's lies above
+    it, as a tiny run wrote one): the bar stops at the estimate instead of failing as a negative error."""
+    rows = [
+        {"kind": "drop", "backbone": "resnet10t", "condition": condition, "label": "Fibrosis",
+         "estimate": estimate, "ci_low": low, "ci_high": high}
+        for condition, estimate, low, high in [
+            ("original", 0.05, 0.01, 0.09), ("tight", -0.111, -0.222, 0.0), ("loose", 0.02, 0.03, 0.04)
+        ]
+    ]  # fmt: skip
+    path = tmp_path / "shift.png"
+    shift_drops(pd.DataFrame(rows), path, FigureSettings(dpi=40))
+    assert Image.open(path).size[0] > 0

@@ -237,8 +237,11 @@ def shift_drops(table: pd.DataFrame, path: str | os.PathLike[str], style: Figure
     conditions = ordered_conditions(unique(drops["condition"]), "shift table")
 
     def draw(ax, row, y, step, marker) -> None:
-        error = [[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]]
-        ax.errorbar(row["estimate"], y, xerr=error, elinewidth=1.0, **marker)
+        # a percentile interval of few resamples may lie to one side of the estimate: the bar then
+        # stops at the estimate on that side instead of being refused as negative
+        below = max(row["estimate"] - row["ci_low"], 0.0)
+        above = max(row["ci_high"] - row["estimate"], 0.0)
+        ax.errorbar(row["estimate"], y, xerr=[[below], [above]], elinewidth=1.0, **marker)
 
     return _label_panels(
         drops.set_index(["backbone", "condition", "label"]),
