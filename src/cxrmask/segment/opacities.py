@@ -24,7 +24,7 @@ from cxrmask.segment.dataset import SegData
 from cxrmask.segment.preprocess import resize_mask
 
 KINDS = ("round", "patchy", "haze")
-LESIONS_PER_IMAGE = (1, 4)  # inclusive range of opacities painted on one copy
+LESIONS_PER_IMAGE = (1, 3)  # inclusive range of opacities painted on one copy
 STRENGTH = (0.45, 0.9)  # share of the way from the lung's own grey to soft tissue's, at the opacity's core
 SOFT_TISSUE_PERCENTILE = 75  # of the pixels outside the lungs: mediastinum, diaphragm, chest wall
 
@@ -40,7 +40,7 @@ def _opacity(kind: str, shape: tuple[int, int], centre: tuple[float, float], rng
     """One opacity of ``kind`` centred at (row, col), values in [0, 1], sized as a share of the image."""
     side = shape[0]
     if kind == "round":
-        radius = rng.uniform(0.015, 0.1) * side
+        radius = rng.uniform(0.03, 0.1) * side
         return _disc(shape, centre, radius, max(0.15 * radius, 1.0))
     ys, xs = np.ogrid[: shape[0], : shape[1]]
     ry, rx = rng.uniform(0.06, 0.16, size=2) * side
@@ -53,7 +53,7 @@ def _opacity(kind: str, shape: tuple[int, int], centre: tuple[float, float], rng
 
 
 def opacity_field(lungs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Opacities in [0, 1] inside ``lungs`` (bool, image grid): 1-4, each centred on a random lung pixel."""
+    """Opacities in [0, 1] inside ``lungs`` (bool, image grid): 1-3, each centred on a random lung pixel."""
     field = np.zeros(lungs.shape, np.float64)
     rows, cols = np.nonzero(lungs)
     for _ in range(int(rng.integers(LESIONS_PER_IMAGE[0], LESIONS_PER_IMAGE[1] + 1))):
