@@ -561,9 +561,9 @@ def test_the_written_summary_judges_the_shortcut_from_the_shift_table(tmp_path) 
 def test_the_floor_is_the_family_size_times_the_smallest_bootstrap_p():
     # the smallest bootstrap p of B resamples: every resample on one side of zero
     assert bootstrap_p(np.full(200, 0.1)) == pytest.approx(2 / 201)
-    eighteen = Floor(tests=18, resamples=200)
+    eighteen = Floor(tests=18, resamples=200, alpha=0.05)
     assert eighteen.p == pytest.approx(36 / 201)  # 0.179: the backbone claim's at the demo's n_boot
-    assert eighteen.needed(0.05) == 720
+    assert eighteen.needed == 720
     assert Floor(18, 720).p < 0.05 <= Floor(18, 719).p
     assert Floor(4, 200).p == pytest.approx(0.0398, abs=5e-5)  # the demo's shortcut family
     assert Floor(300, 200).p == 1.0 and np.isnan(Floor(0, 0).p)

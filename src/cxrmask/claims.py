@@ -93,12 +93,13 @@ class Floor:
 
     tests: int
     resamples: int
+    alpha: float = float("nan")
 
     @classmethod
-    def of(cls, family: pd.DataFrame) -> Floor:
-        """The floor of a family of contrast rows (their count and most defined resamples)."""
+    def of(cls, family: pd.DataFrame, alpha: float) -> Floor:
+        """The floor of a family of contrast rows (their count and most defined resamples) at ``alpha``."""
         resamples = int(family["n_resamples"].max()) if len(family) else 0
-        return cls(tests=len(family), resamples=resamples)
+        return cls(tests=len(family), resamples=resamples, alpha=alpha)
 
     @property
     def p(self) -> float:
@@ -106,9 +107,10 @@ class Floor:
             return float("nan")
         return min(1.0, 2.0 * self.tests / (self.resamples + 1))
 
-    def needed(self, alpha: float) -> int:
+    @property
+    def needed(self) -> int:
         """The fewest resamples at which this family's smallest adjusted p is below ``alpha``."""
-        return int(np.floor(2.0 * self.tests / alpha))
+        return int(np.floor(2.0 * self.tests / self.alpha))
 
 
 #: Analytic tests (DeLong, paired t): no resampling floor.
@@ -141,13 +143,12 @@ def _row(
     verdict: str,
     note: str = "",
     floor: Floor = NO_FLOOR,
-    alpha: float = 0.05,
 ) -> dict:
     """One evidence row; ``floor`` is the row's family's (NO_FLOOR: an analytic test, or no test)."""
     bootstrap = floor.tests > 0
     values = [claim, backbone, measure, estimate, low, high, p, verdict, note]
     untested = 0.0 if pd.notna(p) else np.nan
-    values += [floor.p if bootstrap else untested, floor.needed(alpha) if bootstrap else np.nan]
+    values += [floor.p if bootstrap else untested, floor.needed if bootstrap else np.nan]
     return dict(zip(COLUMNS, values, strict=True))
 
 
@@ -248,8 +249,7 @@ def best_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
             p,
             verdict,
             note,
-            Floor.of(versus),
-            rules.alpha,
+            Floor.of(versus, rules.alpha),
         )
     ]
 
@@ -272,8 +272,7 @@ def loose_comparable_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[d
                 d["p_holm"],
                 verdict,
                 note,
-                Floor.of(family),
-                rules.alpha,
+                Floor.of(family, rules.alpha),
             )
         )
     return rows
@@ -335,8 +334,7 @@ def tight_lower_claim(contrasts: pd.DataFrame, delong: pd.DataFrame, rules: Clai
                 d["p_holm"],
                 verdict,
                 note,
-                Floor.of(family),
-                rules.alpha,
+                Floor.of(family, rules.alpha),
             )
         )
     return rows
@@ -411,8 +409,7 @@ def backbone_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
                 r["ci_high"],
                 r["p_holm"],
                 verdict,
-                floor=Floor.of(rows),
-                alpha=rules.alpha,
+                floor=Floor.of(rows, rules.alpha),
             )
         )
     return out
@@ -435,8 +432,7 @@ def shortcut_claim(shift: pd.DataFrame | None, label: str, rules: ClaimRules) ->
             r["ci_high"],
             r["p_holm"],
             directional(r["estimate"], r["p_holm"], r["eq_low"], r["eq_high"], +1, rules),
-            floor=Floor.of(rows),
-            alpha=rules.alpha,
+            floor=Floor.of(rows, rules.alpha),
         )
         for _, r in rows.iterrows()
     ]
