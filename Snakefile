@@ -32,3 +32,4 @@ rule all:
     input:
         results("report.md"),
         results("mlflow/runs.csv"),
+        test_set_manifests(),

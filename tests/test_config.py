@@ -431,7 +431,12 @@ BOUNDS = [
     (cfg.Config, "results", *TEXT),
     (cfg.Config, "resources_dir", *TEXT),
     (cfg.Config, "seed", *COUNT),
+    (cfg.ExternalSetSettings, "views", [["PA"]], [[]]),
+    (cfg.ExternalSetSettings, "min_readers", [1], [0]),
+    (cfg.ExternalSetSettings, "max_missing", [0.0, 1.0], [-0.01, 1.01]),
 ]
+# Keys a model needs before any one bound can be tried on it.
+REQUIRED = {cfg.ExternalSetSettings: {"collection": "vindr", "table": "train.csv", "images": "png"}}
 BOUND_KINDS = (
     annotated_types.Ge,
     annotated_types.Gt,
@@ -459,10 +464,10 @@ def _bounded(annotation: object, metadata: list) -> bool:
 )
 def test_each_bound_accepts_its_edge_and_refuses_what_lies_past_it(model, name, accepted, refused) -> None:
     for value in accepted:
-        assert getattr(model(**{name: value}), name) == value
+        assert getattr(model(**{**REQUIRED.get(model, {}), name: value}), name) == value
     for value in refused:
         with pytest.raises(ValidationError, match=name):
-            model(**{name: value})
+            model(**{**REQUIRED.get(model, {}), name: value})
 
 
 def test_the_table_of_bounds_lists_every_bounded_field_of_the_model() -> None:

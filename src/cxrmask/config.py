@@ -197,6 +197,56 @@ class NihSettings(Section):
         return urls
 
 
+COLLECTION_OPTIONS: dict[str, frozenset[str]] = {
+    "padchest": frozenset({"physician_only"}),
+    "chexpert": frozenset({"uncertain"}),
+    "vindr": frozenset({"min_readers"}),
+    "csv": frozenset(),
+}
+"""The keys each collection reads beyond the common ones; another's, set off its default, is an error."""
+RESERVED_SPLITS = frozenset({"train", "val", "test", "shifted"})
+"""Split names the study itself uses, so no external test set may take them."""
+
+
+class ExternalSetSettings(Section):
+    """One external test set: a labelled collection read into the study's manifest (cxrmask.datasets)."""
+
+    collection: Literal["padchest", "chexpert", "vindr", "csv"] = Field(
+        description="padchest | chexpert (MIMIC-CXR-JPG's CheXpert-form labels too) | vindr (VinDr-CXR's "
+        "local labels) | csv (path, patient, view, one 1/0/blank column per finding)"
+    )
+    table: str = Field(description="the collection's label table as released, a local path (csv or csv.gz)")
+    images: str = Field(description="the folder of its images, searched recursively")
+    views: list[str] = Field(
+        default_factory=lambda: ["PA", "AP"],
+        min_length=1,
+        description="views kept, as the collection spells them (PadChest: PA, AP, AP_horizontal, L)",
+    )
+    physician_only: bool = Field(False, description="padchest: only the rows physicians labelled")
+    uncertain: Literal["unknown", "positive", "negative"] = Field(
+        "unknown", description="chexpert: what an uncertain (-1) label becomes; unknown leaves it out"
+    )
+    min_readers: int = Field(2, ge=1, description="vindr: readers who must name a finding for a positive")
+    max_missing: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="share of listed images that may be missing (named) before the run stops",
+    )
+
+    @model_validator(mode="after")
+    def _options_of_the_collection(self) -> ExternalSetSettings:
+        # By value, not by the keys given: the workflow passes every key, defaults filled in.
+        foreign = sorted(
+            key
+            for key in frozenset().union(*COLLECTION_OPTIONS.values()) - COLLECTION_OPTIONS[self.collection]
+            if getattr(self, key) != type(self).model_fields[key].default
+        )
+        if foreign:
+            raise ValueError(f"{foreign} do not apply to collection {self.collection!r}; remove them")
+        return self
+
+
 class SegDataSettings(Section):
     url: UrlOrPath = Field(RSUA_URL, description="the lung-mask set's zip (RSUA, Mendeley Data), or its path")
     sha256: Sha256 | None = Field(None, description="SHA-256 of the zip; null: recorded on first download")
@@ -547,6 +597,10 @@ class Config(Section):
     saliency: SaliencySettings = Field(default_factory=SaliencySettings, description="where classifiers look")
     figures: FigureSettings = Field(default_factory=FigureSettings, description="how figures look")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description="experiment tracking")
+    test_sets: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ExternalSetSettings] = Field(
+        default_factory=dict,
+        description="external test sets by name (lowercase): other collections, read into one manifest",
+    )
     resources: dict[str, RuleResources] = Field(
         default_factory=_default_resources,
         description="per rule; `default` for the rest. gpu is a count (SLURM --gpus)",
@@ -570,6 +624,9 @@ class Config(Section):
             raise ValueError(
                 f"demo.shortcut_label: {self.demo.shortcut_label!r} is not among nih.labels {self.nih.labels}"
             )
+        taken = sorted(RESERVED_SPLITS & set(self.test_sets))
+        if taken:
+            raise ValueError(f"test_sets: {taken} name the study's own splits; choose another name")
         default = self.resources.get("default")
         if default is None:
             missing = sorted(RuleResources.model_fields)

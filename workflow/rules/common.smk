@@ -59,6 +59,8 @@ wildcard_constraints:
     seed=r"\d+",
     shard=r"\d+",
     part=r"\d{3}",
+    # No name matches where there are no test sets.
+    test_set="|".join(re.escape(name) for name in config["test_sets"]) or r"(?!)",
 
 
 def results(*parts):
@@ -183,6 +185,24 @@ def nih_image_dirs(wildcards=None):
         str(Path(RESOURCES, "nih", f"images_{part:03d}"))
         for part in sorted(config["nih"]["archives"])
     ]
+
+
+def test_set_settings(wildcards):
+    """One external test set's settings (test_sets.<name>)."""
+    return config["test_sets"][wildcards.test_set]
+
+
+def test_set_table(wildcards):
+    return test_set_settings(wildcards)["table"]
+
+
+def test_set_images(wildcards):
+    return test_set_settings(wildcards)["images"]
+
+
+def test_set_manifests(wildcards=None):
+    """Every external test set's manifest, [] without test sets."""
+    return [results("test_sets", name, "manifest.csv") for name in config["test_sets"]]
 
 
 def seg_root(wildcards=None):

@@ -166,3 +166,22 @@ rule prepare_seg_data:
         code=code_version("prepare_seg_data"),
     script:
         "../scripts/stage.py"
+
+
+rule curate_test_set:
+    input:
+        table=test_set_table,
+        images=test_set_images,
+    output:
+        manifest=results("test_sets", "{test_set}", "manifest.csv"),
+        summary=results("test_sets", "{test_set}", "curation.json"),
+    log:
+        results("logs", "curate_test_set_{test_set}.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    params:
+        settings=test_set_settings,
+        labels=LABELS,
+        code=code_version("curate_test_set"),
+    script:
+        "../scripts/stage.py"

@@ -1,0 +1,36 @@
+"""Rule curate_test_set: one external test set's manifest, read from its collection's own table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import pandas as pd
+
+from cxrmask.atomic import write_csv, write_json
+from cxrmask.config import ExternalSetSettings
+from cxrmask.datasets.manifest import summarise
+from cxrmask.datasets.read import read_test_set
+
+log = logging.getLogger(__name__)
+
+
+def curate_test_set(
+    table: str,
+    images: str,
+    manifest: str,
+    summary: str,
+    settings: ExternalSetSettings,
+    labels: Sequence[str],
+    test_set: str,
+) -> pd.DataFrame:
+    """Write the set's manifest (split: its name) and its counts; warn for each finding without
+    positives or negatives, whose AUROC this set cannot define."""
+    frame = read_test_set(table, images, settings, labels).assign(split=test_set)
+    counts = {"test_set": test_set, "collection": settings.collection, **summarise(frame, labels)}
+    for label in counts["undefined_auroc"]:
+        log.warning("test set %s: %s has no positive or no negative; its AUROC is undefined", test_set, label)
+    log.info("test set %s: %d images of %d patients", test_set, counts["images"], counts["patients"])
+    write_csv(manifest, frame)
+    write_json(summary, counts)
+    return frame
