@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cxrmask.config import ExternalSetSettings, load_config
-from cxrmask.datasets import chexpert, padchest, plain, vindr
+from cxrmask.datasets import chexpert, mimic, padchest, plain, vindr
 from cxrmask.datasets.manifest import summarise
 from cxrmask.datasets.read import read_test_set
 from cxrmask.errors import ConfigError, InputError
@@ -237,6 +237,48 @@ def test_a_chexpert_value_outside_its_code_is_refused(chexpert_files, chexpert_s
         chexpert.read(table, root, LABELS, views=["AP", "PA"], uncertain="unknown", max_missing=0.0)
 
 
+def test_mimic_images_take_their_studys_labels_under_the_same_policy(chexpert_sample, tmp_path: Path) -> None:
+    """MIMIC-CXR-JPG's two tables in their released columns: real CheXpert label rows as its studies, each
+    study with a PA image and a lateral one."""
+    studies = chexpert_sample[[*chexpert.labelmaps.CHEXPERT_COLUMNS]].reset_index(drop=True)
+    studies.insert(0, "study_id", [str(50000000 + i) for i in range(len(studies))])
+    studies.insert(0, "subject_id", [str(10000000 + i // 2) for i in range(len(studies))])
+    table = tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz"
+    studies.to_csv(table, index=False)
+    files = pd.DataFrame(
+        [
+            {
+                "dicom_id": f"{s.study_id}-{view}",
+                "subject_id": s.subject_id,
+                "study_id": s.study_id,
+                "PerformedProcedureStepDescription": "CHEST (PA AND LAT)",
+                "ViewPosition": view,
+                "Rows": 3056,
+                "Columns": 2544,
+            }
+            for s in studies.itertuples()
+            for view in ("PA", "LATERAL")
+        ]
+    )
+    metadata = tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz"
+    files.to_csv(metadata, index=False)
+    _write_images(
+        tmp_path / "jpg", [mimic.image_path(f.subject_id, f.study_id, f.dicom_id) for f in files.itertuples()]
+    )
+    manifest = mimic.read(
+        table, metadata, tmp_path / "jpg", LABELS, views=["PA"], uncertain="positive", max_missing=0.0
+    )
+    by_study = studies.set_index("study_id")
+    study_of = manifest["image"].str.removesuffix("-PA")
+    assert set(manifest["view"]) == {"PA"} and len(manifest)
+    for label in ("Edema", "Pneumonia"):
+        raw = by_study.loc[study_of, label].to_numpy()
+        np.testing.assert_array_equal(manifest[label].to_numpy(), np.where(np.isnan(raw), 0.0, np.abs(raw)))
+    assert manifest[["Mass", "Nodule", "Fibrosis"]].isna().all().all()
+    assert manifest["patient_id"].tolist() == ("mimic:" + by_study.loc[study_of, "subject_id"]).tolist()
+    assert all(Path(p).parent.name == f"s{s}" for p, s in zip(manifest["path"], study_of, strict=True))
+
+
 @pytest.fixture(scope="module")
 def vindr_rows() -> pd.DataFrame:
     """All real rows of images with fibrosis named by one, two or three readers, and of clear images."""
@@ -312,7 +354,7 @@ def test_the_stage_writes_the_manifest_as_its_split(padchest_files, tmp_path: Pa
     settings = ExternalSetSettings(collection="padchest", table=str(table), images=str(images))
     out = tmp_path / "out"
     frame = curate_test_set(
-        str(table), str(images), str(out / "m.csv"), str(out / "c.json"), settings, LABELS, "pad"
+        str(table), str(images), None, str(out / "m.csv"), str(out / "c.json"), settings, LABELS, "pad"
     )
     written = pd.read_csv(out / "m.csv")
     assert set(written["split"]) == {"pad"} and len(written) == len(frame)
@@ -330,3 +372,5 @@ def test_test_set_settings_refuse_options_of_another_collection_and_reserved_nam
     with pytest.raises(ConfigError, match=r"test_sets\.My-Set"):
         load_config({"test_sets": {"My-Set": given}})
     assert load_config({"test_sets": {"mine": given}}).test_sets["mine"].views == ["PA", "AP"]
+    with pytest.raises(ConfigError, match="'mimic' needs metadata"):
+        load_config({"test_sets": {"mine": {**given, "collection": "mimic"}}})

@@ -200,6 +200,7 @@ class NihSettings(Section):
 COLLECTION_OPTIONS: dict[str, frozenset[str]] = {
     "padchest": frozenset({"physician_only"}),
     "chexpert": frozenset({"uncertain"}),
+    "mimic": frozenset({"uncertain", "metadata"}),
     "vindr": frozenset({"min_readers"}),
     "csv": frozenset(),
 }
@@ -211,12 +212,15 @@ RESERVED_SPLITS = frozenset({"train", "val", "test", "shifted"})
 class ExternalSetSettings(Section):
     """One external test set: a labelled collection read into the study's manifest (cxrmask.datasets)."""
 
-    collection: Literal["padchest", "chexpert", "vindr", "csv"] = Field(
-        description="padchest | chexpert (MIMIC-CXR-JPG's CheXpert-form labels too) | vindr (VinDr-CXR's "
-        "local labels) | csv (path, patient, view, one 1/0/blank column per finding)"
+    collection: Literal["padchest", "chexpert", "mimic", "vindr", "csv"] = Field(
+        description="padchest | chexpert | mimic (MIMIC-CXR-JPG) | vindr (VinDr-CXR's local labels) | "
+        "csv (path, patient, view, one 1/0/blank column per finding)"
     )
     table: str = Field(description="the collection's label table as released, a local path (csv or csv.gz)")
     images: str = Field(description="the folder of its images, searched recursively")
+    metadata: str | None = Field(
+        None, description="mimic: mimic-cxr-2.0.0-metadata.csv(.gz), each image's study and view"
+    )
     views: list[str] = Field(
         default_factory=lambda: ["PA", "AP"],
         min_length=1,
@@ -244,6 +248,8 @@ class ExternalSetSettings(Section):
         )
         if foreign:
             raise ValueError(f"{foreign} do not apply to collection {self.collection!r}; remove them")
+        if self.collection == "mimic" and self.metadata is None:
+            raise ValueError("collection 'mimic' needs metadata: the path of mimic-cxr-2.0.0-metadata.csv.gz")
         return self
 
 

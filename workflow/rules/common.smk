@@ -200,6 +200,11 @@ def test_set_images(wildcards):
     return test_set_settings(wildcards)["images"]
 
 
+def test_set_metadata(wildcards):
+    """MIMIC-CXR-JPG's image table, [] for the other collections."""
+    return test_set_settings(wildcards)["metadata"] or []
+
+
 def test_set_manifests(wildcards=None):
     """Every external test set's manifest, [] without test sets."""
     return [results("test_sets", name, "manifest.csv") for name in config["test_sets"]]

@@ -172,6 +172,7 @@ rule curate_test_set:
     input:
         table=test_set_table,
         images=test_set_images,
+        metadata=test_set_metadata,
     output:
         manifest=results("test_sets", "{test_set}", "manifest.csv"),
         summary=results("test_sets", "{test_set}", "curation.json"),

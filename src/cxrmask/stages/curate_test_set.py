@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 def curate_test_set(
     table: str,
     images: str,
+    metadata: str | None,
     manifest: str,
     summary: str,
     settings: ExternalSetSettings,
@@ -25,8 +26,9 @@ def curate_test_set(
     test_set: str,
 ) -> pd.DataFrame:
     """Write the set's manifest (split: its name) and its counts; warn for each finding without
-    positives or negatives, whose AUROC this set cannot define."""
-    frame = read_test_set(table, images, settings, labels).assign(split=test_set)
+    positives or negatives, whose AUROC this set cannot define. ``metadata`` is MIMIC-CXR-JPG's image
+    table (None for the other collections)."""
+    frame = read_test_set(table, images, settings, labels, metadata).assign(split=test_set)
     counts = {"test_set": test_set, "collection": settings.collection, **summarise(frame, labels)}
     for label in counts["undefined_auroc"]:
         log.warning("test set %s: %s has no positive or no negative; its AUROC is undefined", test_set, label)
