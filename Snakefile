@@ -18,6 +18,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/test_sets.smk"
 include: "workflow/rules/study.smk"
 
 
@@ -32,4 +33,4 @@ rule all:
     input:
         results("report.md"),
         results("mlflow/runs.csv"),
-        test_set_manifests(),
+        list(test_set_tables().values()),

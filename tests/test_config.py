@@ -355,6 +355,7 @@ BOUNDS = [
     (cfg.DemoSettings, "shortcut_rate_other", *SHARE),
     (cfg.DemoSettings, "shortcut_rate_test", [None, *SHARE[0]], SHARE[1]),
     (cfg.DemoSettings, "test_fraction", *FRACTION),
+    (cfg.DemoSettings, "n_external", *COUNT),
     (cfg.DownloadSettings, "retries", *COUNT),
     (cfg.DownloadSettings, "timeout", *POSITIVE),
     (cfg.DownloadSettings, "backoff", *NON_NEGATIVE),

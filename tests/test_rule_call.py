@@ -207,6 +207,8 @@ def test_a_stage_signature_says_which_parameters_are_required_read_from_its_sour
         "shift": False,
         "masks_by_finding": False,
         "masks_qc": False,
+        "auroc_test_sets": False,
+        "shift_test_sets": False,
     }
     assert stage_parameters("no_such_rule") is None
 

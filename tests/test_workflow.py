@@ -143,6 +143,16 @@ def test_demo_plan(tmp_path):
     assert jobs["saliency_classifier"] == 2 * 3
     assert jobs["generate_masks"] == 2
     assert jobs["cache_masks"] == 3  # tight, loose, and the ground-truth lungs saliency is measured against
+    # the PadChest-style external set: curated, segmented once, dilated once, predicted by every cell
+    assert {rule: jobs[rule] for rule in jobs if "test_set" in rule} == {
+        "curate_test_set": 1,
+        "generate_test_set_masks": 1,
+        "dilate_test_set_masks": 1,
+        "cache_test_set_images": 1,
+        "cache_test_set_masks": 2,
+        "predict_test_set": 6,
+        "evaluate_test_sets": 1,
+    }
 
 
 def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
@@ -161,10 +171,34 @@ def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
             | ({"truth"} if any(p.endswith("nih_lung_masks") for p in job["input"]) else set())
         )
 
-    checked = {"train_classifier": 0, "saliency_classifier": 0, "cache_masks": 0, "dilate_masks": 0}
+    checked = {
+        "train_classifier": 0,
+        "saliency_classifier": 0,
+        "cache_masks": 0,
+        "dilate_masks": 0,
+        "predict_test_set": 0,
+        "cache_test_set_masks": 0,
+    }
+    external = f"{root}/test_sets/padchest_demo"
     for job in jobs:
         rule, wildcards = job["rule"], job["wildcards"]
-        if rule in ("train_classifier", "saliency_classifier"):
+        if rule == "predict_test_set":  # the set's own masks of the cell's condition, and the cell's weights
+            mask = wildcards["mask"]
+            own = [] if mask == "original" else [f"{external}/cache/masks_{mask}_128.npy"]
+            cell = f"{root}/classify/{wildcards['backbone']}/{mask}/seed{wildcards['seed']}/"
+            assert sorted(job["input"]) == sorted(
+                [
+                    f"{external}/cache/images_128.npy",
+                    f"{external}/cache/index_128.csv",
+                    *own,
+                    f"{cell}model.pt",
+                ]
+            ), job
+        elif rule == "cache_test_set_masks":
+            condition = wildcards["condition"]
+            assert f"{external}/masks/{condition}" in job["input"], job
+            assert job["output"] == [f"{external}/cache/masks_{condition}_128.npy"], job
+        elif rule in ("train_classifier", "saliency_classifier"):
             mask = wildcards["mask"]
             own = set() if mask == "original" else {mask}
             extra = {"truth"} if rule == "saliency_classifier" else set()
@@ -193,7 +227,14 @@ def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
         else:
             continue
         checked[rule] += 1
-    assert checked == {"train_classifier": 6, "saliency_classifier": 6, "cache_masks": 3, "dilate_masks": 2}
+    assert checked == {
+        "train_classifier": 6,
+        "saliency_classifier": 6,
+        "cache_masks": 3,
+        "dilate_masks": 2,
+        "predict_test_set": 6,
+        "cache_test_set_masks": 2,
+    }
 
 
 def test_planned_jobs_reads_a_job_table_or_nothing_to_be_done_and_refuses_anything_else():
@@ -351,6 +392,21 @@ def test_demo_writes_every_output(demo_run):
         and "# Mask error by finding" in (results / "summary.md").read_text()
     )
     assert (results / "figures" / "masks_vs_reference.png").is_file()
+    # the external test set: every curated image masked and predicted by every cell, scored per set
+    external = results / "test_sets" / "padchest_demo"
+    manifest = pd.read_csv(external / "manifest.csv")
+    assert len(manifest) and manifest["patient_id"].str.startswith("padchest:").all()
+    assert len(pd.read_csv(external / "masks" / "tight.csv")) == len(manifest)
+    assert len(list((external / "masks" / "loose").glob("*.png"))) == len(manifest)
+    predicted = pd.read_csv(external / "predictions" / "resnet10t" / "tight" / "seed0.csv")
+    assert sorted(predicted["image"]) == sorted(manifest["image"])
+    external_auroc = pd.read_csv(results / "tables" / "auroc_test_sets.csv")
+    assert set(external_auroc["test_set"]) == {"padchest_demo"} and len(external_auroc) == 3 * 7
+    undefined = external_auroc[external_auroc["auroc"].isna()]
+    assert undefined["note"].str.startswith("undefined").all()
+    external_shift = pd.read_csv(results / "tables" / "shift_test_sets.csv")
+    assert len(external_shift[external_shift["kind"] == "drop"]) == 3 * 7
+    assert "## External test sets" in report and "### padchest_demo" in report
 
 
 @pytest.mark.slow

@@ -111,6 +111,12 @@ class DemoSettings(Section):
         "independent of the label); null: no twins",
     )
     test_fraction: Fraction = Field(0.3, description="share of patients in the official-style test list")
+    n_external: int = Field(
+        0,
+        ge=0,
+        description="images of a PadChest-style collection from another site (its table and folder under "
+        "demo/padchest), for test_sets; 0: none",
+    )
 
     @field_validator("shortcut_label")
     @classmethod
@@ -216,7 +222,10 @@ class ExternalSetSettings(Section):
         description="padchest | chexpert | mimic (MIMIC-CXR-JPG) | vindr (VinDr-CXR's local labels) | "
         "csv (path, patient, view, one 1/0/blank column per finding)"
     )
-    table: str = Field(description="the collection's label table as released, a local path (csv or csv.gz)")
+    table: str = Field(
+        description="the collection's label table as released, a local path (csv or csv.gz); a path may "
+        "start with {results}, the results folder"
+    )
     images: str = Field(description="the folder of its images, searched recursively")
     metadata: str | None = Field(
         None, description="mimic: mimic-cxr-2.0.0-metadata.csv(.gz), each image's study and view"

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from cxrmask.errors import InputError
 from cxrmask.metrics import MACRO, auroc
 from cxrmask.stats import check_bootstrap_params, resample_counts
-from cxrmask.uncertainty import estimate_row, label_scores, label_truth, weighted_aurocs
+from cxrmask.uncertainty import estimate_row, label_known, label_scores, label_truth, weighted_aurocs
 from cxrmask.vocabulary import NO_FINDING, ORIGINAL
 
 SHIFT_COLUMNS = [
@@ -53,8 +53,10 @@ _BLOCK = 200
 Cell = tuple[str, str]
 
 
-def _two_classes(y: NDArray[np.bool_]) -> bool:
-    return bool(y.any() and not y.all())
+def _two_classes(table: pd.DataFrame, label: str) -> bool:
+    """Whether ``label`` has a positive and a negative among the images whose truth is known."""
+    y, known = label_truth(table, label), label_known(table, label)
+    return bool(y.any() and (known & ~y).any())
 
 
 def _replicates(
@@ -69,12 +71,13 @@ def _replicates(
     NaN where a label has one class."""
     patient_of = table["patient_id"].map(patient_index).to_numpy()
     truths = [label_truth(table, label) for label in labels]
+    known = [label_known(table, label) for label in labels]
     scores = [label_scores(table, label) for label in labels]
-    defined = [i for i, y in enumerate(truths) if _two_classes(y)]
+    defined = [i for i, label in enumerate(labels) if _two_classes(table, label)]
     point = np.full(len(labels) + 1, np.nan)
-    point[defined] = [auroc(truths[i], scores[i]) for i in defined]
+    point[defined] = [auroc(truths[i][known[i]], scores[i][known[i]]) for i in defined]
     boot = np.full((len(weights), len(labels) + 1), np.nan)
-    boot[:, : len(labels)] = weighted_aurocs(truths, scores, defined, weights[:, patient_of])
+    boot[:, : len(labels)] = weighted_aurocs(truths, known, scores, defined, weights[:, patient_of])
     if findings:
         point[-1] = point[list(findings)].mean()
         boot[:, -1] = boot[:, list(findings)].mean(axis=1)
@@ -93,14 +96,20 @@ def _stratified_counts(
     return weights
 
 
+def _patient_order(patient: object) -> tuple[str, object]:
+    """Sort key of a patient id: NIH's are numbers, another collection's namespaced text, and each kind
+    sorts within itself."""
+    return type(patient).__name__, patient
+
+
 def patient_groups(test: Iterable, shifted: Iterable) -> tuple[list, list[NDArray[np.int64]]]:
     """Every patient of either set, sorted, and the indices into that list of the patients in both sets,
     in the test set only and in the shifted set only: the three groups resampled apart."""
     in_test, in_shifted = set(test), set(shifted)
-    patients = sorted(in_test | in_shifted)
+    patients = sorted(in_test | in_shifted, key=_patient_order)
     index = {patient: i for i, patient in enumerate(patients)}
     groups = [
-        np.array([index[p] for p in sorted(group)], dtype=np.int64)
+        np.array([index[p] for p in sorted(group, key=_patient_order)], dtype=np.int64)
         for group in (in_test & in_shifted, in_test - in_shifted, in_shifted - in_test)
     ]
     return patients, groups
@@ -138,9 +147,7 @@ def shift_table(
     findings = [
         i
         for i, label in enumerate(labels)
-        if label != NO_FINDING
-        and _two_classes(label_truth(test[first], label))
-        and _two_classes(label_truth(shifted[first], label))
+        if label != NO_FINDING and _two_classes(test[first], label) and _two_classes(shifted[first], label)
     ]
     columns = [*labels, MACRO]
     points: dict[Cell, NDArray[np.float64]] = {}

@@ -94,12 +94,17 @@ def patient_bootstrap(
     _, patient_of = np.unique(tables[0]["patient_id"].to_numpy(), return_inverse=True)
     n_patients = int(patient_of.max()) + 1
     truths = [label_truth(tables[0], label) for label in labels]
+    known = [label_known(tables[0], label) for label in labels]
     for name, table in zip(list(frames)[1:], tables[1:], strict=True):
-        for label, y in zip(labels, truths, strict=True):
-            if not np.array_equal(label_truth(table, label), y):
+        for label, y, k in zip(labels, truths, known, strict=True):
+            if not (
+                np.array_equal(label_truth(table, label), y) and np.array_equal(label_known(table, label), k)
+            ):
                 raise InputError(f"cell {name}: the truth for {label} differs from the first cell's.")
     scores = [[label_scores(t, label) for label in labels] for t in tables]
-    point = np.array([[auroc(y, s) for y, s in zip(truths, row, strict=True)] for row in scores])
+    point = np.array(
+        [[auroc(y[k], s[k]) for y, k, s in zip(truths, known, row, strict=True)] for row in scores]
+    )
     point = np.concatenate([point, np.full((len(tables), 1), np.nan)], axis=1)
     boot = np.full((n_boot, len(tables), len(labels) + 1), np.nan)
     defined = [i for i in range(len(labels)) if not np.isnan(point[0, i])]
@@ -110,7 +115,7 @@ def patient_bootstrap(
         weights = resample_counts(rng, n_patients, min(block, n_boot - start))[:, patient_of]
         for c, row in enumerate(scores):
             boot[start : start + len(weights), c, : len(labels)] = weighted_aurocs(
-                truths, row, defined, weights
+                truths, known, row, defined, weights
             )
     if findings:
         point[:, -1] = point[:, findings].mean(axis=1)
@@ -120,16 +125,19 @@ def patient_bootstrap(
 
 def weighted_aurocs(
     truths: Sequence[NDArray[np.bool_]],
+    known: Sequence[NDArray[np.bool_]],
     scores: Sequence[NDArray[np.float64]],
     columns: Sequence[int],
     weights: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """AUROC of each label on each resample (resamples x labels) given per-image resample ``weights``
-    (resamples x images); only the label indices ``columns`` are computed, the rest are NaN."""
+    (resamples x images), over the images whose truth is ``known``; only the label indices ``columns``
+    are computed, the rest are NaN."""
     out = np.full((len(weights), len(truths)), np.nan)
     for i in columns:
         y, s = truths[i], scores[i]
-        out[:, i] = weighted_auc(s[y], s[~y], weights[:, y], weights[:, ~y])
+        negative = ~y & known[i]
+        out[:, i] = weighted_auc(s[y], s[negative], weights[:, y], weights[:, negative])
     return out
 
 
@@ -150,10 +158,17 @@ def estimate_row(values: NDArray[np.float64], alpha: float, paired: bool = True)
 
 
 def label_truth(table: pd.DataFrame, label: str) -> NDArray[np.bool_]:
+    """Which images are positive for ``label`` (an unknown truth is not positive)."""
     column = f"true_{label}"
     if column not in table or f"score_{label}" not in table:
         raise InputError(f"predictions lack true_/score_ columns for {label!r}; check nih.labels.")
     return table[column].to_numpy() == 1
+
+
+def label_known(table: pd.DataFrame, label: str) -> NDArray[np.bool_]:
+    """Which images have a truth for ``label`` (1 or 0). An external collection may not express a finding,
+    or keep an uncertain label uncertain: such images (blank ``true_``) are in neither class of its AUROC."""
+    return table[f"true_{label}"].isin([0, 1]).to_numpy()
 
 
 def label_scores(table: pd.DataFrame, label: str) -> NDArray[np.float64]:
@@ -195,19 +210,20 @@ def auroc_intervals(
     """One cell's AUROC table: DeLong CIs per label at ``alpha``, a patient-bootstrap CI for the macro row.
 
     Columns: label, auroc, ci_low, ci_high, ci_method, n_pos, n_neg, n_patients.
-    A label with one class in the test set has a NaN AUROC and interval.
+    A label with one class in the test set has a NaN AUROC and interval; images whose truth is unknown
+    count in neither class.
     """
     check_bootstrap_params(n_boot, alpha)
     reps = patient_bootstrap({"cell": predictions}, labels, n_boot, seed)
     rows = []
     for i, label in enumerate(labels):
-        y = label_truth(predictions, label)
+        y, known = label_truth(predictions, label), label_known(predictions, label)
         n_pos = int(y.sum())
         low = high = float("nan")
         if not np.isnan(reps.point[0, i]):
-            ci = delong_ci(y, label_scores(predictions, label), alpha)
+            ci = delong_ci(y[known], label_scores(predictions, label)[known], alpha)
             low, high = ci.low, ci.high
-        rows.append((label, reps.point[0, i], low, high, "delong", n_pos, y.size - n_pos))
+        rows.append((label, reps.point[0, i], low, high, "delong", n_pos, int(known.sum()) - n_pos))
     low, high, _ = interval(reps.boot[:, 0, -1], alpha)
     findings = [label for label in labels if label != NO_FINDING]
     any_pos = (

@@ -57,6 +57,10 @@ AUROC_COLUMNS: tuple[str, ...] = (
 )
 """Columns of ``tables/auroc.csv``."""
 
+TEST_SET_AUROC_COLUMNS: tuple[str, ...] = ("test_set", *AUROC_COLUMNS, "note")
+"""Columns of ``tables/auroc_test_sets.csv``: ``auroc.csv``'s per external test set, and why an AUROC is
+undefined there (``note``)."""
+
 DELONG_COLUMNS: tuple[str, ...] = (
     "backbone",
     "label",

@@ -188,8 +188,13 @@ def nih_image_dirs(wildcards=None):
 
 
 def test_set_settings(wildcards):
-    """One external test set's settings (test_sets.<name>)."""
-    return config["test_sets"][wildcards.test_set]
+    """One external test set's settings (test_sets.<name>), `{results}` in its paths made the results
+    folder (the demo's collection is written there)."""
+    settings = dict(config["test_sets"][wildcards.test_set])
+    for key in ("table", "images", "metadata"):
+        if settings[key]:
+            settings[key] = settings[key].replace("{results}", RESULTS)
+    return settings
 
 
 def test_set_table(wildcards):
@@ -205,9 +210,50 @@ def test_set_metadata(wildcards):
     return test_set_settings(wildcards)["metadata"] or []
 
 
-def test_set_manifests(wildcards=None):
-    """Every external test set's manifest, [] without test sets."""
-    return [results("test_sets", name, "manifest.csv") for name in config["test_sets"]]
+def test_set_cache(kind):
+    """A test set's image cache (`images`) or its index (`index`) at the classifier's size."""
+    suffix = "npy" if kind == "images" else "csv"
+    size = config["classifier"]["image_size"]
+    return results("test_sets", "{test_set}", "cache", f"{kind}_{size}.{suffix}")
+
+
+def test_set_mask_cache(wildcards):
+    """The mask cache of the test set that a classifier cell's predictions read ([] for original images)."""
+    if wildcards.mask == ORIGINAL:
+        return []
+    size = config["classifier"]["image_size"]
+    return results(
+        "test_sets", wildcards.test_set, "cache", f"masks_{wildcards.mask}_{size}.npy"
+    )
+
+
+def test_set_predictions_file(
+    test_set="{test_set}", backbone="{backbone}", mask="{mask}", seed="{seed}"
+):
+    return results(
+        "test_sets", test_set, "predictions", backbone, mask, f"seed{seed}.csv"
+    )
+
+
+def test_set_predictions(wildcards=None):
+    """Every cell's predictions on every test set: sets in config order, cells in grid order."""
+    return [
+        test_set_predictions_file(
+            name, c["backbone"].replace(":", "-"), c["mask"], c["seed"]
+        )
+        for name in config["test_sets"]
+        for c in CELLS
+    ]
+
+
+def test_set_tables(wildcards=None):
+    """The external test sets' tables the report reads, {} without test sets."""
+    if not config["test_sets"]:
+        return {}
+    return {
+        "auroc_test_sets": results("tables", "auroc_test_sets.csv"),
+        "shift_test_sets": results("tables", "shift_test_sets.csv"),
+    }
 
 
 def seg_root(wildcards=None):

@@ -10,6 +10,10 @@ rule make_demo_data:
         images=directory(results("demo", "nih", "images")),
         truth=directory(results("demo", "nih_lung_masks")),
         seg=directory(results("demo", "airlangga")),
+        padchest_table=results(
+            "demo", "padchest", "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
+        ),
+        padchest_images=directory(results("demo", "padchest", "images")),
     log:
         results("logs", "make_demo_data.log"),
     benchmark:
@@ -164,25 +168,5 @@ rule prepare_seg_data:
         seed=config["seed"],
         on_bad=config["data"]["on_bad_image"],
         code=code_version("prepare_seg_data"),
-    script:
-        "../scripts/stage.py"
-
-
-rule curate_test_set:
-    input:
-        table=test_set_table,
-        images=test_set_images,
-        metadata=test_set_metadata,
-    output:
-        manifest=results("test_sets", "{test_set}", "manifest.csv"),
-        summary=results("test_sets", "{test_set}", "curation.json"),
-    log:
-        results("logs", "curate_test_set_{test_set}.log"),
-    conda:
-        "../../envs/cxrmask.yaml"
-    params:
-        settings=test_set_settings,
-        labels=LABELS,
-        code=code_version("curate_test_set"),
     script:
         "../scripts/stage.py"

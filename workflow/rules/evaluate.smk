@@ -230,6 +230,7 @@ rule plot_masks_reference:
 rule write_report:
     input:
         unpack(reference_tables),
+        unpack(test_set_tables),
         curation=results("nih", "curation.json"),
         finetune=results("segment", "finetune_summary.json"),
         tight=mask_tables("tight"),

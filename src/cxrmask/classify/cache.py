@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from cxrmask.atomic import atomic_path
+from cxrmask.atomic import atomic_path, write_csv
+from cxrmask.datasets.manifest import mask_name
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.imageio import SKIP_HINT, read_grey, read_mask
 from cxrmask.segment.preprocess import resize_grey, resize_mask
@@ -126,3 +127,39 @@ def load_cache(path: str | os.PathLike[str]) -> np.ndarray:
 def to_tensor(rows: np.ndarray) -> torch.Tensor:
     """uint8 cache rows -> torch tensor without copying when the rows are contiguous."""
     return torch.from_numpy(np.ascontiguousarray(rows))
+
+
+def cache_listed(subset: str, cache: str, index: str, size: int, on_bad: str, threads: int) -> None:
+    """Decode every image a subset or manifest lists at ``size``; the index says which decoded (and their
+    digests)."""
+    table = pd.read_csv(subset)
+    errors, digests = build_cache(table["path"], size, cache, on_bad=on_bad, num_workers=max(0, threads - 1))
+    write_csv(index, image_index(table, errors, digests))
+
+
+def cache_mask_folders(index: str, masks: Sequence[str], cache: str, size: int, threads: int) -> None:
+    """Gather one condition's masks (by :func:`~cxrmask.datasets.manifest.mask_name`) from ``masks``
+    folders into a cache row-aligned with the image cache of ``index``.
+
+    Images that did not decode have no mask; their rows stay zero and the
+    index keeps them out of training and prediction.
+    """
+    table = pd.read_csv(index)
+    found = {path.name: path for folder in masks for path in Path(folder).glob("*.png")}
+    names = [mask_name(image) for image in table["image"]]
+    missing = [name for name, ok in zip(names, table["ok"], strict=True) if ok and name not in found]
+    if missing:
+        raise InputError(
+            f"no mask for {len(missing)} images (e.g. {missing[0]}): rerun the rules that make the masks "
+            "(generate_masks and dilate_masks, or their test-set rules)."
+        )
+    paths = [found[name] if ok else Path(name) for name, ok in zip(names, table["ok"], strict=True)]
+    with atomic_path(cache) as tmp:
+        errors, _ = build_cache(
+            paths, size, tmp, is_mask=True, on_bad="skip", num_workers=max(0, threads - 1)
+        )
+        bad = [error for error, ok in zip(errors, table["ok"], strict=True) if ok and error]
+        if bad:
+            raise InputError(
+                f"{len(bad)} masks could not be read: {bad[0]} Rerun the rules that make the masks."
+            )

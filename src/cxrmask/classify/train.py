@@ -287,14 +287,22 @@ def _finish(
 def prediction_table(
     table: pd.DataFrame, targets: np.ndarray, probs: np.ndarray, labels: Sequence[str], score_method: str
 ) -> pd.DataFrame:
-    """The predictions format every later stage reads: true_/score_ columns per label and No Finding."""
+    """The predictions format every later stage reads: true_/score_ columns per label and No Finding.
+
+    A truth is 1 or 0, or blank where an external collection leaves it unknown (:func:`truth_column`).
+    """
     out = pd.DataFrame({"image": table["image"].to_numpy(), "patient_id": table["patient_id"].to_numpy()})
     for k, label in enumerate(labels):
-        out[f"true_{label}"] = targets[:, k].astype(int)
+        out[f"true_{label}"] = truth_column(targets[:, k])
         out[f"score_{label}"] = probs[:, k]
-    out[f"true_{NO_FINDING}"] = table[NO_FINDING].to_numpy().astype(int)
+    out[f"true_{NO_FINDING}"] = truth_column(table[NO_FINDING].to_numpy(dtype=np.float64))
     out[f"score_{NO_FINDING}"] = no_finding_score(probs, score_method)
     return out
+
+
+def truth_column(values: np.ndarray) -> pd.Series:
+    """0/1 truths as integers, NaN (unknown) kept as a blank: never read as a negative downstream."""
+    return pd.Series(values, dtype=np.float64).astype("Int64")
 
 
 def split_rows(table: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -329,3 +337,13 @@ def split_data(
         targets=torch.from_numpy(rows[list(labels)].to_numpy().astype(np.float32)),
     )
     return data, rows
+
+
+def trained_network(
+    architecture: str, state: dict, n_labels: int, settings: TrainSettings, device: torch.device
+) -> torch.nn.Module:
+    """A cell's network with its selected weights, laid out as in training: what predicts every test set."""
+    net = build_backbone(architecture, False, n_labels)
+    net.load_state_dict(state)
+    net = net.to(device)
+    return net.to(memory_format=torch.channels_last) if settings.channels_last else net

@@ -32,6 +32,13 @@ NAMED = 5
 """How many examples an error or a log line names."""
 
 
+def mask_name(image: str) -> str:
+    """The flat PNG file name of an image's lung masks: collections' ids can be paths (CheXpert's
+    ``patient1/study1/view1_frontal.jpg``), masks live in one folder per condition. An NIH id is its own
+    mask name."""
+    return str(Path(image.replace("/", "__")).with_suffix(".png"))
+
+
 def columns(labels: Sequence[str]) -> list[str]:
     """The manifest's columns for the study's ``labels``."""
     return [*ID_COLUMNS, *labels, NO_FINDING]
@@ -104,6 +111,12 @@ def finish(frame: pd.DataFrame, labels: Sequence[str], where: str) -> pd.DataFra
         raise InputError(
             f"{where}: {len(duplicated)} image ids appear twice (e.g. {duplicated.iloc[0]!r}); "
             "one row per image is needed. Remove the repeated rows."
+        )
+    names = frame["image"].map(mask_name)
+    clashing = frame["image"][names.duplicated(keep=False)]
+    if len(clashing):
+        raise InputError(
+            f"{where}: image ids {sorted(clashing)[:2]} would share one mask file; rename one of them."
         )
     for label in [*labels, NO_FINDING]:
         if label not in frame.columns:

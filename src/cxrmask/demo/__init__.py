@@ -37,7 +37,7 @@ import numpy as np
 from cxrmask.atomic import atomic_dir
 from cxrmask.config import DemoSettings
 from cxrmask.demo.anatomy import load_lung_shapes
-from cxrmask.demo.cohort import build_nih_records, build_seg_cases, summarise
+from cxrmask.demo.cohort import build_external_records, build_nih_records, build_seg_cases, summarise
 from cxrmask.demo.writers import write_dataset
 
 __all__ = ["make_demo_data"]
@@ -58,16 +58,18 @@ def make_demo_data(out_dir: Path, settings: DemoSettings, workers: int | None = 
     rng = np.random.default_rng(settings.seed)
     seg_cases = build_seg_cases(rng, shapes, settings.n_seg_images)
     records = build_nih_records(rng, shapes, settings)
+    external = build_external_records(shapes, settings)
     log.info(
-        "demo data: %d Airlangga-style and %d NIH-style images from %d lung shapes (seed %d)",
+        "demo data: %d Airlangga-style, %d NIH-style and %d PadChest-style images, %d lung shapes (seed %d)",
         len(seg_cases),
         len(records),
+        len(external),
         len(shapes),
         settings.seed,
     )
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        write_dataset(tmp, seg_cases, records, settings, workers)
-    summary = summarise(settings.seed, seg_cases, records)
+        write_dataset(tmp, seg_cases, records, external, settings, workers)
+    summary = summarise(settings.seed, seg_cases, records, external)
     log.info("demo data written to %s: %s", out_dir, summary["files"])
     return summary

@@ -216,6 +216,56 @@ def _twin(record: NihRecord) -> NihRecord:
     )
 
 
+EXTERNAL_SPLIT = "external"
+"""The split of the demo's PadChest-style images: another site's, seen only as an external test set."""
+EXTERNAL_STREAM = 7
+"""The external collection's own random stream (with the seed), so adding it changes no NIH-style image."""
+EXTERNAL_PHYSICIAN_SHARE = 0.3
+"""Share of its rows labelled by physicians (PadChest's is 39,053 of 160,861); the rest by its model."""
+
+
+def build_external_records(shapes: tuple[np.ndarray, ...], settings: DemoSettings) -> list[NihRecord]:
+    """Sample the PadChest-style external collection: one image per patient, labelled like the NIH-style
+    set, drawn with another site's look, and a marker at one rate whatever the label (the twins' rate), so a
+    classifier that learned the marker loses AUROC here as on the twins, and for another reason too."""
+    rng = np.random.default_rng([settings.seed, EXTERNAL_STREAM])
+    labels = _assign_labels(rng, settings.n_external)
+    records = []
+    for index, image_labels in enumerate(labels):
+        placement = _sample_chest(rng, shapes)
+        digits = "".join(str(d) for d in rng.integers(0, 10, size=38))
+        suffix = "".join(chr(c) for c in rng.integers(ord("a"), ord("z") + 1, size=6))
+        case = Case(
+            seed=int(rng.integers(0, 2**31 - 1)),
+            placement=placement,
+            findings=tuple(label for label in image_labels if label in STUDY_LABELS),
+            heart_scale=(1.25 if "Cardiomegaly" in image_labels else 1.0) * rng.uniform(0.9, 1.1),
+            look="padchest",
+        )
+        records.append(
+            NihRecord(
+                name=f"{digits}{index:02d}_{suffix}.png",
+                patient_id=int(rng.integers(10**17, 10**18)),
+                follow_up=0,
+                age=int(np.clip(rng.normal(62.0, 16.0), 18, 95)),
+                sex="M" if rng.random() < 0.5 else "F",
+                view="PA" if rng.random() < 0.7 else "AP",
+                geometry=(2048, 2048, "0.139"),
+                labels=image_labels,
+                split=EXTERNAL_SPLIT,
+                case=case,
+            )
+        )
+    rate = (
+        settings.shortcut_rate_test
+        if settings.shortcut_rate_test is not None
+        else settings.shortcut_rate_other
+    )
+    return _with_markers(
+        rng, records, _choose_marked(rng, records, settings.shortcut_label, rate, rate), shapes
+    )
+
+
 @functools.cache
 def _geometry_weights() -> np.ndarray:
     """Normalised frequencies of NIH_GEOMETRIES."""
@@ -279,7 +329,9 @@ def build_seg_cases(
     return cases
 
 
-def summarise(seed: int, seg_cases: list[tuple[str, Case]], records: list[NihRecord]) -> dict[str, Any]:
+def summarise(
+    seed: int, seg_cases: list[tuple[str, Case]], records: list[NihRecord], external: list[NihRecord]
+) -> dict[str, Any]:
     """Counts per label and split, marker counts and file counts, for logs and the run record."""
     labels: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
     images: Counter[str] = Counter()
@@ -302,10 +354,17 @@ def summarise(seed: int, seg_cases: list[tuple[str, Case]], records: list[NihRec
             "markers": {split: markers[split] for split in SPLITS},
             "marker_images": sorted(r.name for r in records if r.case.marker is not None),
         },
+        "padchest": {
+            "images": len(external),
+            "labels": dict(sorted(Counter(label for r in external for label in r.labels).items())),
+            "markers": sum(r.case.marker is not None for r in external),
+        },
         "files": {
             "airlangga_images": len(seg_cases),
             "airlangga_masks": len(seg_cases),
             "nih_images": len(records),
             "nih_lung_masks": len(records),
+            "padchest_images": len(external),
+            "padchest_lung_masks": len(external),
         },
     }

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
-from cxrmask.atomic import atomic_dir, write_csv
+from cxrmask.atomic import write_csv
 from cxrmask.config import SegmenterSettings, SegmentSettings
-from cxrmask.errors import DecodeError, InputError
-from cxrmask.imageio import SKIP_HINT, decode_errors
-from cxrmask.segment.bundle import SegmenterBundle
-from cxrmask.segment.inference import generate_masks as segment_images
+from cxrmask.segment.apply import log_flagged, readable, segment_listed
 from cxrmask.segment.inference import shard as shard_of
-from cxrmask.torchutil import resolve_device, set_threads
+from cxrmask.torchutil import set_threads
 from cxrmask.tracking import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -53,41 +49,10 @@ def generate_masks(
     )
     images = pd.read_csv(subset).sort_values("image")
     items = shard_of(list(zip(images["image"], images["path"], strict=True)), shard, settings.shards)
-    if on_bad == "skip":
-        errors = decode_errors([path for _, path in items], threads)
-        skipped = [error for error in errors if error]
-        if skipped:
-            log.warning(
-                "%d unreadable images get no mask (data.on_bad_image: skip); first: %s",
-                len(skipped),
-                skipped[0],
-            )
-        items = [item for item, error in zip(items, errors, strict=True) if not error]
-    bundle = SegmenterBundle.load(model)
-    if bundle.model.arch != segmenter.spec:
-        raise InputError(
-            f"{model}: fine-tuned as {bundle.model.arch['arch']}, but segmenter is {segmenter.arch}. "
-            "Rerun finetune_medsam with this config."
-        )
-    run_on = resolve_device(device)
-    if bundle.prompt.head is not None:
-        bundle.prompt.head.to(run_on)
-    try:
-        with atomic_dir(masks) as tmp:
-            qc = segment_images(
-                bundle.model,
-                [(n, Path(p)) for n, p in items],
-                bundle.prompt,
-                tmp,
-                settings,
-                run_on,
-                truth,
-                qc=bundle.qc,
-            )
-    except DecodeError as exc:
-        raise InputError(f"{exc} {SKIP_HINT}") from exc
+    items = readable(items, on_bad, threads)
+    qc = segment_listed(model, items, masks, segmenter, settings, device, truth)
     write_csv(table, qc)
-    _log_flagged(qc, table)
+    log_flagged(qc, table)
     metrics = {
         "images": len(qc),
         "fallback": int(qc["fallback"].sum()) if len(qc) else 0,
@@ -102,21 +67,3 @@ def generate_masks(
     recorder.log_artifact(table)
     recorder.save(record)
     return qc
-
-
-def _log_flagged(qc: pd.DataFrame, table: str) -> None:
-    """Say how many masks QC flagged, and the first with its reason: a mask the segmenter got wrong (an
-    image without visible lungs, another body part) is kept, counted and named, never silently used."""
-    if "flag" not in qc or not qc["flag"].any():
-        return
-    flagged = qc[qc["flag"].astype(bool)]
-    first = flagged.iloc[0]
-    log.warning(
-        "QC flagged %d of %d masks (listed in %s; the report shows the worst), first %s: %s. "
-        "finetune.qc_bad_dice sets the estimated Dice below which a mask is flagged.",
-        len(flagged),
-        len(qc),
-        table,
-        first["image"],
-        first["reason"],
-    )

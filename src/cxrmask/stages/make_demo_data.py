@@ -20,15 +20,17 @@ def make_demo_data(
     images: str,
     truth: str,
     seg: str,
+    padchest_table: str,
+    padchest_images: str,
     settings: DemoSettings,
     threads: int,
 ) -> None:
-    """Generate the whole demo under the folder the outputs share (same bytes for any ``threads``)."""
+    """Generate the whole demo under the folder the outputs share (same bytes for any ``threads``); the
+    PadChest-style collection is there for ``test_sets`` (no rows with ``demo.n_external: 0``)."""
     root = Path(labels).parents[1]
     summary = generate(root, settings, workers=threads)
-    missing = [
-        path for path in (labels, train_val, test, shifted, images, truth, seg) if not Path(path).exists()
-    ]
+    written = (labels, train_val, test, shifted, images, truth, seg, padchest_table, padchest_images)
+    missing = [path for path in written if not Path(path).exists()]
     if missing:
         raise InputError(
             f"the demo generator did not write {missing}: the rule's outputs and its layout differ."

@@ -9,9 +9,8 @@ import pandas as pd
 import torch
 
 from cxrmask.atomic import atomic_path, write_csv, write_json
-from cxrmask.classify.backbones import build_backbone
 from cxrmask.classify.cache import load_cache
-from cxrmask.classify.train import predict, prediction_table, split_data
+from cxrmask.classify.train import predict, prediction_table, split_data, trained_network
 from cxrmask.classify.train import train_classifier as train
 from cxrmask.config import TrainSettings
 from cxrmask.resume import resume_path
@@ -94,7 +93,7 @@ def train_classifier(
         write_csv(predictions_shifted, result.predictions.iloc[:0])
     else:
         data, rows = split_data(image_cache, mask_cache, table, labels, SHIFTED)
-        net = _trained(architecture, result.state, len(labels), settings, run_on)
+        net = trained_network(architecture, result.state, len(labels), settings, run_on)
         probs = predict(net, data, settings, run_on)
         write_csv(
             predictions_shifted,
@@ -111,13 +110,3 @@ def train_classifier(
     recorder.save(record)
     checkpoint.unlink(missing_ok=True)
     return result.summary
-
-
-def _trained(
-    architecture: str, state: dict, n_labels: int, settings: TrainSettings, device: torch.device
-) -> torch.nn.Module:
-    """The cell's network with its selected weights, laid out as in training."""
-    net = build_backbone(architecture, False, n_labels)
-    net.load_state_dict(state)
-    net = net.to(device)
-    return net.to(memory_format=torch.channels_last) if settings.channels_last else net

@@ -128,18 +128,30 @@ def seed_table(aurocs: pd.DataFrame) -> pd.DataFrame:
     return wide.loc[list(order.itertuples(index=False, name=None)), [MACRO, *labels]].reset_index()
 
 
-def _shift_section(shift: pd.DataFrame) -> list[str]:
-    """Per cell and label: AUROC on the test set, on the shifted set, and the drop with its interval."""
+def _interval(row: object) -> str:
+    """A bootstrap interval as text; where too few resamples define it, said so instead of [nan, nan]."""
+    low, high = row.ci_low, row.ci_high
+    return "[no interval]" if pd.isna(low) or pd.isna(high) else f"[{low:+.3f}, {high:+.3f}]"
+
+
+def _drop_table(shift: pd.DataFrame) -> pd.DataFrame:
+    """Backbone x condition rows, a column per label: AUROC on the internal test set → on the other set,
+    and the drop with its interval; "undefined" where the other set cannot score the label."""
     drops = shift[shift["kind"] == "drop"].copy()
     drops["text"] = [
-        f"{r.auroc_test:.3f} → {r.auroc_shifted:.3f} "
-        f"(Δ {r.estimate:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}])"
+        "undefined"
+        if pd.isna(r.auroc_shifted) or pd.isna(r.auroc_test)
+        else f"{r.auroc_test:.3f} → {r.auroc_shifted:.3f} (Δ {r.estimate:+.3f} {_interval(r)})"
         for r in drops.itertuples(index=False)
     ]
     wide = drops.pivot_table(index=["backbone", "condition"], columns="label", values="text", aggfunc="first")
     order = drops[["backbone", "condition"]].drop_duplicates()
     columns = list(dict.fromkeys(drops["label"]))
-    wide = wide.loc[list(order.itertuples(index=False, name=None)), columns].reset_index()
+    return wide.loc[list(order.itertuples(index=False, name=None)), columns].reset_index()
+
+
+def _shift_section(shift: pd.DataFrame) -> list[str]:
+    """Per cell and label: AUROC on the test set, on the shifted set, and the drop with its interval."""
     return [
         "## Shifted test set (the shortcut measured)",
         "",
@@ -149,9 +161,40 @@ def _shift_section(shift: pd.DataFrame) -> list[str]:
         "`tables/shift.csv` also has each masked condition's drop against the original images' "
         "(`excess_drop`).",
         "",
-        _table(wide),
+        _table(_drop_table(shift)),
         "",
     ]
+
+
+def _test_sets_section(aurocs: pd.DataFrame, shift: pd.DataFrame) -> list[str]:
+    """Per external test set: the drop table, each masked condition's excess drop, and the findings the set
+    cannot score (undefined, never 0.5)."""
+    lines = [
+        "## External test sets",
+        "",
+        "Every trained cell predicts every external set, its images masked by the same fine-tuned segmenter. "
+        "Macro AUROCs average the findings both sets can score. `tables/auroc_test_sets.csv` has each "
+        "cell's AUROC with its interval; `tables/shift_test_sets.csv` the drops and excess drops.",
+        "",
+    ]
+    for name, rows in shift.groupby("test_set", sort=False):
+        excess = rows[(rows["kind"] == "excess_drop") & (rows["label"] == MACRO)]
+        notes = aurocs[(aurocs["test_set"] == name) & aurocs["note"].notna() & (aurocs["note"] != "")]
+        undefined = notes.drop_duplicates("label")
+        lines += [
+            f"### {name}",
+            "",
+            _table(_drop_table(rows)),
+            "",
+            *[
+                f"- {r.backbone} / {r.condition}: macro excess drop over original images "
+                f"{r.estimate:+.3f} {_interval(r)}, p = {r.p_value:.3g}"
+                for r in excess.itertuples(index=False)
+            ],
+            *[f"- {r.label}: AUROC {r.note}" for r in undefined.itertuples(index=False)],
+            "",
+        ]
+    return lines
 
 
 def write_report(
@@ -168,12 +211,15 @@ def write_report(
     shift: str | None = None,
     masks_by_finding: str | None = None,
     masks_qc: str | None = None,
+    auroc_test_sets: str | None = None,
+    shift_test_sets: str | None = None,
 ) -> None:
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
 
     ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down;
     ``shift`` (the shifted test set's table, where the run has one) gets a section after the DeLong tests;
-    ``masks_by_finding`` and ``masks_qc`` (where the masks have a reference) one after the segmentation's.
+    ``masks_by_finding`` and ``masks_qc`` (where the masks have a reference) one after the segmentation's;
+    ``auroc_test_sets`` and ``shift_test_sets`` (where the run has external test sets) one per set after it.
     """
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
@@ -219,6 +265,11 @@ def write_report(
         ),
         "",
         *(_shift_section(pd.read_csv(shift)) if shift else []),
+        *(
+            _test_sets_section(pd.read_csv(auroc_test_sets), pd.read_csv(shift_test_sets))
+            if auroc_test_sets and shift_test_sets
+            else []
+        ),
         "## Training",
         "",
         _table(train_summary, digits=1, column_digits={"test_macro_auroc": 3}),
