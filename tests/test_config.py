@@ -372,6 +372,7 @@ BOUNDS = [
     (cfg.NihSettings, "views", [["PA"]], [[]]),
     (cfg.NihSettings, "val_fraction", *FRACTION),
     (cfg.NihSettings, "chexmask", [None, "x"], [""]),
+    (cfg.NihSettings, "expert_labels", [None, "x"], [""]),
     (cfg.NihSettings, "chexmask_min_rca", *SHARE),
     (cfg.SegDataSettings, "url", *TEXT),
     (cfg.SegDataSettings, "masks", [["{id}.png"]], [[]]),

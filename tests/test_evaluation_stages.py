@@ -13,9 +13,10 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
 from cxrmask.cells import load_cells, seed_averaged
+from cxrmask.comparisons import delong_rows
 from cxrmask.config import CompareSettings, EvaluateSettings
 from cxrmask.errors import InputError
-from cxrmask.stages.compare_conditions import compare_conditions, delong_rows
+from cxrmask.stages.compare_conditions import compare_conditions
 from cxrmask.stages.evaluate_classifiers import auroc_table, evaluate_classifiers
 from cxrmask.stages.evaluate_shift import evaluate_shift
 from cxrmask.stages.write_report import _table

@@ -208,7 +208,9 @@ def test_a_stage_signature_says_which_parameters_are_required_read_from_its_sour
         "masks_by_finding": False,
         "masks_qc": False,
         "auroc_test_sets": False,
+        "delong_test_sets": False,
         "shift_test_sets": False,
+        "auroc_expert": False,
     }
     assert stage_parameters("no_such_rule") is None
 

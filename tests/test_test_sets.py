@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from cxrmask.classify.train import prediction_table
-from cxrmask.config import DemoSettings, EvaluateSettings, ExternalSetSettings
+from cxrmask.config import CompareSettings, DemoSettings, EvaluateSettings, ExternalSetSettings
 from cxrmask.datasets.labelmaps import PADCHEST_FINDINGS, PADCHEST_NORMAL
 from cxrmask.datasets.manifest import finish, mask_name
 from cxrmask.datasets.read import read_test_set
@@ -128,15 +128,17 @@ def test_evaluate_test_sets_says_why_an_auroc_is_undefined(tmp_path: Path) -> No
     external_frame["true_Mass"] = 0.0  # no positive
     external_frame["true_Pneumonia"] = np.nan  # not labelled by the collection
     external = [_cell_files(tmp_path, f"e{k}", external_frame) for k in range(2)]
-    auroc, shift = evaluate_test_sets(
+    auroc, delong, shift = evaluate_test_sets(
         internal,
         external,
         str(tmp_path / "auroc.csv"),
+        str(tmp_path / "delong.csv"),
         str(tmp_path / "shift.csv"),
         cells,
         ["site_b"],
         LABELS,
         EvaluateSettings(n_boot=50),
+        CompareSettings(pairs=[("original", "tight")]),
         0,
     )
     by_label = auroc.set_index(["mask", "label"])
@@ -151,6 +153,10 @@ def test_evaluate_test_sets_says_why_an_auroc_is_undefined(tmp_path: Path) -> No
     )
     assert set(auroc["test_set"]) == {"site_b"} and len(auroc) == 2 * 4
     assert set(shift["test_set"]) == {"site_b"}
+    # DeLong per set: the unlabelled and one-class findings untested, No Finding tested on the known rows
+    tested = delong.set_index("label")
+    assert np.isnan(tested.loc["Mass", "p_value"]) and np.isnan(tested.loc["Pneumonia", "p_value"])
+    assert 0 < tested.loc[NO_FINDING, "p_value"] <= 1 and set(delong["test_set"]) == {"site_b"}
     assert shift[(shift["kind"] == "drop") & (shift["label"] == "Mass")]["auroc_shifted"].isna().all()
     written = pd.read_csv(tmp_path / "auroc.csv")
     assert written.columns[0] == "test_set"

@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import norm
 
 from cxrmask.cells import load_cells
+from cxrmask.comparisons import delong_rows
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.metrics import MACRO, auroc
-from cxrmask.stages.compare_conditions import delong_rows
 from cxrmask.stages.write_report import seed_table
 from cxrmask.uncertainty import (
     auroc_intervals,

@@ -121,6 +121,23 @@ def test_a_local_chexmask_file_is_read_where_it_is(tmp_path):
     assert str(local) in compare["input"]
 
 
+def test_expert_labels_add_one_reading_of_the_test_predictions(tmp_path):
+    """A URL is downloaded once into downloads/expert/; the reading is one job over all cells' predictions."""
+    url = "https://example.org/four_findings_expert_labels/test_labels.csv"
+    expert = overlay(tmp_path, "expert", {"nih": {"expert_labels": url}})
+    result = snakemake(
+        "-n", "--configfile", expert, "--config", f"results={tmp_path}/r", f"resources_dir={tmp_path}/d",
+        workdir=tmp_path,
+    )  # fmt: skip
+    jobs = planned_jobs(result.stdout)
+    assert jobs == {**FULL_PLAN, "download": FULL_PLAN["download"] + 1, "evaluate_expert_labels": 1}
+    job = next(job for job in planned_job_files(result.stdout) if job["rule"] == "evaluate_expert_labels")
+    assert f"{tmp_path}/d/downloads/expert/test_labels.csv" in job["input"]
+    assert sum("/classify/" in path for path in job["input"]) == FULL_PLAN["train_classifier"]
+    report = next(job for job in planned_job_files(result.stdout) if job["rule"] == "write_report")
+    assert f"{tmp_path}/r/tables/auroc_expert.csv" in report["input"]
+
+
 def test_subset_of_archives_plans_only_those(tmp_path):
     subset = overlay(tmp_path, "subset", {"nih": {"archives": [1, 2]}})
     jobs = dry_run(

@@ -176,6 +176,13 @@ class NihSettings(Section):
     chexmask_min_rca: float = Field(
         0.7, ge=0, le=1, description="reference masks with Dice RCA (Mean) below this are left out"
     )
+    expert_labels: UrlOrPath | None = Field(
+        None,
+        description="Google's adjudicated NIH labels (Majkowska et al. 2020: four_findings_expert_labels' "
+        "test_labels.csv, or torchxrayvision's google2019_nih-chest-xray-labels.csv.gz), URL or path: Mass "
+        "and Nodule AUROC against its 'Nodule or mass' on the test images it covers "
+        "(tables/auroc_expert.csv); null: off",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -201,6 +208,12 @@ class NihSettings(Section):
         if missing:
             raise ValueError(f"missing {missing}; all of {sorted(NIH_METADATA_URLS)} are needed")
         return urls
+
+    @model_validator(mode="after")
+    def _expert_reads_a_study_finding(self) -> NihSettings:
+        if self.expert_labels is not None and not {"Mass", "Nodule"} & set(self.labels):
+            raise ValueError("expert_labels reads 'Nodule or mass', but labels has neither Mass nor Nodule")
+        return self
 
 
 COLLECTION_OPTIONS: dict[str, frozenset[str]] = {

@@ -252,6 +252,7 @@ def test_set_tables(wildcards=None):
         return {}
     return {
         "auroc_test_sets": results("tables", "auroc_test_sets.csv"),
+        "delong_test_sets": results("tables", "delong_test_sets.csv"),
         "shift_test_sets": results("tables", "shift_test_sets.csv"),
     }
 
@@ -277,6 +278,21 @@ def reference_file(wildcards=None):
     if source is None:
         return []
     return downloaded("reference", download_name(source)) if is_url(source) else source
+
+
+def expert_file(wildcards=None):
+    """Google's NIH expert-label table: a download or a local path ([] when nih.expert_labels is off)."""
+    source = config["nih"]["expert_labels"]
+    if source is None:
+        return []
+    return downloaded("expert", download_name(source)) if is_url(source) else source
+
+
+def expert_tables(wildcards=None):
+    """The expert-reading table the report reads, {} when nih.expert_labels is off."""
+    if config["nih"]["expert_labels"] is None:
+        return {}
+    return {"auroc_expert": results("tables", "auroc_expert.csv")}
 
 
 def reference_tables(wildcards=None):
@@ -317,11 +333,13 @@ def download_source(wildcards):
         return config["segmenter"]["checkpoint"]
     if wildcards.group == "reference":
         return config["nih"]["chexmask"]
+    if wildcards.group == "expert":
+        return config["nih"]["expert_labels"]
     raise WorkflowError(f"no download source for {wildcards.group}/{wildcards.name}")
 
 
 def download_sha256(wildcards):
-    if wildcards.group in ("nih", "reference"):
+    if wildcards.group in ("nih", "reference", "expert"):
         return config["nih"].get("sha256", {}).get(wildcards.name)
     if wildcards.group == "seg_data":
         return config["seg_data"].get("sha256")

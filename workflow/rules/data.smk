@@ -60,7 +60,7 @@ rule download:
     log:
         str(Path(RESOURCES, "logs", "download_{group}_{name}.log")),
     wildcard_constraints:
-        group="nih|seg_data|checkpoints|reference",
+        group="nih|seg_data|checkpoints|reference|expert",
         name=r"[^/]+",
     localrule: True
     conda:

@@ -29,6 +29,25 @@ rule evaluate_classifiers:
         "../scripts/stage.py"
 
 
+rule evaluate_expert_labels:
+    input:
+        predictions=cell_files("predictions.csv"),
+        expert=expert_file(),
+    output:
+        auroc=results("tables", "auroc_expert.csv"),
+    log:
+        results("logs", "evaluate_expert_labels.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    params:
+        cells=CELLS,
+        labels=LABELS,
+        settings=config["evaluate"],
+        code=code_version("evaluate_expert_labels"),
+    script:
+        "../scripts/stage.py"
+
+
 rule compare_conditions:
     input:
         predictions=cell_files("predictions.csv"),
@@ -231,6 +250,7 @@ rule write_report:
     input:
         unpack(reference_tables),
         unpack(test_set_tables),
+        unpack(expert_tables),
         curation=results("nih", "curation.json"),
         finetune=results("segment", "finetune_summary.json"),
         tight=mask_tables("tight"),

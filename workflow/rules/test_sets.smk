@@ -174,6 +174,7 @@ rule evaluate_test_sets:
         external=test_set_predictions(),
     output:
         auroc=results("tables", "auroc_test_sets.csv"),
+        delong=results("tables", "delong_test_sets.csv"),
         shift=results("tables", "shift_test_sets.csv"),
     log:
         results("logs", "evaluate_test_sets.log"),
@@ -191,6 +192,7 @@ rule evaluate_test_sets:
         test_sets=list(config["test_sets"]),
         labels=LABELS,
         settings=config["evaluate"],
+        compare=config["compare"],
         seed=config["seed"],
         code=code_version("evaluate_test_sets"),
     script:

@@ -11,12 +11,13 @@ import pandas as pd
 
 from cxrmask.atomic import write_csv
 from cxrmask.cells import by_condition, load_cells
-from cxrmask.config import EvaluateSettings
+from cxrmask.comparisons import delong_rows
+from cxrmask.config import CompareSettings, EvaluateSettings
 from cxrmask.errors import InputError
 from cxrmask.metrics import MACRO
 from cxrmask.shift import SHIFT_COLUMNS, shift_table
 from cxrmask.uncertainty import auroc_intervals
-from cxrmask.vocabulary import NO_FINDING, TEST_SET_AUROC_COLUMNS
+from cxrmask.vocabulary import DELONG_COLUMNS, NO_FINDING, TEST_SET_AUROC_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,19 @@ def evaluate_test_sets(
     predictions: Sequence[str],
     external: Sequence[str],
     auroc: str,
+    delong: str,
     shift: str,
     cells: Sequence[Mapping[str, Any]],
     test_sets: Sequence[str],
     labels: Sequence[str],
     settings: EvaluateSettings,
+    compare: CompareSettings,
     seed: int,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write per test set the AUROC table (as ``auroc.csv``, plus ``test_set`` and ``note``) and the shift
-    table (as ``shift.csv``, where ``auroc_shifted`` is the external set's AUROC and the drop is internal
-    minus external; the macro AUROCs average the findings both sets can score).
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Write per test set the AUROC table (as ``auroc.csv``, plus ``test_set`` and ``note``), the paired
+    DeLong tests between conditions (as ``delong.csv``, Holm within backbone and set) and the shift table
+    (as ``shift.csv``, where ``auroc_shifted`` is the external set's AUROC and the drop is internal minus
+    external; the macro AUROCs average the findings both sets can score).
 
     ``external`` holds one predictions file per test set and cell, sets in ``test_sets`` order, cells in
     ``cells`` order.
@@ -60,7 +64,7 @@ def evaluate_test_sets(
         )
     everything = [*labels, NO_FINDING]
     internal = by_condition(load_cells(predictions, cells))
-    aurocs, shifts = [], []
+    aurocs, tests, shifts = [], [], []
     for k, name in enumerate(test_sets):
         loaded = load_cells(external[k * len(cells) : (k + 1) * len(cells)], cells)
         for cell, frame in loaded:
@@ -72,6 +76,7 @@ def evaluate_test_sets(
                 )
             ]
             aurocs.append(table.assign(test_set=name))
+        tests.append(delong_rows(loaded, labels, compare.pairs, settings.alpha).assign(test_set=name))
         drops = shift_table(internal, by_condition(loaded), everything, settings.alpha, settings.n_boot, seed)
         shifts.append(drops.assign(test_set=name))
         macro = drops[(drops["kind"] == "drop") & (drops["label"] == MACRO)]
@@ -81,10 +86,12 @@ def evaluate_test_sets(
             macro[["backbone", "condition", "estimate"]],
         )
     auroc_table = pd.concat(aurocs)[list(TEST_SET_AUROC_COLUMNS)]
+    delong_table = pd.concat(tests)[["test_set", *DELONG_COLUMNS]]
     shift_rows = pd.concat(shifts)[["test_set", *SHIFT_COLUMNS]]
     undefined = auroc_table[auroc_table["note"] != ""].drop_duplicates(["test_set", "label"])
     for name, label, note in undefined[["test_set", "label", "note"]].itertuples(index=False):
         log.warning("test set %s: the AUROC of %s is %s", name, label, note)
     write_csv(auroc, auroc_table)
+    write_csv(delong, delong_table)
     write_csv(shift, shift_rows)
-    return auroc_table, shift_rows
+    return auroc_table, delong_table, shift_rows

@@ -166,9 +166,24 @@ def _shift_section(shift: pd.DataFrame) -> list[str]:
     ]
 
 
-def _test_sets_section(aurocs: pd.DataFrame, shift: pd.DataFrame) -> list[str]:
-    """Per external test set: the drop table, each masked condition's excess drop, and the findings the set
-    cannot score (undefined, never 0.5)."""
+def _delong_lines(tests: pd.DataFrame) -> list[str]:
+    """How many of a set's paired DeLong tests are significant after Holm, and which."""
+    done = tests[tests["p_value"].notna()]
+    significant = done[done["significant"].astype(bool)]
+    return [
+        f"- Paired DeLong tests between conditions (Holm within backbone, `tables/delong_test_sets.csv`): "
+        f"{len(significant)} of {len(done)} significant",
+        *[
+            f"  - {r.backbone} {r.label}: {r.condition_a} {r.auc_a:.3f} against {r.condition_b} "
+            f"{r.auc_b:.3f}, Holm p = {r.p_holm:.3g}"
+            for r in significant.itertuples(index=False)
+        ],
+    ]
+
+
+def _test_sets_section(aurocs: pd.DataFrame, delong: pd.DataFrame, shift: pd.DataFrame) -> list[str]:
+    """Per external test set: the drop table, each masked condition's excess drop, its DeLong tests, and the
+    findings the set cannot score (undefined, never 0.5)."""
     lines = [
         "## External test sets",
         "",
@@ -191,10 +206,39 @@ def _test_sets_section(aurocs: pd.DataFrame, shift: pd.DataFrame) -> list[str]:
                 f"{r.estimate:+.3f} {_interval(r)}, p = {r.p_value:.3g}"
                 for r in excess.itertuples(index=False)
             ],
+            *_delong_lines(delong[delong["test_set"] == name]),
             *[f"- {r.label}: AUROC {r.note}" for r in undefined.itertuples(index=False)],
             "",
         ]
     return lines
+
+
+def _expert_section(table: pd.DataFrame) -> list[str]:
+    """Mass and Nodule outputs scored against NIH's labels and against the experts' on the same images."""
+    heading = ["## Expert labels as a second reading", ""]
+    if table.empty:
+        return [*heading, "The expert table covers none of the test images: no second reading.", ""]
+    table = table.assign(
+        text=[
+            "undefined" if pd.isna(r.auroc) else f"{r.auroc:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            for r in table.itertuples(index=False)
+        ],
+        column=[f"{r.output} ({r.reading})" for r in table.itertuples(index=False)],
+    )
+    wide = table.pivot_table(index=["backbone", "mask"], columns="column", values="text", aggfunc="first")
+    order = table[["backbone", "mask"]].drop_duplicates()
+    wide = wide.loc[list(order.itertuples(index=False, name=None)), list(dict.fromkeys(table["column"]))]
+    first = table.iloc[0]
+    return [
+        *heading,
+        f"On the {first.n_pos + first.n_neg} test images that Google's radiologists adjudicated (Majkowska "
+        "et al., Radiology 2020), each output's AUROC against NIH's NLP labels (nlp) and against the "
+        'experts\' "Nodule or mass" (expert), with DeLong 95% intervals; seeds averaged. '
+        "`tables/auroc_expert.csv`.",
+        "",
+        _table(wide.reset_index()),
+        "",
+    ]
 
 
 def write_report(
@@ -212,14 +256,17 @@ def write_report(
     masks_by_finding: str | None = None,
     masks_qc: str | None = None,
     auroc_test_sets: str | None = None,
+    delong_test_sets: str | None = None,
     shift_test_sets: str | None = None,
+    auroc_expert: str | None = None,
 ) -> None:
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
 
     ``summary`` (the claims' ``summary.md``) becomes the report's first section, one heading level down;
     ``shift`` (the shifted test set's table, where the run has one) gets a section after the DeLong tests;
     ``masks_by_finding`` and ``masks_qc`` (where the masks have a reference) one after the segmentation's;
-    ``auroc_test_sets`` and ``shift_test_sets`` (where the run has external test sets) one per set after it.
+    ``auroc_test_sets``, ``delong_test_sets`` and ``shift_test_sets`` (where the run has external test sets)
+    one per set after it; ``auroc_expert`` (with ``nih.expert_labels``) one before them.
     """
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
@@ -265,9 +312,12 @@ def write_report(
         ),
         "",
         *(_shift_section(pd.read_csv(shift)) if shift else []),
+        *(_expert_section(pd.read_csv(auroc_expert)) if auroc_expert else []),
         *(
-            _test_sets_section(pd.read_csv(auroc_test_sets), pd.read_csv(shift_test_sets))
-            if auroc_test_sets and shift_test_sets
+            _test_sets_section(
+                pd.read_csv(auroc_test_sets), pd.read_csv(delong_test_sets), pd.read_csv(shift_test_sets)
+            )
+            if auroc_test_sets and delong_test_sets and shift_test_sets
             else []
         ),
         "## Training",
