@@ -419,8 +419,9 @@ def test_demo_writes_every_output(demo_run):
     assert sorted(predicted["image"]) == sorted(manifest["image"])
     external_auroc = pd.read_csv(results / "tables" / "auroc_test_sets.csv")
     assert set(external_auroc["test_set"]) == {"padchest_demo"} and len(external_auroc) == 3 * 7
-    undefined = external_auroc[external_auroc["auroc"].isna()]
-    assert undefined["note"].str.startswith("undefined").all()
+    # an AUROC the set cannot define says so in its note (the tiny set may have none such)
+    notes = external_auroc["note"].astype("string").fillna("")
+    assert (external_auroc["auroc"].notna() | notes.str.startswith("undefined")).all()
     external_shift = pd.read_csv(results / "tables" / "shift_test_sets.csv")
     assert len(external_shift[external_shift["kind"] == "drop"]) == 3 * 7
     assert "## External test sets" in report and "### padchest_demo" in report
