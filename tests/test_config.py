@@ -436,9 +436,13 @@ BOUNDS = [
     (cfg.ExternalSetSettings, "views", [["PA"]], [[]]),
     (cfg.ExternalSetSettings, "min_readers", [1], [0]),
     (cfg.ExternalSetSettings, "max_missing", [0.0, 1.0], [-0.01, 1.01]),
+    (cfg.TrainingSetSettings, "test_fraction", *FRACTION),
 ]
 # Keys a model needs before any one bound can be tried on it.
-REQUIRED = {cfg.ExternalSetSettings: {"collection": "vindr", "table": "train.csv", "images": "png"}}
+REQUIRED = {
+    cfg.ExternalSetSettings: {"collection": "vindr", "table": "train.csv", "images": "png"},
+    cfg.TrainingSetSettings: {"collection": "padchest", "table": "t.csv", "images": "png"},
+}
 BOUND_KINDS = (
     annotated_types.Ge,
     annotated_types.Gt,

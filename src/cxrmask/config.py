@@ -224,6 +224,8 @@ COLLECTION_OPTIONS: dict[str, frozenset[str]] = {
     "csv": frozenset(),
 }
 """The keys each collection reads beyond the common ones; another's, set off its default, is an error."""
+NIH_IMAGE_KEYS = ("shifted_list", "chexmask", "expert_labels")
+"""nih keys that read NIH's own images, so have no meaning when a training_set replaces them."""
 RESERVED_SPLITS = frozenset({"train", "val", "test", "shifted"})
 """Split names the study itself uses, so no external test set may take them."""
 
@@ -273,6 +275,13 @@ class ExternalSetSettings(Section):
         if self.collection == "mimic" and self.metadata is None:
             raise ValueError("collection 'mimic' needs metadata: the path of mimic-cxr-2.0.0-metadata.csv.gz")
         return self
+
+
+class TrainingSetSettings(ExternalSetSettings):
+    """A collection in NIH's place (``training_set``): read as an external test set is, then split
+    patient-wise by seed, since only NIH ships official train and test lists."""
+
+    test_fraction: Fraction = Field(0.2, description="share of the collection's patients held out as test")
 
 
 class SegDataSettings(Section):
@@ -625,14 +634,29 @@ class Config(Section):
     saliency: SaliencySettings = Field(default_factory=SaliencySettings, description="where classifiers look")
     figures: FigureSettings = Field(default_factory=FigureSettings, description="how figures look")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings, description="experiment tracking")
-    test_sets: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ExternalSetSettings] = Field(
+    test_sets: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ExternalSetSettings | None] = Field(
         default_factory=dict,
-        description="external test sets by name (lowercase): other collections, read into one manifest",
+        description="external test sets by name (lowercase): other collections, read into one manifest; "
+        "a name set to null is off",
+    )
+    training_set: TrainingSetSettings | None = Field(
+        None,
+        description="a collection trained and tested on in NIH's place (nih.labels, nih.val_fraction still "
+        "apply; the nih sources are not fetched); null: NIH",
     )
     resources: dict[str, RuleResources] = Field(
         default_factory=_default_resources,
         description="per rule; `default` for the rest. gpu is a count (SLURM --gpus)",
     )
+
+    @field_validator("test_sets")
+    @classmethod
+    def _sets_switched_on(
+        cls, sets: dict[str, ExternalSetSettings | None]
+    ) -> dict[str, ExternalSetSettings | None]:
+        """A set named null is dropped: config files merge key by key, so null is how a layered config
+        (say, one that trains on the set's collection) switches off a set its base config names."""
+        return {name: settings for name, settings in sets.items() if settings is not None}
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -655,6 +679,13 @@ class Config(Section):
         taken = sorted(RESERVED_SPLITS & set(self.test_sets))
         if taken:
             raise ValueError(f"test_sets: {taken} name the study's own splits; choose another name")
+        if self.training_set is not None:
+            nih_only = [f"nih.{key}" for key in NIH_IMAGE_KEYS if getattr(self.nih, key) is not None]
+            if nih_only:
+                raise ValueError(
+                    f"training_set: {nih_only} read NIH's images, which a training_set replaces; set them "
+                    "to null (an NIH set can be an external test set instead, as collection csv)"
+                )
         default = self.resources.get("default")
         if default is None:
             missing = sorted(RuleResources.model_fields)

@@ -3,7 +3,7 @@
 
 rule cache_images:
     input:
-        subset=results("nih", "subset.csv"),
+        subset=subset_file(),
     output:
         cache=results("cache", "images_{size}.npy"),
         index=results("cache", "index_{size}.csv"),

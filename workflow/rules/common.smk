@@ -42,14 +42,18 @@ FIG = config["figures"]["format"]
 # Backbone names may carry a library prefix (torchvision:resnet50); paths use a dash instead.
 BACKBONES = {name.replace(":", "-"): name for name in config["classifier"]["backbones"]}
 NIH_METADATA = ["Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.txt"]
+# A collection trained on in NIH's place (training_set); the NIH-only keys are null then (config.py).
+TRAINING = config["training_set"] is not None
 # A second, shifted test set: the demo's marker-decorrelated twins, or a user's nih.shifted_list.
-SHIFTED = (
+SHIFTED = not TRAINING and (
     config["demo"]["shortcut_rate_test"] is not None
     if DEMO
     else config["nih"]["shifted_list"] is not None
 )
+# The study's images have ground-truth lungs: the demo's NIH-style images (not its other collection).
+TRUTH = DEMO and not TRAINING
 # Reference lungs the tight masks are checked against: CheXmask's on NIH, the ground truth in the demo.
-REFERENCE = DEMO or config["nih"]["chexmask"] is not None
+REFERENCE = TRUTH or config["nih"]["chexmask"] is not None
 
 
 wildcard_constraints:
@@ -163,6 +167,32 @@ def download_name(url):
 # ---- input functions ------------------------------------------------------------------------------
 
 
+def subset_file(wildcards=None):
+    """The study's curated subset every later stage reads: NIH's, or the training_set collection's."""
+    return results("training_set" if TRAINING else "nih", "subset.csv")
+
+
+def curation_file(wildcards=None):
+    """The curation's counts beside :func:`subset_file`."""
+    return results("training_set" if TRAINING else "nih", "curation.json")
+
+
+def training_subset_file(wildcards=None):
+    """The training_set's subset, whose patients no test set may share ([] for NIH: its ids are not
+    comparable with another collection's)."""
+    return subset_file() if TRAINING else []
+
+
+def training_set_settings(wildcards=None):
+    """training_set with `{results}` in its paths made the results folder, as for a test set."""
+    return resolved_paths(config["training_set"])
+
+
+def training_set_path(key):
+    """An input function for one of training_set's paths ([] where it has none)."""
+    return lambda wildcards: training_set_settings()[key] or []
+
+
 def nih_metadata(name):
     if DEMO:
         return results("demo", "nih", name)
@@ -187,14 +217,19 @@ def nih_image_dirs(wildcards=None):
     ]
 
 
-def test_set_settings(wildcards):
-    """One external test set's settings (test_sets.<name>), `{results}` in its paths made the results
-    folder (the demo's collection is written there)."""
-    settings = dict(config["test_sets"][wildcards.test_set])
+def resolved_paths(collection):
+    """A collection's settings with `{results}` in its paths made the results folder (the demo's
+    collection is written there)."""
+    settings = dict(collection)
     for key in ("table", "images", "metadata"):
         if settings[key]:
             settings[key] = settings[key].replace("{results}", RESULTS)
     return settings
+
+
+def test_set_settings(wildcards):
+    """One external test set's settings (test_sets.<name>), paths resolved."""
+    return resolved_paths(config["test_sets"][wildcards.test_set])
 
 
 def test_set_table(wildcards):
@@ -267,12 +302,12 @@ def seg_root(wildcards=None):
 
 def truth_dir(wildcards=None):
     """Ground-truth lung masks of the NIH-style images (the demo has them, NIH does not)."""
-    return [results("demo", "nih_lung_masks")] if DEMO else []
+    return [results("demo", "nih_lung_masks")] if TRUTH else []
 
 
 def reference_file(wildcards=None):
     """The reference lungs' CheXmask file: the demo's own, a download, or a local path ([] without one)."""
-    if DEMO:
+    if TRUTH:
         return results("demo", "nih", "ChestX-Ray8.csv")
     source = config["nih"]["chexmask"]
     if source is None:
@@ -359,7 +394,7 @@ def mask_dirs(condition):
 
 def lung_cache(wildcards=None):
     """The lungs saliency is measured against: the ground truth where known (demo), else the tight masks."""
-    lungs = "truth" if DEMO else "tight"
+    lungs = "truth" if TRUTH else "tight"
     return results("cache", f"masks_{lungs}_{config['classifier']['image_size']}.npy")
 
 

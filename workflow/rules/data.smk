@@ -1,4 +1,5 @@
-# Data stage: the embedded demo, downloads, curation of the NIH subset, the lung-mask fine-tuning set.
+# Data stage: the embedded demo, downloads, curation of the study's subset (NIH's, or a training_set
+# collection's), the lung-mask fine-tuning set.
 
 
 rule make_demo_data:
@@ -134,6 +135,28 @@ rule curate_nih:
         val_fraction=config["nih"]["val_fraction"],
         seed=config["seed"],
         code=code_version("curate_nih"),
+    script:
+        "../scripts/stage.py"
+
+
+rule curate_training_set:
+    input:
+        table=training_set_path("table"),
+        images=training_set_path("images"),
+        metadata=training_set_path("metadata"),
+    output:
+        subset=results("training_set", "subset.csv"),
+        summary=results("training_set", "curation.json"),
+    log:
+        results("logs", "curate_training_set.log"),
+    conda:
+        "../../envs/cxrmask.yaml"
+    params:
+        settings=training_set_settings,
+        labels=LABELS,
+        val_fraction=config["nih"]["val_fraction"],
+        seed=config["seed"],
+        code=code_version("curate_training_set"),
     script:
         "../scripts/stage.py"
 

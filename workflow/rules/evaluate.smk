@@ -228,7 +228,7 @@ rule plot_qc_gallery:
 rule plot_masks_reference:
     input:
         table=results("tables", "masks_vs_reference.csv"),
-        subset=results("nih", "subset.csv"),
+        subset=subset_file(),
         tables=mask_tables("tight"),
         qc=results("tables", "masks_qc_check.json"),
     output:
@@ -251,7 +251,7 @@ rule write_report:
         unpack(reference_tables),
         unpack(test_set_tables),
         unpack(expert_tables),
-        curation=results("nih", "curation.json"),
+        curation=curation_file(),
         finetune=results("segment", "finetune_summary.json"),
         tight=mask_tables("tight"),
         loose=mask_tables("loose"),

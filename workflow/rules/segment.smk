@@ -38,7 +38,7 @@ rule finetune_medsam:
 rule generate_masks:
     input:
         model=results("segment", "finetuned.pt"),
-        subset=results("nih", "subset.csv"),
+        subset=subset_file(),
         truth=truth_dir(),
     output:
         masks=directory(results("masks", "tight", "shard_{shard}")),
@@ -95,7 +95,7 @@ rule dilate_masks:
 
 rule compare_masks_reference:
     input:
-        subset=results("nih", "subset.csv"),
+        subset=subset_file(),
         masks=mask_dirs("tight"),
         tables=mask_tables("tight"),
         reference=reference_file(),

@@ -7,6 +7,7 @@ rule curate_test_set:
         table=test_set_table,
         images=test_set_images,
         metadata=test_set_metadata,
+        training=training_subset_file,
     output:
         manifest=results("test_sets", "{test_set}", "manifest.csv"),
         summary=results("test_sets", "{test_set}", "curation.json"),

@@ -9,6 +9,15 @@ import pandas as pd
 from cxrmask.config import ExternalSetSettings
 from cxrmask.datasets import chexpert, mimic, padchest, plain, vindr
 
+#: Each collection key's name as a reader knows it, for headings and logs.
+COLLECTION_NAMES = {
+    "padchest": padchest.COLLECTION,
+    "chexpert": chexpert.COLLECTION,
+    "mimic": mimic.COLLECTION,
+    "vindr": vindr.COLLECTION,
+    "csv": "plain-CSV",
+}
+
 
 def read_test_set(
     table: str,

@@ -1,4 +1,4 @@
-"""Rule generate_masks: tight lung masks for one shard of the curated NIH images."""
+"""Rule generate_masks: tight lung masks for one shard of the study's curated images."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 
 from cxrmask.atomic import write_csv
 from cxrmask.config import SegmenterSettings, SegmentSettings
+from cxrmask.datasets.manifest import mask_name
 from cxrmask.segment.apply import log_flagged, readable, segment_listed
 from cxrmask.segment.inference import shard as shard_of
 from cxrmask.torchutil import set_threads
@@ -48,7 +49,8 @@ def generate_masks(
         {"segmenter": segmenter.model_dump(), "segment": settings.model_dump()},
     )
     images = pd.read_csv(subset).sort_values("image")
-    items = shard_of(list(zip(images["image"], images["path"], strict=True)), shard, settings.shards)
+    names = images["image"].map(mask_name)  # an NIH id is its own; a training_set's may be a path
+    items = shard_of(list(zip(names, images["path"], strict=True)), shard, settings.shards)
     items = readable(items, on_bad, threads)
     qc = segment_listed(model, items, masks, segmenter, settings, device, truth)
     write_csv(table, qc)

@@ -98,7 +98,7 @@ def _segmentation_section(
         f"| learned prior box | {finetune['zero_shot_val_dice_prior_box']:.4f} | "
         f"{finetune['finetuned_val_dice_prior_box']:.4f} |",
         "",
-        f"NIH masks: {len(tight)} images, mean lung fraction {tight['lung_fraction'].mean():.3f} (tight), "
+        f"Study masks: {len(tight)} images, mean lung fraction {tight['lung_fraction'].mean():.3f} (tight), "
         f"{loose['lung_fraction'].mean():.3f} (loose); "
         f"{int(tight['fallback'].sum())} fell back to the full image.",
     ]
@@ -284,7 +284,7 @@ def write_report(
         "# cxrmask report",
         "",
         *(["#" + claims] if claims else []),
-        "## Curated NIH subset",
+        f"## Curated {cur.get('collection', 'NIH')} subset",
         "",
         _table(splits),
         "",
