@@ -20,6 +20,7 @@ from cxrmask.claims import (
     equivalent,
     evaluate_claims,
     overall,
+    set_verdicts,
     summary_markdown,
     undecidable,
     verdicts,
@@ -391,9 +392,9 @@ def assert_rows(rows: list[dict], expected: list[dict]) -> None:
 
 
 def expected_row(
-    claim, backbone, measure, estimate, low, high, p, verdict, note="", floor=NAN, needed=NAN
+    claim, backbone, measure, estimate, low, high, p, verdict, note="", floor=NAN, needed=NAN, test_set="test"
 ) -> dict:
-    values = [claim, backbone, measure, estimate, low, high, p, verdict, note, floor, needed]
+    values = [claim, backbone, measure, estimate, low, high, p, verdict, note, floor, needed, test_set]
     return dict(zip(COLUMNS, values, strict=True))
 
 
@@ -490,11 +491,12 @@ def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word()
     at = 4 + len(CLAIMS)
     assert lines[at : at + 6] == [
         "",
-        "| claim | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
-        "|---|---|---|---|---|---|---|---|---|",
-        "| best | resnet50 | macro AUROC | 0.812 | [0.780, 0.840] | 0.0123 | 0.004 | supported | best cell |",
-        "| tight_lower | resnet50 | Δ macro AUROC | -0.050 |  |  |  | not resolved |  |",
-        "| shortcut | a | drop | 0.030 | [0.010, 0.050] | ≤ 0.1 | 0.1 | not resolved |  |",
+        "| claim | set | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        "| best | test | resnet50 | macro AUROC | 0.812 | [0.780, 0.840] | 0.0123 | 0.004 | supported | "
+        "best cell |",
+        "| tight_lower | test | resnet50 | Δ macro AUROC | -0.050 |  |  |  | not resolved |  |",
+        "| shortcut | test | a | drop | 0.030 | [0.010, 0.050] | ≤ 0.1 | 0.1 | not resolved |  |",
     ]
     at += 1
     rules = lines[at + 6]
@@ -553,6 +555,84 @@ def test_the_written_summary_judges_the_shortcut_from_the_shift_table(tmp_path) 
     without = write_summary(*paths, alpha=0.05, margin=0.02)
     assert rows_of(without, "shortcut")["verdict"].tolist() == [UNRESOLVED]
     assert pd.read_csv(tmp_path / "claims.csv")["verdict"].tolist() == without["verdict"].tolist()
+
+
+# ---------------------------------------------------------------- claims judged per external set
+
+
+def set_shift_row(test_set, backbone, condition, estimate, p, eq, kind="excess_drop") -> dict:
+    row = shift_row(backbone, condition, estimate, p, eq, label=MACRO)
+    return {**row, "test_set": test_set, "kind": kind}
+
+
+def test_transfer_is_judged_within_each_external_set_and_needs_every_set_to_agree() -> None:
+    contrasts = pd.DataFrame(columns=CONTRAST_COLUMNS)
+    empty = pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"])
+    train = pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"])
+    set_shift = pd.DataFrame(
+        [
+            set_shift_row("padchest", "a", "tight", 0.08, 0.01, (0.03, 0.13)),
+            set_shift_row("padchest", "a", "loose", 0.06, 0.02, (0.01, 0.11)),
+            set_shift_row("padchest", "a", "tight", 0.3, 0.0001, (0.2, 0.4), kind="drop"),  # not a claim
+            set_shift_row("vindr", "a", "tight", 0.001, 0.9, (-0.01, 0.012)),
+        ]
+    )
+    table = evaluate_claims(contrasts, empty, train, RULES, set_shift=set_shift)
+    rows = rows_of(table, "transfer")
+    assert rows["test_set"].tolist() == ["padchest", "padchest", "vindr"]
+    # Holm within padchest only (two tests): 0.01 * 2, max(0.02 * 1, 0.02); vindr's one test is its own family
+    assert rows["p_holm"].tolist() == pytest.approx([0.02, 0.02, 0.9])
+    assert rows["verdict"].tolist() == [SUPPORTED, SUPPORTED, CONTRADICTED]
+    assert rows["p_floor"].tolist() == pytest.approx([2 * 2 / 1001, 2 * 2 / 1001, 2 / 1001])
+    assert rows["measure"].iloc[2] == "macro AUROC drop on vindr, original - tight"
+    assert verdicts(table)["transfer"] == UNRESOLVED  # the sets disagree
+    per_set = set_verdicts(table).set_index("claim")
+    assert per_set.loc[CLAIMS["transfer"]].to_dict() == {"padchest": SUPPORTED, "vindr": CONTRADICTED}
+    # a set without the No Finding test (no DeLong table given) is not resolved on it, not left out
+    assert per_set.loc[CLAIMS["loose_no_finding"]].to_dict() == {"padchest": UNRESOLVED, "vindr": UNRESOLVED}
+    text = summary_markdown(table, RULES)
+    assert "| claim | padchest | vindr |" in text
+    assert f"| {CLAIMS['transfer']} | supported | contradicted |" in text
+
+
+def test_the_no_finding_claim_is_judged_on_each_set_and_the_headline_on_the_internal_set_alone() -> None:
+    internal = delong_row("resnet50", "original", "loose", NO_FINDING, 0.03, 0.01)
+    elsewhere = [
+        {**delong_row("resnet50", "original", "loose", NO_FINDING, -0.05, 0.001), "test_set": "padchest"},
+        {**delong_row("resnet50", "original", "loose", "Mass", 0.2, 0.0001), "test_set": "padchest"},
+    ]
+    columns = ["backbone", "label", "condition_a", "condition_b", "delta", "ci_low", "ci_high", "p_value"]
+    table = evaluate_claims(
+        pd.DataFrame(columns=CONTRAST_COLUMNS),
+        pd.DataFrame([internal], columns=[*columns, "p_holm"]),
+        pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"]),
+        RULES,
+        set_delong=pd.DataFrame(elsewhere),
+    )
+    rows = rows_of(table, "loose_no_finding")
+    assert rows[["test_set", "verdict"]].values.tolist() == [["test", SUPPORTED], ["padchest", CONTRADICTED]]
+    assert verdicts(table)["loose_no_finding"] == SUPPORTED
+    assert set_verdicts(table).set_index("claim").loc[CLAIMS["loose_no_finding"], "padchest"] == CONTRADICTED
+
+
+def test_without_external_sets_transfer_says_so_and_no_per_set_table_is_written() -> None:
+    table = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)])
+    row = rows_of(table, "transfer").iloc[0]
+    assert row["verdict"] == UNRESOLVED and "no external test set" in row["note"]
+    assert set_verdicts(table).empty
+    assert "Judged on each external test set" not in summary_markdown(table, RULES)
+
+
+def test_a_test_set_table_without_its_set_column_is_named() -> None:
+    shift = pd.DataFrame([shift_row("a", "tight", 0.08, 0.01, (0.03, 0.13))])
+    with pytest.raises(InputError, match=r"test sets' shift table lacks columns \['test_set'\]"):
+        evaluate_claims(
+            pd.DataFrame(columns=CONTRAST_COLUMNS),
+            pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"]),
+            pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"]),
+            RULES,
+            set_shift=shift,
+        )
 
 
 # ---------------------------------------------------------------- p floors

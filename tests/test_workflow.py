@@ -425,6 +425,10 @@ def test_demo_writes_every_output(demo_run):
     external_shift = pd.read_csv(results / "tables" / "shift_test_sets.csv")
     assert len(external_shift[external_shift["kind"] == "drop"]) == 3 * 7
     assert "## External test sets" in report and "### padchest_demo" in report
+    # the claims an external set can decide are judged on it: two masked conditions' transfer rows
+    transfer = claims[claims["claim"] == "transfer"]
+    assert transfer["test_set"].tolist() == ["padchest_demo"] * 2
+    assert "Judged on each external test set" in report
 
 
 @pytest.mark.slow

@@ -11,6 +11,13 @@ meaningful difference" (two one-sided tests at alpha), which is the only way
 "comparable" can be supported and the way "better" or "lower" can be
 contradicted without the opposite being significant.
 
+Where the run has external test sets, the claims their tables can judge are
+judged on each set too: whether masking keeps more of the AUROC than original
+images from the internal test set to the set (``transfer``, the shortcut
+premise on another hospital's images) and loose masking's No Finding test
+(DeLong on the set). Each row names the set it was judged on (``test_set``:
+``test`` for the internal test split, ``shifted`` for the shifted one).
+
 Evidence comes from three tables: the paired patient-bootstrap contrasts
 (:func:`cxrmask.uncertainty.condition_contrasts`), the paired DeLong tests
 (Holm within backbone, as the compare stage writes them) and the per-seed
@@ -57,8 +64,16 @@ CLAIMS = {
     "tight_faster": "Tight masking trains faster",
     "backbone_dependent": "The effects of masking depend on the backbone",
     "shortcut": "Masking protects against a shortcut outside the lungs (AUROC kept on a shifted test set)",
+    "transfer": "Masking keeps more macro AUROC than original images on another collection",
 }
-"""The paper's six findings, and the premise of its argument that only a shifted test set can test."""
+"""The paper's six findings, and the premise of its argument that only a shifted test set, or another
+collection's images, can test."""
+
+#: The ``test_set`` of rows judged on the study's own test split, and on its shifted test set.
+INTERNAL, SHIFTED = "test", "shifted"
+
+#: Claims judged on each external test set as well as (or, for ``transfer``, instead of) the study's own.
+PER_SET = ("loose_no_finding", "transfer")
 
 #: Seeds per cell below which training times are described but not tested.
 MIN_SEEDS_FOR_TIME_TEST = 3
@@ -75,11 +90,12 @@ COLUMNS = [
     "note",
     "p_floor",
     "n_boot_needed",
+    "test_set",
 ]
 
 #: Claims whose verdict rests on a significant bootstrap difference (the others on an interval or a
 #: DeLong or t test), so an unattainable floor leaves them undecidable.
-DECIDED_BY_BOOTSTRAP_P = ("best", "tight_lower", "backbone_dependent", "shortcut")
+DECIDED_BY_BOOTSTRAP_P = ("best", "tight_lower", "backbone_dependent", "shortcut", "transfer")
 
 
 @dataclass(frozen=True)
@@ -143,12 +159,14 @@ def _row(
     verdict: str,
     note: str = "",
     floor: Floor = NO_FLOOR,
+    test_set: str = INTERNAL,
 ) -> dict:
-    """One evidence row; ``floor`` is the row's family's (NO_FLOOR: an analytic test, or no test)."""
+    """One evidence row; ``floor`` is the row's family's (NO_FLOOR: an analytic test, or no test), and
+    ``test_set`` the set it was judged on."""
     bootstrap = floor.tests > 0
     values = [claim, backbone, measure, estimate, low, high, p, verdict, note]
     untested = 0.0 if pd.notna(p) else np.nan
-    values += [floor.p if bootstrap else untested, floor.needed if bootstrap else np.nan]
+    values += [floor.p if bootstrap else untested, floor.needed if bootstrap else np.nan, test_set]
     return dict(zip(COLUMNS, values, strict=True))
 
 
@@ -278,8 +296,9 @@ def loose_comparable_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[d
     return rows
 
 
-def loose_no_finding_claim(delong: pd.DataFrame, rules: ClaimRules) -> list[dict]:
-    """Loose minus original No Finding AUROC per backbone: paired DeLong test, Holm within backbone."""
+def loose_no_finding_claim(delong: pd.DataFrame, rules: ClaimRules, test_set: str = INTERNAL) -> list[dict]:
+    """Loose minus original No Finding AUROC per backbone: paired DeLong test, Holm within backbone (and
+    set: ``delong`` is one set's tests)."""
     rows = []
     for _, t in delong[delong["label"] == NO_FINDING].iterrows():
         pair = (t["condition_a"], t["condition_b"])
@@ -304,6 +323,7 @@ def loose_no_finding_claim(delong: pd.DataFrame, rules: ClaimRules) -> list[dict
                 t["p_holm"],
                 verdict,
                 "Holm within backbone over all DeLong tests",
+                test_set=test_set,
             )
         )
     return rows
@@ -433,8 +453,51 @@ def shortcut_claim(shift: pd.DataFrame | None, label: str, rules: ClaimRules) ->
             r["p_holm"],
             directional(r["estimate"], r["p_holm"], r["eq_low"], r["eq_high"], +1, rules),
             floor=Floor.of(rows, rules.alpha),
+            test_set=SHIFTED,
         )
         for _, r in rows.iterrows()
+    ]
+
+
+def transfer_claim(shift: pd.DataFrame | None, rules: ClaimRules) -> list[dict]:
+    """On each external set, each masked condition loses less macro AUROC than original images from the
+    internal test set to that set (``excess_drop`` > 0), Holm within the set (its backbones and conditions).
+
+    ``shift`` is ``shift_test_sets.csv`` (a ``test_set`` column on the shift table), None without sets.
+    """
+    if shift is None:
+        return [_row("transfer", "all", "", *[np.nan] * 4, UNRESOLVED, "this run has no external test set")]
+    out = []
+    for name, part in shift.groupby("test_set", sort=False):
+        rows = part[(part["kind"] == "excess_drop") & (part["label"] == MACRO)].copy()
+        rows["p_holm"] = holm(rows["p_value"].to_numpy()) if len(rows) else []
+        out += [
+            _row(
+                "transfer",
+                r["backbone"],
+                f"macro AUROC drop on {name}, original - {r['condition']}",
+                r["estimate"],
+                r["ci_low"],
+                r["ci_high"],
+                r["p_holm"],
+                directional(r["estimate"], r["p_holm"], r["eq_low"], r["eq_high"], +1, rules),
+                "Holm within the set",
+                Floor.of(rows, rules.alpha),
+                str(name),
+            )
+            for _, r in rows.iterrows()
+        ]
+    return out
+
+
+def set_no_finding_claims(delong: pd.DataFrame | None, rules: ClaimRules) -> list[dict]:
+    """Loose masking's No Finding test on each external set (``delong_test_sets.csv``, None without sets)."""
+    if delong is None:
+        return []
+    return [
+        row
+        for name, part in delong.groupby("test_set", sort=False)
+        for row in loose_no_finding_claim(part, rules, str(name))
     ]
 
 
@@ -445,19 +508,28 @@ def evaluate_claims(
     rules: ClaimRules,
     shift: pd.DataFrame | None = None,
     shortcut_label: str | None = None,
+    set_delong: pd.DataFrame | None = None,
+    set_shift: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every claim's evidence rows, each with its verdict (see each ``*_claim`` for the rule).
 
     ``shift`` is the shifted-test-set table (None without one) and
-    ``shortcut_label`` the finding a suspected shortcut predicts.
+    ``shortcut_label`` the finding a suspected shortcut predicts;
+    ``set_delong`` and ``set_shift`` are the external test sets' DeLong and
+    shift tables (None without sets).
     """
     tables = [
         ("contrasts", contrasts, {"kind", "estimate", "eq_low", "eq_high", "p_value", "n_resamples"}),
         ("DeLong", delong, {"backbone", "label", "condition_a", "condition_b", "delta", "p_holm"}),
         ("training", training, {"backbone", "mask", "seed", "seconds_to_best", "best_epoch"}),
     ]
+    shift_needed = {"kind", "label", "estimate", "eq_low", "p_value", "n_resamples"}
     if shift is not None:
-        tables.append(("shift", shift, {"kind", "label", "estimate", "eq_low", "p_value", "n_resamples"}))
+        tables.append(("shift", shift, shift_needed))
+    if set_shift is not None:
+        tables.append(("test sets' shift", set_shift, {"test_set", *shift_needed}))
+    if set_delong is not None:
+        tables.append(("test sets' DeLong", set_delong, {"test_set", "backbone", "label", "delta", "p_holm"}))
     for name, frame, needed in tables:
         missing = needed - set(frame.columns)
         if missing:
@@ -467,11 +539,12 @@ def evaluate_claims(
     found = {
         "best": best_claim(contrasts, rules),
         "loose_comparable": loose_comparable_claim(contrasts, rules),
-        "loose_no_finding": loose_no_finding_claim(delong, rules),
+        "loose_no_finding": loose_no_finding_claim(delong, rules) + set_no_finding_claims(set_delong, rules),
         "tight_lower": tight_lower_claim(contrasts, delong, rules),
         "tight_faster": tight_faster_claim(training, rules),
         "backbone_dependent": backbone_claim(contrasts, rules),
         "shortcut": shortcut_claim(shift, shortcut_label or MACRO, rules),
+        "transfer": transfer_claim(set_shift, rules),
     }
     rows = []
     for claim, evidence in found.items():
@@ -504,16 +577,40 @@ def undecidable(table: pd.DataFrame, rules: ClaimRules) -> list[str]:
     return lines
 
 
+def _own(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows judged on the study's own test sets; ``transfer``, judged on external sets only, keeps
+    all its rows."""
+    return table[table["test_set"].isin((INTERNAL, SHIFTED)) | (table["claim"] == "transfer")]
+
+
 def verdicts(table: pd.DataFrame) -> dict[str, str]:
-    """One verdict per claim; the effect-depends claim is supported by any one significant difference."""
+    """One verdict per claim, from the study's own test sets (``transfer``: from every external set, which
+    must agree); the effect-depends claim is supported by any one significant difference."""
     out = {}
+    own = _own(table)
     for claim in CLAIMS:
-        part = table.loc[table["claim"] == claim, "verdict"].tolist()
+        part = own.loc[own["claim"] == claim, "verdict"].tolist()
         if claim == "backbone_dependent" and SUPPORTED in part:
             out[claim] = SUPPORTED
         else:
             out[claim] = overall(part)
     return out
+
+
+def set_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-set claims' verdicts, one column per external test set (empty without sets)."""
+    rows = table[table["claim"].isin(PER_SET) & ~table["test_set"].isin((INTERNAL, SHIFTED))]
+    if rows.empty:
+        return pd.DataFrame()
+    names = list(dict.fromkeys(rows["test_set"]))
+    found = {
+        (claim, name): overall(part["verdict"].tolist())
+        for (claim, name), part in rows.groupby(["claim", "test_set"], sort=False)
+    }
+    return pd.DataFrame(
+        [[CLAIMS[c], *[found.get((c, n), UNRESOLVED) for n in names]] for c in PER_SET],
+        columns=["claim", *names],
+    )
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
@@ -537,13 +634,25 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "|---|---|",
         *[f"| {CLAIMS[c]} | **{overall_verdicts[c]}** |" for c in CLAIMS],
         "",
-        "| claim | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
-        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    per_set = set_verdicts(table)
+    if not per_set.empty:
+        lines += [
+            "Judged on each external test set:",
+            "",
+            "| " + " | ".join(per_set.columns) + " |",
+            "|" + "|".join("---" for _ in per_set.columns) + "|",
+            *["| " + " | ".join(map(str, row)) + " |" for row in per_set.itertuples(index=False)],
+            "",
+        ]
+    lines += [
+        "| claim | set | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples(index=False):
         ci = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if pd.notna(r.ci_low) else ""
         lines.append(
-            f"| {r.claim} | {r.backbone} | {r.measure} | {_fmt(r.estimate)} | {ci} | "
+            f"| {r.claim} | {r.test_set} | {r.backbone} | {r.measure} | {_fmt(r.estimate)} | {ci} | "
             f"{_p_text(r.p_holm, r.p_floor)} | {_fmt(r.p_floor, '.3g')} | {r.verdict} | {r.note} |"
         )
     level = 1 - rules.alpha
@@ -559,7 +668,9 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         f"AUROC in less wall time (paired over seeds, tested with >= {MIN_SEEDS_FOR_TIME_TEST} seeds). "
         "*Protects against a shortcut* means a masked condition loses significantly less AUROC than "
         "original images from the test set to the shifted one (images where the suspected cue no longer "
-        "goes with the label; `tables/shift.csv`). "
+        "goes with the label; `tables/shift.csv`); *keeps more AUROC on another collection* the same from "
+        "the internal test set to each external one (`tables/shift_test_sets.csv`), where the verdict "
+        "above needs every set to agree. "
         "Scores are averaged over seeds before every test, so the tests compare conditions on this test set. "
         "*Not resolved* means this sample cannot tell. "
         "A bootstrap p cannot fall below 2 / (resamples + 1), and Holm multiplies that by the family's "
@@ -584,6 +695,8 @@ def write_summary(
     reference: Sequence[str] = ("resnet50", "original"),
     shift: str | os.PathLike[str] | None = None,
     shortcut_label: str | None = None,
+    set_delong: str | os.PathLike[str] | None = None,
+    set_shift: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Read the tables, judge every claim, write ``summary.md`` and the claims table."""
     rules = ClaimRules(alpha=alpha, margin=margin, reference=tuple(reference))
@@ -594,6 +707,8 @@ def write_summary(
         rules,
         shift=pd.read_csv(shift) if shift else None,
         shortcut_label=shortcut_label,
+        set_delong=pd.read_csv(set_delong) if set_delong else None,
+        set_shift=pd.read_csv(set_shift) if set_shift else None,
     )
     write_csv(out_table, table)
     write_text(out_summary, summary_markdown(table, rules))

@@ -32,6 +32,7 @@ rule compare_bootstrap:
 rule summarise_claims:
     input:
         unpack(reference_tables),
+        unpack(test_set_claim_tables),
         contrasts=results("tables", "contrasts.csv"),
         delong=results("tables", "delong.csv"),
         training=results("tables", "training.csv"),

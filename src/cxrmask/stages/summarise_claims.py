@@ -25,9 +25,12 @@ def summarise_claims(
     shortcut_label: str | None,
     masks_by_finding: str | None = None,
     masks_qc: str | None = None,
+    delong_test_sets: str | None = None,
+    shift_test_sets: str | None = None,
 ) -> pd.DataFrame:
     """Judge every claim from the contrasts, DeLong and training tables, and the shifted test set's table
-    (``shift``, None without one) for the shortcut premise on ``shortcut_label`` (None: macro AUROC).
+    (``shift``, None without one) for the shortcut premise on ``shortcut_label`` (None: macro AUROC), and
+    the external test sets' DeLong and shift tables (None without sets) for the claims judged per set.
 
     Where the masks have a reference, ``summary.md`` also states their error by finding
     (``masks_by_finding``, ``masks_qc``), which bears on the tight and loose claims."""
@@ -42,6 +45,8 @@ def summarise_claims(
         reference=settings.reference,
         shift=shift,
         shortcut_label=shortcut_label,
+        set_delong=delong_test_sets,
+        set_shift=shift_test_sets,
     )
     if masks_by_finding and masks_qc:
         lines = markdown_lines(pd.read_csv(masks_by_finding), json.loads(Path(masks_qc).read_text()), "#")
