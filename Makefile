@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_segment.py
 	$(BIN)/python benchmarks/bench_cpu_bf16.py
 	$(BIN)/python benchmarks/bench_chexmask.py
+	$(BIN)/python benchmarks/bench_curation.py
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --quiet rules

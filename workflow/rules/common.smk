@@ -295,7 +295,11 @@ def test_set_tables(wildcards=None):
 def test_set_claim_tables(wildcards=None):
     """The external test sets' tables the claims judged per set read, {} without test sets."""
     tables = test_set_tables()
-    return {key: tables[key] for key in ("delong_test_sets", "shift_test_sets") if key in tables}
+    return {
+        key: tables[key]
+        for key in ("delong_test_sets", "shift_test_sets")
+        if key in tables
+    }
 
 
 def seg_root(wildcards=None):
