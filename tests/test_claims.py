@@ -649,6 +649,14 @@ def test_the_floor_is_the_family_size_times_the_smallest_bootstrap_p():
     assert Floor(300, 200).p == 1.0 and np.isnan(Floor(0, 0).p)
 
 
+def test_the_resamples_needed_count_draws_when_some_define_no_auroc():
+    # 5 tests need 200 defined resamples; if 85 of 200 draws were defined, 200 draws are not enough
+    assert Floor(5, 200, alpha=0.05, drawn=200).needed == 200
+    short = Floor(5, 85, alpha=0.05, drawn=200)
+    assert short.needed == 471  # ceil(200 * 200 / 85)
+    assert Floor(5, 85, alpha=0.05).needed == 200  # without the draws known, defined resamples only
+
+
 def shortcut_at_floor(n: int, resamples: int) -> pd.DataFrame:
     """``n`` shift rows whose every resample favoured masking: each p at 2 / (resamples + 1)."""
     p = 2 / (resamples + 1)

@@ -178,6 +178,7 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
         summary=tmp_path / "summary.md",
         claims=tmp_path / "claims.csv",
         alpha=0.05,
+        n_boot=evaluate.n_boot,
         settings=ClaimsSettings(),
         shortcut_label=None,
     )

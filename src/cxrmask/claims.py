@@ -105,17 +105,22 @@ class Floor:
     Holm's smallest adjusted p is the family size m times the smallest p,
     and a bootstrap p is at least 2 / (B + 1), so the floor is
     min(1, 2 m / (B + 1)); it drops below alpha once B > 2 m / alpha - 1.
+    B counts the defined resamples: on a small test set some draws leave a
+    finding without a positive and define no AUROC, so ``drawn`` (the
+    ``n_boot`` that produced them) scales the resamples needed to the
+    draws that yield them.
     """
 
     tests: int
     resamples: int
     alpha: float = float("nan")
+    drawn: int | None = None
 
     @classmethod
-    def of(cls, family: pd.DataFrame, alpha: float) -> Floor:
-        """The floor of a family of contrast rows (their count and most defined resamples) at ``alpha``."""
+    def of(cls, family: pd.DataFrame, rules: ClaimRules) -> Floor:
+        """The floor of a family of contrast rows (their count and most defined resamples) under ``rules``."""
         resamples = int(family["n_resamples"].max()) if len(family) else 0
-        return cls(tests=len(family), resamples=resamples, alpha=alpha)
+        return cls(tests=len(family), resamples=resamples, alpha=rules.alpha, drawn=rules.n_boot)
 
     @property
     def p(self) -> float:
@@ -125,8 +130,12 @@ class Floor:
 
     @property
     def needed(self) -> int:
-        """The fewest resamples at which this family's smallest adjusted p is below ``alpha``."""
-        return int(np.floor(2.0 * self.tests / self.alpha))
+        """The fewest draws (``n_boot``) at which this family's smallest adjusted p is below ``alpha``:
+        that many defined resamples, divided by the share of draws that were defined."""
+        defined = int(np.floor(2.0 * self.tests / self.alpha))
+        if self.drawn and 0 < self.resamples < self.drawn:
+            return int(np.ceil(defined * self.drawn / self.resamples))
+        return defined
 
 
 #: Analytic tests (DeLong, paired t): no resampling floor.
@@ -140,6 +149,7 @@ class ClaimRules:
     alpha: float = 0.05
     margin: float = 0.02
     reference: tuple[str, str] = ("resnet50", "original")
+    n_boot: int | None = None  # the resamples drawn (evaluate.n_boot), where known
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 0.5:
@@ -267,7 +277,7 @@ def best_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
             p,
             verdict,
             note,
-            Floor.of(versus, rules.alpha),
+            Floor.of(versus, rules),
         )
     ]
 
@@ -290,7 +300,7 @@ def loose_comparable_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[d
                 d["p_holm"],
                 verdict,
                 note,
-                Floor.of(family, rules.alpha),
+                Floor.of(family, rules),
             )
         )
     return rows
@@ -354,7 +364,7 @@ def tight_lower_claim(contrasts: pd.DataFrame, delong: pd.DataFrame, rules: Clai
                 d["p_holm"],
                 verdict,
                 note,
-                Floor.of(family, rules.alpha),
+                Floor.of(family, rules),
             )
         )
     return rows
@@ -429,7 +439,7 @@ def backbone_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
                 r["ci_high"],
                 r["p_holm"],
                 verdict,
-                floor=Floor.of(rows, rules.alpha),
+                floor=Floor.of(rows, rules),
             )
         )
     return out
@@ -452,7 +462,7 @@ def shortcut_claim(shift: pd.DataFrame | None, label: str, rules: ClaimRules) ->
             r["ci_high"],
             r["p_holm"],
             directional(r["estimate"], r["p_holm"], r["eq_low"], r["eq_high"], +1, rules),
-            floor=Floor.of(rows, rules.alpha),
+            floor=Floor.of(rows, rules),
             test_set=SHIFTED,
         )
         for _, r in rows.iterrows()
@@ -482,7 +492,7 @@ def transfer_claim(shift: pd.DataFrame | None, rules: ClaimRules) -> list[dict]:
                 r["p_holm"],
                 directional(r["estimate"], r["p_holm"], r["eq_low"], r["eq_high"], +1, rules),
                 "Holm within the set",
-                Floor.of(rows, rules.alpha),
+                Floor.of(rows, rules),
                 str(name),
             )
             for _, r in rows.iterrows()
@@ -697,9 +707,11 @@ def write_summary(
     shortcut_label: str | None = None,
     set_delong: str | os.PathLike[str] | None = None,
     set_shift: str | os.PathLike[str] | None = None,
+    n_boot: int | None = None,
 ) -> pd.DataFrame:
-    """Read the tables, judge every claim, write ``summary.md`` and the claims table."""
-    rules = ClaimRules(alpha=alpha, margin=margin, reference=tuple(reference))
+    """Read the tables, judge every claim, write ``summary.md`` and the claims table; ``n_boot`` is the
+    resamples drawn for them, where known."""
+    rules = ClaimRules(alpha=alpha, margin=margin, reference=tuple(reference), n_boot=n_boot)
     table = evaluate_claims(
         pd.read_csv(contrasts),
         pd.read_csv(delong),

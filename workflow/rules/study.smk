@@ -51,6 +51,7 @@ rule summarise_claims:
         "../../envs/cxrmask.yaml"
     params:
         alpha=config["evaluate"]["alpha"],
+        n_boot=config["evaluate"]["n_boot"],
         settings=config["claims"],
         # the finding the demo's marker predicts; a user's shifted set is judged on macro AUROC
         shortcut_label=config["demo"]["shortcut_label"] if DEMO else None,

@@ -21,6 +21,7 @@ def summarise_claims(
     summary: str,
     claims: str,
     alpha: float,
+    n_boot: int,
     settings: ClaimsSettings,
     shortcut_label: str | None,
     masks_by_finding: str | None = None,
@@ -31,6 +32,7 @@ def summarise_claims(
     """Judge every claim from the contrasts, DeLong and training tables, and the shifted test set's table
     (``shift``, None without one) for the shortcut premise on ``shortcut_label`` (None: macro AUROC), and
     the external test sets' DeLong and shift tables (None without sets) for the claims judged per set.
+    ``n_boot``, the resamples drawn, turns each family's defined resamples into the ``n_boot`` it needs.
 
     Where the masks have a reference, ``summary.md`` also states their error by finding
     (``masks_by_finding``, ``masks_qc``), which bears on the tight and loose claims."""
@@ -41,6 +43,7 @@ def summarise_claims(
         summary,
         claims,
         alpha=alpha,
+        n_boot=n_boot,
         margin=settings.margin,
         reference=settings.reference,
         shift=shift,
