@@ -10,12 +10,11 @@ import torch
 from numerics import FP32_BOUND, assert_relatively_close, relative_error
 from segment_anything.modeling.image_encoder import Attention
 from tinysam import TINY_ENCODER, tiny_spec, write_lung_set
-from torch import nn
 
 from cxrmask.config import BUNDLED, LITE_ARCH, LITE_IMAGE_SIZE, FinetuneSettings, SegmenterSettings
 from cxrmask.errors import ConfigError
 from cxrmask.segment.dataset import prepare
-from cxrmask.segment.fast import SdpaAttention, fold_batch_norms, prepare_for_inference, resolve_compile
+from cxrmask.segment.fast import SdpaAttention, prepare_for_inference, resolve_compile
 from cxrmask.segment.finetune import finetune, segmentation_loss
 from cxrmask.segment.models import build_segmenter, load_segmenter
 from cxrmask.segment.pairs import find_pairs
@@ -253,24 +252,6 @@ def test_bf16_encoder_weights_keep_the_logits():
         expected, got = reference(images, boxes), fast.decode(embeddings, boxes)
     assert got.dtype == torch.float32
     assert (got - expected).abs().max() < 0.05 * expected.abs().max()
-
-
-def test_folding_litemedsams_batch_norms_keeps_its_real_embeddings():
-    torch.manual_seed(0)
-    model = load_segmenter(LITE_SPEC, BUNDLED).eval()
-    images = torch.rand(2, 3, LITE_IMAGE_SIZE, LITE_IMAGE_SIZE)
-    with torch.inference_mode():
-        stock = model.encode(images)
-    norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.image_encoder.modules())
-    assert norms > 20  # every TinyViT convolution is followed by one
-    prepare_for_inference(model, CPU, bf16_weights=True, compile_choice=None)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.image_encoder.modules())
-    with torch.inference_mode():
-        folded = model.encode(images)
-    torch.testing.assert_close(folded, stock, rtol=1e-4, atol=1e-4)
-    assert (stock[0] - stock[1]).abs().max() > 1e-2  # the two images' embeddings differ
-    assert fold_batch_norms(model.image_encoder) == 0  # preparing twice folds nothing more
-    assert fold_batch_norms(build_segmenter(tiny_spec()).image_encoder) == 0  # a SAM ViT has no pairs
 
 
 def test_inference_preparation_on_a_cpu_keeps_fp32_and_compiles_only_when_asked():

