@@ -188,6 +188,8 @@ def test_sbatch_carries_each_rules_threads_memory_runtime_gpus_and_partition(clu
 
 
 def test_outputs_equal_a_local_runs(slurm_run, tiny_run):
+    """The cluster's run, from scratch in its own folder, gives the local run's bytes: every mask, table and
+    prediction, the generated data and the fine-tuning redone (the suite's from-scratch rerun check)."""
     expected = compared_outputs(tiny_run)
     assert len(expected) > 50  # two tables, four mask tables, every mask PNG, six prediction tables
     assert compared_outputs(slurm_run.results) == expected

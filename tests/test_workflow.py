@@ -17,7 +17,6 @@ from snakerun import (
     FIGURE_RULES,
     REPO,
     SNAKEFILE,
-    compared_outputs,
     dry_run,
     overlay,
     planned_job_files,
@@ -493,27 +492,22 @@ def test_new_backbone_trains_only_its_cells(demo_run):
 
 @pytest.mark.slow
 def test_cpu_rerun_gives_identical_numbers(tiny_copy):
-    """Every classifier retrained, in a copy of the run: its new MLflow runs stay out of the shared store."""
+    """One classifier retrained in place, in a copy of the run (its new MLflow runs stay out of the shared
+    store): the same prediction bytes, and only that cell and its saliency logged again.
+
+    That a whole run in a new folder gives the same bytes is test_slurm.py's comparison of its run, made
+    from scratch through sbatch, with this one; tests/test_resume.py does the same for killed runs."""
     results = tiny_copy
     cells = sorted((results / "classify").glob("*/*/seed*/predictions.csv"))
+    assert len(cells) == 3
     before = {p: p.read_bytes() for p in cells}
-    snakemake("--cores", "2", *demo_args(results), "--forcerun", "train_classifier")
+    (retrained,) = [p for p in cells if p.parent.parent.name == "tight"]
+    snakemake("--cores", "2", *demo_args(results), "--forcerun", retrained.parent / "model.pt")
     assert {p: p.read_bytes() for p in cells} == before
     runs = pd.read_csv(results / "mlflow" / "runs.csv")
-    # the three retrained cells and their saliency (rerun on the new weights) are new runs; the rest logged
-    assert int(runs["logged"].sum()) == 3 + 3
-
-
-@pytest.mark.slow
-def test_a_rerun_from_scratch_is_byte_identical(tiny_run, tmp_path):
-    """The tiny pipeline again, in a new folder, up to the tables: every mask, prediction and table the
-    same bytes (CPU, same machine); the generated data and the fine-tuning are redone too."""
-    results = tmp_path / "results"
-    targets = [results / "tables" / "auroc.csv", results / "tables" / "delong.csv"]
-    snakemake(*tiny_args(results, "--cores", "2", *targets))
-    expected = compared_outputs(tiny_run)
-    assert len(expected) > 50
-    assert compared_outputs(results) == expected
+    logged = runs.loc[runs["logged"], "record"]
+    assert len(logged) == 1 + 1, logged  # the retrained cell and its saliency, on the new weights
+    assert logged.str.contains("/classify/").all() and logged.str.contains("/tight/").all(), logged
 
 
 @pytest.mark.slow
