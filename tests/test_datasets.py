@@ -15,7 +15,7 @@ from PIL import Image
 
 from cxrmask.config import ExternalSetSettings, load_config
 from cxrmask.datasets import chexpert, mimic, padchest, plain, vindr
-from cxrmask.datasets.manifest import summarise
+from cxrmask.datasets.manifest import find_images, summarise
 from cxrmask.datasets.read import read_test_set
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.stages.curate_test_set import curate_test_set
@@ -374,3 +374,19 @@ def test_test_set_settings_refuse_options_of_another_collection_and_reserved_nam
     assert load_config({"test_sets": {"mine": given}}).test_sets["mine"].views == ["PA", "AP"]
     with pytest.raises(ConfigError, match="'mimic' needs metadata"):
         load_config({"test_sets": {"mine": {**given, "collection": "mimic"}}})
+
+
+def test_images_are_found_by_path_name_and_stem_and_the_first_in_the_walk_keeps_a_shared_name(tmp_path):
+    for name in ("b/x.png", "a/x.png", "x.PNG", "a/deep/y.jpg", "a/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    found = find_images(tmp_path)
+    assert found["a/x.png"] == str(tmp_path / "a" / "x.png")
+    assert found["b/x.png"] == str(tmp_path / "b" / "x.png")
+    assert found["a/deep/y.jpg"] == found["y.jpg"] == found["y"] == str(tmp_path / "a" / "deep" / "y.jpg")
+    # a folder's own files come before its subfolders', and subfolders go in name order
+    assert found["x"] == found["x.PNG"] == str(tmp_path / "x.PNG")
+    assert found["x.png"] == str(tmp_path / "a" / "x.png")
+    assert not any(key.endswith("notes.txt") or key == "notes" for key in found)
+    with pytest.raises(InputError, match="image folder not found"):
+        find_images(tmp_path / "absent")
