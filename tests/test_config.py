@@ -183,6 +183,19 @@ BAD_VALUES = [
     ("compare.pairs", [["loose", "loose"]], "compare.pairs", "compares a condition with itself"),
     ("classifier.seeds", [0, 0], "classifier.seeds", "listed twice"),
     ("segmenter.encoder", {"depth": 2, "widht": 3}, "segmenter.encoder.widht", "unknown key"),
+    ("test_sets", {"x": {"collection": "padchest", "images": "i"}}, "test_sets.x.table", "required key"),
+    (
+        "test_sets",
+        {"x": {"collection": "padchest", "table": "t", "images": "i", "colour": 1}},
+        "test_sets.x.colour",
+        "unknown key; allowed here: ['collection', 'images'",
+    ),
+    (
+        "training_set",
+        {"collection": "padchest", "table": "t", "images": "i", "colour": 1},
+        "training_set.colour",
+        "unknown key; allowed here: ['collection', 'images'",
+    ),
 ]
 
 

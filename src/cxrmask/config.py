@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -716,14 +717,29 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     return f"{key}: {message} (got {error.get('input')!r})"
 
 
+def _unwrap(annotation: Any) -> Any:
+    """The one type an optional annotation (``X | None``) holds; any other annotation as it is."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        held = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(held) == 1:
+            return held[0]
+    return annotation
+
+
 def _section_of(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
-    """The model class at a dotted location (None where the location is not a model)."""
+    """The model class at a dotted location (None where the location is not a model), through optional
+    sections (``training_set``) and named entries (``test_sets.<name>``)."""
     current: Any = model
     for part in path:
+        current = _unwrap(current)
+        if get_origin(current) is dict:
+            current = get_args(current)[1]  # ``part`` names an entry; its value is the section
+            continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return None
         current = field.annotation
+    current = _unwrap(current)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
