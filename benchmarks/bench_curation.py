@@ -11,7 +11,6 @@ images found and named. The process is pinned to one core, as the issue's budget
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import tempfile
@@ -24,6 +23,7 @@ import pandas as pd
 from cxrmask.config import ExternalSetSettings
 from cxrmask.datasets.manifest import find_images
 from cxrmask.datasets.read import read_test_set
+from cxrmask.shipped import shipped_file
 from cxrmask.vocabulary import STUDY_LABELS
 
 TABLES = {
@@ -33,11 +33,13 @@ TABLES = {
 
 
 def shipped(name: str) -> Path:
-    """A table in torchxrayvision's wheel, found without importing the package."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("torchxrayvision is not installed; it ships the real tables (make setup)")
-    return Path(next(iter(spec.submodule_search_locations)), "data", name)
+    """A table in torchxrayvision's wheel."""
+    path = shipped_file(f"data/{name}")
+    if path is None:
+        raise SystemExit(
+            f"torchxrayvision's wheel, which ships the real tables, has no data/{name} (make setup)"
+        )
+    return path
 
 
 def image_names(collection: str, table: Path) -> list[str]:

@@ -4,7 +4,6 @@ torchxrayvision's wheel), with images generated to match their file names."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cxrmask.datasets import chexpert, mimic, padchest, plain, vindr
 from cxrmask.datasets.manifest import find_images, summarise
 from cxrmask.datasets.read import read_test_set
 from cxrmask.errors import ConfigError, InputError
+from cxrmask.shipped import shipped_file
 from cxrmask.stages.curate_test_set import curate_test_set
 from cxrmask.vocabulary import NO_FINDING, STUDY_LABELS
 
@@ -34,13 +34,10 @@ PADCHEST_TABLE = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"
 
 
 def _shipped(name: str) -> Path:
-    """A real table in torchxrayvision's wheel, found without importing it (slow to import)."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("torchxrayvision is not installed; it ships the real label tables")
-    path = Path(next(iter(spec.submodule_search_locations)), "data", name)
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this torchxrayvision wheel")
+    """A real table in torchxrayvision's wheel; the test is skipped where the wheel lacks it."""
+    path = shipped_file(f"data/{name}")
+    if path is None:
+        pytest.skip(f"torchxrayvision's wheel, which ships the real label tables, has no data/{name} here")
     return path
 
 

@@ -8,7 +8,6 @@ shape (about 23 % of patients in test, chosen by a fixed hash of the patient id)
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import logging
 from collections import Counter
 from pathlib import Path
@@ -29,6 +28,7 @@ from cxrmask.nih import (
     read_split_list,
     summarise,
 )
+from cxrmask.shipped import shipped_file
 
 LABELS = ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis"]
 FULL_SET_COUNTS = {
@@ -48,13 +48,10 @@ CONFIG_DEFAULTS = {"no_finding": 10000, "val_fraction": 0.1, "views": ["PA", "AP
 
 
 def _shipped_table() -> Path:
-    """The real Data_Entry_2017_v2020.csv.gz, found without importing torchxrayvision (slow to import)."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("torchxrayvision is not installed; it ships the real NIH label table")
-    path = Path(next(iter(spec.submodule_search_locations)), "data", "Data_Entry_2017_v2020.csv.gz")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this torchxrayvision wheel")
+    """The real Data_Entry_2017_v2020.csv.gz from torchxrayvision's wheel; skipped where it lacks it."""
+    path = shipped_file("data/Data_Entry_2017_v2020.csv.gz")
+    if path is None:
+        pytest.skip("torchxrayvision's wheel, which ships NIH's real label table, is not installed here")
     return path
 
 

@@ -10,20 +10,18 @@ ribs, clavicles, vessels) from the placed masks' geometry, kept in a
 from __future__ import annotations
 
 import functools
-import importlib.util
 import io
 import math
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
 from cxrmask.errors import InputError
+from cxrmask.shipped import PACKAGE, shipped_file
 
-LUNG_SHAPES_PACKAGE = "torchxrayvision"
 LUNG_SHAPES_ZIP = "data/semantic_masks_v7labs_lungs.zip"
 
 
@@ -64,30 +62,19 @@ def load_lung_shapes(max_shapes: int = 64, side: int = 384) -> tuple[np.ndarray,
                 if len(shapes) == max_shapes:
                     break
     if not shapes:
-        raise InputError(
-            f"{LUNG_SHAPES_PACKAGE}/{LUNG_SHAPES_ZIP}: no usable two-lung mask found in the archive."
-        )
+        raise InputError(f"{PACKAGE}/{LUNG_SHAPES_ZIP}: no usable two-lung mask found in the archive.")
     return tuple(shapes)
 
 
 def _lung_shapes_archive() -> bytes:
-    """Read the lung-mask archive from torchxrayvision's installed files.
-
-    The package is located with ``importlib.util.find_spec``, which does not
-    import it: importing torchxrayvision imports torch (~10 s), and only its
-    data file is needed here.
-    """
-    where = f"{LUNG_SHAPES_PACKAGE}/{LUNG_SHAPES_ZIP}"
-    spec = importlib.util.find_spec(LUNG_SHAPES_PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
-    for folder in folders:
-        path = Path(folder) / LUNG_SHAPES_ZIP
-        if path.is_file():
-            return path.read_bytes()
-    raise InputError(
-        f"{where}: not found, so the demo generator has no real lung shapes to draw from. "
-        "Install the torchxrayvision wheel (it ships this archive) into this environment."
-    )
+    """Read the lung-mask archive from torchxrayvision's installed files (without importing it)."""
+    path = shipped_file(LUNG_SHAPES_ZIP)
+    if path is None:
+        raise InputError(
+            f"{PACKAGE}/{LUNG_SHAPES_ZIP}: not found, so the demo generator has no real lung shapes to draw "
+            "from. Install the torchxrayvision wheel (it ships this archive) into this environment."
+        )
+    return path.read_bytes()
 
 
 def _two_lungs(mask: np.ndarray) -> np.ndarray | None:
