@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -327,6 +328,20 @@ def test_the_stages_cache_images_and_row_aligned_masks(image_files, tmp_path):
     with pytest.raises(InputError, match=f"no mask for 1 images \\(e.g. {masks[2].name}\\)"):
         cache_masks(tmp_path / "index.csv", shard_dirs, tmp_path / "masks2.npy", 32, 1)
     assert not (tmp_path / "masks2.npy").exists()
+    (shard_dirs[0] / masks[2].name).write_bytes(b"not a png")  # a mask that is there but cannot be read
+    with pytest.raises(InputError, match=f"^1 masks could not be read: .*{masks[2].name}.* Rerun the rules"):
+        cache_masks(tmp_path / "index.csv", shard_dirs, tmp_path / "masks3.npy", 32, 1)
+    assert not (tmp_path / "masks3.npy").exists()
+
+
+def test_a_cache_is_read_memory_mapped_and_read_only(image_files, tmp_path):
+    """Every training job of a grid maps the same file: reading it whole would hold one copy per job."""
+    images, _ = image_files
+    build_cache(images[:3], 16, tmp_path / "images.npy")
+    cache = load_cache(tmp_path / "images.npy")
+    assert isinstance(cache, np.memmap) and Path(cache.filename) == (tmp_path / "images.npy").resolve()
+    with pytest.raises(ValueError, match="read-only"):
+        cache[0, 0, 0] = 1
 
 
 # ---------------------------------------------------------------- training

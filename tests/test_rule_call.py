@@ -20,7 +20,7 @@ from cxrmask.chexmask import read_chexmask
 from cxrmask.codetrace import code_version
 from cxrmask.config import FinetuneSettings, LooseSettings
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.imageio import write_png
+from cxrmask.imageio import read_mask, write_png
 from cxrmask.logs import run_step
 from cxrmask.rule_call import (
     check_rule,
@@ -30,6 +30,7 @@ from cxrmask.rule_call import (
     snakemake_entries,
     stage_parameters,
 )
+from cxrmask.segment.preprocess import resize_mask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -273,3 +274,47 @@ def test_a_snakemake_job_object_runs_its_stage_with_its_named_entries_and_logs_t
     run_rule(job)
     assert np.array_equal(read_chexmask(tmp_path / "ChestX-Ray8.csv")["a.png"].lungs(), lungs)
     assert "1 ground-truth lung masks written" in (tmp_path / "job.log").read_text()
+
+
+def test_a_job_with_a_list_input_a_size_wildcard_threads_and_no_log_runs_its_stage(tmp_path):
+    """cache_masks: its mask folders arrive as a list, its ``size`` wildcard as an int and the job's
+    threads as the stage's; without a log the stage still runs (and logs to the job's stderr)."""
+    folders = [tmp_path / "shard_0", tmp_path / "shard_1"]
+    for index, folder in enumerate(folders):
+        folder.mkdir()
+        mask = np.zeros((12, 12), bool)
+        mask[2:10, index : index + 4] = True
+        write_png(folder / f"{index:08d}_000.png", mask)
+    index_csv = tmp_path / "index.csv"
+    index_csv.write_text("image,ok\n00000000_000.png,True\n00000001_000.png,True\n")
+    inputs = InputFiles([str(index_csv), *map(str, folders)])  # named as Snakemake names a rule's input
+    inputs._set_name("index", 0)
+    inputs._set_name("masks", 1, 3)
+    job = Snakemake(
+        inputs,
+        OutputFiles(fromdict={"cache": str(tmp_path / "masks.npy")}),
+        Params(fromdict={"code": "any"}),
+        Wildcards(fromdict={"condition": "tight", "size": "6"}),
+        2,
+        ResourceList(),
+        Log(),
+        {},
+        "cache_masks",
+        None,
+    )
+    entries, files = snakemake_entries(job)
+    assert entries["masks"] == [str(f) for f in folders] and type(entries["masks"]) is list
+    kwargs = rule_arguments("cache_masks", entries, job.threads, files)
+    assert kwargs["size"] == 6 and kwargs["threads"] == 2 and "condition" not in kwargs
+    run_rule(job)
+    cache = np.load(tmp_path / "masks.npy")
+    expected = [resize_mask(read_mask(folder / f"{i:08d}_000.png"), 6) for i, folder in enumerate(folders)]
+    assert np.array_equal(cache, np.stack(expected)) and not np.array_equal(*expected)
+
+
+def test_a_bad_setting_is_named_by_the_parameter_it_arrives_as():
+    entries = {"tight": "t", "tight_table": "t.csv", "truth": [], "masks": "l", "table": "l.csv"}
+    with pytest.raises(
+        ConfigError, match=r"\n  - settings\.radius: Input should be greater than or equal to 0 \(got -3\)"
+    ):
+        rule_arguments("dilate_masks", entries | {"settings": {"radius": -3}}, threads=1, files=set(entries))

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -122,11 +121,6 @@ def image_index(subset: pd.DataFrame, errors: Sequence[str], digests: Sequence[s
 def load_cache(path: str | os.PathLike[str]) -> np.ndarray:
     """Memory-map a cache written by :func:`build_cache` (read-only)."""
     return np.load(path, mmap_mode="r")
-
-
-def to_tensor(rows: np.ndarray) -> torch.Tensor:
-    """uint8 cache rows -> torch tensor without copying when the rows are contiguous."""
-    return torch.from_numpy(np.ascontiguousarray(rows))
 
 
 def cache_listed(subset: str, cache: str, index: str, size: int, on_bad: str, threads: int) -> None:
