@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 
 from cxrmask.classify.backbones import build_backbone
-from cxrmask.classify.cache import build_cache, image_index, load_cache
+from cxrmask.classify.cache import _Decode, build_cache, image_index, load_cache
 from cxrmask.classify.train import (
     SplitData,
     apply_mask,
@@ -332,6 +332,26 @@ def test_the_stages_cache_images_and_row_aligned_masks(image_files, tmp_path):
     with pytest.raises(InputError, match=f"^1 masks could not be read: .*{masks[2].name}.* Rerun the rules"):
         cache_masks(tmp_path / "index.csv", shard_dirs, tmp_path / "masks3.npy", 32, 1)
     assert not (tmp_path / "masks3.npy").exists()
+
+
+def test_the_progress_bar_says_what_is_cached_and_at_which_size(image_files, tmp_path, capsys):
+    images, masks = image_files
+    build_cache(images[:2], 16, tmp_path / "images.npy")
+    build_cache(masks[:2], 24, tmp_path / "masks.npy", is_mask=True)
+    bars = capsys.readouterr().err
+    assert "cache images at 16: 100%" in bars and "cache masks at 24: 100%" in bars
+    assert "1/1 [" in bars and "batch/s]" in bars
+
+
+def test_a_worker_hands_back_uint8_rows_even_for_a_file_it_cannot_decode(image_files, tmp_path):
+    """Rows cross from the loader's workers to the writer: float64 would be eight times the traffic."""
+    images, masks = image_files
+    for paths, is_mask in ((images, False), (masks, True)):
+        decode = _Decode([*paths[2:4], tmp_path / "gone.png"], 20, is_mask)
+        rows = [decode[i] for i in range(3)]
+        assert [row.dtype for _, row, _, _ in rows] == [np.uint8] * 3
+        assert [row.shape for _, row, _, _ in rows] == [(20, 20)] * 3
+        assert [bool(error) for _, _, error, _ in rows] == [False, not is_mask, True]
 
 
 def test_a_cache_is_read_memory_mapped_and_read_only(image_files, tmp_path):
