@@ -88,3 +88,19 @@ def test_resize_mask_of_a_non_square_mask() -> None:
     out = resize_mask(mask, 100)
     assert out.shape == (100, 100)
     assert out[20:80, 20:80].all() and not out[:19].any() and not out[:, 81:].any()
+
+
+def test_resize_grey_averages_each_output_pixels_own_source_pixels() -> None:
+    """A ramp shrunk 4x: inside, output pixel j is the mean of source pixels 4j..4j+3, i.e. 4j + 1.5, rounded
+    half to even (pixel centres aligned, ``align_corners=False``); a corner-aligned resize would differ."""
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (8, 1))
+    out = resize_grey(ramp, 64)[0].astype(int)
+    j = np.arange(2, 62)
+    assert np.array_equal(out[j], np.round(4 * j + 1.5).astype(int))
+
+
+def test_resize_grey_low_passes_before_it_shrinks() -> None:
+    """Noise shrunk 8x is averaged (antialiased): its spread falls about eightfold; sampling keeps it."""
+    noise = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
+    out = resize_grey(noise, 64).astype(float)
+    assert out.std() < noise.std() / 5 and abs(out.mean() - noise.mean()) < 1

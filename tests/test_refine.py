@@ -127,3 +127,15 @@ def test_an_image_whose_box_finds_no_lung_keeps_its_box():
     start = torch.tensor([[240.0, 0.0, 255.0, 20.0]])  # a corner with no lung in it
     logits, boxes = refine(decoder, torch.tensor([0.0]), start, INPUT, 5, 0.02)
     assert torch.equal(boxes, start) and not (logits > 0).any() and len(decoder.calls) == 1
+
+
+@pytest.mark.parametrize(("moved", "calls"), [(1.0, 1), (1.5, 2)])
+def test_the_default_tolerance_is_one_input_pixel_inclusive(moved, calls):
+    """A start one pixel off the settled box on one side is kept; one and a half pixels off is re-prompted."""
+    settled = expected_box(LUNGS, 0.02).astype(np.float32)
+    start = torch.from_numpy(settled)[None].clone()
+    start[0, 2] += moved
+    decoder = LungPainter([lungs_on_grid()])
+    _, boxes = refine(decoder, torch.tensor([0.0]), start, INPUT, 5, 0.02)
+    assert len(decoder.calls) == calls
+    np.testing.assert_allclose(boxes[0].numpy(), start[0].numpy() if calls == 1 else settled, atol=1e-4)
