@@ -15,6 +15,7 @@ from cxrmask.segment.postprocess import dice
 from cxrmask.segment.qc import (
     PERTURBATIONS,
     QCReference,
+    flag_precision_recall,
     map_agreement,
     prompt_agreement,
     shape_stats,
@@ -148,3 +149,14 @@ def test_prompt_agreement_is_the_mean_of_the_dice_with_each_moved_boxs_mask_comp
         assert len(set(np.round(dices, 6))) > 1  # the moves disagree, so mean, min and max differ
         agreement = prompt_agreement(model, embeddings, boxes, shift=shift)[index]
         assert agreement == pytest.approx(np.mean(dices), abs=1e-6)
+
+
+def test_the_flags_precision_and_recall_are_counted_against_true_dice_below_the_bar():
+    """Six masks, three flagged; four below 0.93 (one at exactly 0.93 is not): 2 of 3 flags are right and 2
+    of the 4 bad masks are flagged."""
+    flags = [1, 1, 0, 0, 1, 0, 1]
+    dice = [0.90, 0.95, 0.80, 0.99, 0.92, 0.85, 0.93]
+    assert flag_precision_recall(flags[:6], dice[:6], 0.93) == (2 / 3, 2 / 4)
+    assert flag_precision_recall(flags, dice, 0.93) == (2 / 4, 2 / 4)
+    assert flag_precision_recall([0, 0], [0.5, 0.99], 0.93) == (None, 0.0)  # nothing flagged
+    assert flag_precision_recall([1, 0], [0.95, 0.99], 0.93) == (0.0, None)  # nothing bad
