@@ -164,13 +164,21 @@ def test_rule_arguments_follow_the_stage_signature(tmp_path):
 
 
 @pytest.fixture
-def job_signals():
-    """run_step sets the job's SIGTERM handler; put Python's default back for the rest of the session."""
+def job_process():
+    """run_step sets up the process as a job's (a SIGTERM handler, the root logger's handlers and level);
+    put back what the test session had, so no later test logs into this test's files."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
-def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_path, job_signals):
+def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_path, job_process):
     def crash():
         raise RuntimeError("CUDA out of memory (simulated by the test)")
 
@@ -188,7 +196,6 @@ def test_a_crash_leaves_its_traceback_in_the_log_and_a_user_error_one_line(tmp_p
     text = log.read_text()
     assert "Traceback" not in text
     assert text.count("\n") == 1 and "data.on_bad_image: skip" in text
-    logging.getLogger().handlers.clear()
 
 
 def test_a_stage_signature_says_which_parameters_are_required_read_from_its_source():
@@ -244,7 +251,7 @@ def test_threads_reach_a_stage_that_asks_for_them():
     assert kwargs["threads"] == 3 and "code" not in kwargs and kwargs["labels"] == "l.csv"
 
 
-def test_a_snakemake_job_object_runs_its_stage_with_its_named_entries_and_logs_there(tmp_path):
+def test_a_snakemake_job_object_runs_its_stage_with_its_named_entries_and_logs_there(tmp_path, job_process):
     """The object Snakemake's script directive hands a script, built from Snakemake's own containers."""
     truth = tmp_path / "truth"
     truth.mkdir()
@@ -276,7 +283,7 @@ def test_a_snakemake_job_object_runs_its_stage_with_its_named_entries_and_logs_t
     assert "1 ground-truth lung masks written" in (tmp_path / "job.log").read_text()
 
 
-def test_a_job_with_a_list_input_a_size_wildcard_threads_and_no_log_runs_its_stage(tmp_path):
+def test_a_job_with_a_list_input_a_size_wildcard_threads_and_no_log_runs_its_stage(tmp_path, job_process):
     """cache_masks: its mask folders arrive as a list, its ``size`` wildcard as an int and the job's
     threads as the stage's; without a log the stage still runs (and logs to the job's stderr)."""
     folders = [tmp_path / "shard_0", tmp_path / "shard_1"]
