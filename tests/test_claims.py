@@ -11,6 +11,7 @@ from cxrmask.claims import (
     COLUMNS,
     CONTRADICTED,
     MIN_SEEDS_FOR_TIME_TEST,
+    OPTIONAL,
     SUPPORTED,
     UNRESOLVED,
     ClaimRules,
@@ -249,7 +250,7 @@ def test_backbone_dependence_from_interactions() -> None:
 
 def test_a_claim_without_evidence_stays_unresolved_and_says_why() -> None:
     table = run([delta("resnet50", "original", "tight", -0.05, 0.03, 0.001)])
-    assert set(table["claim"]) == set(CLAIMS)
+    assert set(table["claim"]) == set(CLAIMS) - set(OPTIONAL)
     row = rows_of(table, "loose_comparable").iloc[0]
     assert row["verdict"] == UNRESOLVED and "not in this run" in row["note"]
 
@@ -486,9 +487,10 @@ def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word()
     text = summary_markdown(pd.DataFrame(rows, columns=COLUMNS), ClaimRules(alpha=0.1, margin=0.03), "##")
     lines = text.splitlines()
     assert lines[:4] == ["## The paper's claims against this run", "", "| claim | verdict |", "|---|---|"]
-    table = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in lines[4 : 4 + len(CLAIMS)]}
-    assert table == {CLAIMS[c]: f"**{SUPPORTED if c == 'best' else UNRESOLVED}** |" for c in CLAIMS}
-    at = 4 + len(CLAIMS)
+    judged = [claim for claim in CLAIMS if claim not in OPTIONAL]  # no row judges the mask source here
+    table = {line.split(" | ")[0][2:]: line.split(" | ")[1] for line in lines[4 : 4 + len(judged)]}
+    assert table == {CLAIMS[c]: f"**{SUPPORTED if c == 'best' else UNRESOLVED}** |" for c in judged}
+    at = 4 + len(judged)
     assert lines[at : at + 6] == [
         "",
         "| claim | set | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
@@ -506,6 +508,7 @@ def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word()
         f"(paired over seeds, tested with >= {MIN_SEEDS_FOR_TIME_TEST} seeds)",
         "`tables/shift.csv`",
         "*Not resolved* means this sample cannot tell.",
+        "*Leaves unchanged* (the mask source) is supported when",
         "*p floor* is the smallest adjusted p the row's family can reach",
     ):
         assert part in rules
@@ -703,3 +706,57 @@ def test_analytic_rows_have_a_zero_floor():
     )
     row = rows_of(table, "loose_no_finding").iloc[0]
     assert row["p_floor"] == 0.0 and np.isnan(row["n_boot_needed"])
+
+
+# ---------------------------------------------------------------- the mask source
+
+
+def test_the_source_claim_holds_each_extents_chexmask_twin_to_the_margin_with_holm_over_both() -> None:
+    table = run(
+        [
+            delta("resnet50", "tight", "chexmask-tight", 0.004, 0.012, 0.4),  # eq ±0.0096 around it: inside
+            delta("resnet50", "loose", "chexmask-loose", 0.06, 0.02, 0.01),  # eq [0.044, 0.076]: outside
+            delta("densenet121", "tight", "chexmask-tight", 0.02, 0.03, 0.2),  # straddles the margin
+            delta("resnet50", "tight", "chexmask-tight", 0.5, 0.01, 0.001, label="Mass"),  # not macro
+        ]
+    )
+    rows = rows_of(table, "source")
+    assert rows["verdict"].tolist() == [SUPPORTED, UNRESOLVED, CONTRADICTED]
+    assert rows["backbone"].tolist() == ["resnet50", "densenet121", "resnet50"]
+    assert rows["measure"].tolist()[2] == "Δ macro AUROC (chexmask-loose - loose)"
+    assert rows["p_holm"].tolist() == pytest.approx([0.4, 0.4, 0.03])  # Holm over the family of three
+    assert rows["p_floor"].tolist() == pytest.approx([2 * 3 / 1001] * 3)
+    assert verdicts(table)["source"] == UNRESOLVED
+
+
+def test_without_chexmask_conditions_the_source_claim_is_absent_not_unresolved() -> None:
+    table = run([delta("resnet50", "original", "loose", -0.004, 0.012, 0.5)])
+    assert rows_of(table, "source").empty
+    assert "source" not in verdicts(table)
+    assert CLAIMS["source"] not in summary_markdown(table, RULES)
+    assert CLAIMS["loose_comparable"] in summary_markdown(table, RULES)
+
+
+def interaction(pair: str, estimate: float, p: float) -> dict:
+    return contrast(
+        "interaction", "resnet50", pair, "densenet121", pair, estimate=estimate, ci_low=estimate - 0.1,
+        ci_high=estimate + 0.1, eq_low=estimate - 0.08, eq_high=estimate + 0.08, p_value=p,
+    )  # fmt: skip
+
+
+def test_the_papers_claims_never_count_a_chexmask_condition() -> None:
+    """A CheXmask cell neither joins the tight claim's family (its Holm factor stays 1), nor the backbone
+    interactions, nor the time-to-best ratio: the paper's claims are about its own segmenter's masks."""
+    table = run(
+        [
+            delta("resnet50", "original", "tight", -0.05, 0.03, 0.02),
+            delta("resnet50", "original", "chexmask-tight", -0.05, 0.03, 0.02),
+            interaction("tight->chexmask-tight", 0.2, 0.001),
+        ],
+        delong=[delong_row("resnet50", "original", "chexmask-tight", "Mass", -0.2, 0.001)],
+        train=training("resnet50", {"original": [100], "tight": [50], "chexmask-tight": [5]}),
+    )
+    tight = rows_of(table, "tight_lower").iloc[0]
+    assert tight["p_holm"] == pytest.approx(0.02) and tight["note"].startswith("0 of 0 findings")
+    assert rows_of(table, "backbone_dependent")["note"].tolist() == ["one backbone only"]
+    assert rows_of(table, "tight_faster").iloc[0]["estimate"] == pytest.approx(0.5)

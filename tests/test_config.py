@@ -124,7 +124,14 @@ def test_demo_config_merged_over_the_full_one_validates() -> None:
     demo = load_config(_merged(REPO / "config" / "demo.yaml"))
     assert demo.data.source == "demo"
     # The merge is deep: the demo overrides some keys of a section and inherits the rest.
-    assert demo.classifier.masks == ["original", "tight", "loose"]
+    assert demo.classifier.masks == ["original", "tight", "loose", "chexmask-tight", "chexmask-loose"]
+    assert demo.compare.pairs == [
+        ("original", "tight"),
+        ("original", "loose"),
+        ("tight", "loose"),
+        ("tight", "chexmask-tight"),
+        ("loose", "chexmask-loose"),
+    ]
     assert demo.segmenter.arch == "litemedsam"
     assert demo.finetune.lr == Config().finetune.lr
 
@@ -179,7 +186,8 @@ BAD_VALUES = [
     ("resources.generate_masks.gpus", 1, "resources.generate_masks.gpus", "unknown key"),
     ("loose.units", "mm", "loose.units", "'px1024' or 'fraction'"),
     ("device", "gpu", "device", "should match pattern"),
-    ("compare.pairs", [["original", "cropped"]], "compare.pairs.0.1", "'original', 'tight' or 'loose'"),
+    ("compare.pairs", [["original", "cropped"]], "compare.pairs.0.1", "'chexmask-tight' or 'chexmask-loose'"),
+    ("classifier.masks", ["original", "cropped"], "classifier.masks.1", "'tight', 'loose', 'chexmask-tight'"),
     ("compare.pairs", [["loose", "loose"]], "compare.pairs", "compares a condition with itself"),
     ("classifier.seeds", [0, 0], "classifier.seeds", "listed twice"),
     ("segmenter.encoder", {"depth": 2, "widht": 3}, "segmenter.encoder.widht", "unknown key"),
@@ -215,7 +223,21 @@ def test_a_bad_value_names_its_dotted_key(
 
 CROSS_FIELD = [
     # a valid value each, contradicting another key
-    ({"classifier": {"masks": ["original", "loose"]}}, "compare.pairs: [original, tight] names 'tight'"),
+    (
+        {"classifier": {"masks": ["original", "loose"]}, "compare": {"pairs": [["original", "tight"]]}},
+        "compare.pairs: [original, tight] names 'tight'",
+    ),
+    (
+        {"classifier": {"masks": ["original", "tight", "chexmask-tight"]}},
+        "classifier.masks: ['chexmask-tight'] cut CheXmask's lungs, so nih.chexmask must name",
+    ),
+    (
+        {
+            "classifier": {"masks": ["original", "chexmask-loose"]},
+            "training_set": {"collection": "padchest", "table": "t.csv", "images": "i"},
+        },
+        "classifier.masks: ['chexmask-loose'] cut CheXmask's lungs of NIH's images, which a training_set",
+    ),
     ({"segmenter": {"arch": "litemedsam", "checkpoint": "bundled"}}, "LiteMedSAM takes 256, not 1024"),
     (
         {"segmenter": {"arch": "litemedsam", "image_size": 256, "encoder": {"depth": 2}}},
@@ -332,7 +354,7 @@ def test_snakemake_stops_before_any_job_on_a_bad_value(tmp_path: Path) -> None:
     expected = {
         "typo": "nih.lables: unknown key",
         "n_boot": "evaluate.n_boot: Input should be greater than or equal to 1",
-        "pairs": "compare.pairs.0.1: Input should be 'original', 'tight' or 'loose'",
+        "pairs": "compare.pairs.0.1: Input should be 'original', 'tight', 'loose', 'chexmask-tight' or",
     }
     for name, what in expected.items():
         output = outputs[name]
@@ -531,3 +553,30 @@ def test_each_kind_of_problem_reads_as_one_exact_line() -> None:
     assert problems(cfg.FigureSettings, {"dpi": 0}) == [
         "dpi: Input should be greater than or equal to 10 (got 0)"
     ]
+
+
+GRIDS = [
+    # classifier.masks -> the pairs compared when compare.pairs is left null
+    (["original", "tight", "loose"], [("original", "tight"), ("original", "loose"), ("tight", "loose")]),
+    (["loose", "original"], [("original", "loose")]),
+    (["original", "chexmask-tight", "tight"], [("original", "tight"), ("tight", "chexmask-tight")]),
+    (["original", "loose", "chexmask-tight"], [("original", "loose")]),
+    (["tight"], []),
+]
+
+
+@pytest.mark.parametrize(("masks", "pairs"), GRIDS, ids=["+".join(g[0]) for g in GRIDS])
+def test_the_pairs_left_null_follow_the_conditions_trained(full: dict, masks: list, pairs: list) -> None:
+    """Study pairs in the study's order, then each extent against CheXmask's where both are trained; a
+    grid without a condition compares nothing with it (it used to fail on the default's loose pairs)."""
+    _set("classifier.masks", masks)(full)
+    _set("nih.chexmask", "ChestX-Ray8.csv")(full)
+    assert full["compare"]["pairs"] is None
+    assert load_config(full).compare.pairs == pairs
+
+
+def test_pairs_given_are_kept_as_given(full: dict) -> None:
+    _set("classifier.masks", ["original", "tight", "chexmask-tight"])(full)
+    _set("nih.chexmask", "ChestX-Ray8.csv")(full)
+    _set("compare.pairs", [["chexmask-tight", "original"]])(full)
+    assert load_config(full).compare.pairs == [("chexmask-tight", "original")]

@@ -30,12 +30,13 @@ FINDINGS = ("Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis")
 LABELS = (*FINDINGS, "No Finding")
 BACKBONES = ("resnet50", "densenet121")
 COMPARISONS = (("original", "tight"), ("original", "loose"), ("tight", "loose"))
-SIGNAL = {"original": 1.6, "tight": 0.9, "loose": 1.4}
+SIGNAL = {"original": 1.6, "tight": 0.9, "loose": 1.4, "chexmask-tight": 1.0, "chexmask-loose": 1.5}
 FORMAT_MAGIC = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}
 
 
 def make_predictions(n: int = 240, one_class: str | None = None) -> dict[str, pd.DataFrame]:
-    """Predictions tables for the three conditions on one shared test set, as evaluation writes them."""
+    """Predictions tables for every condition (both mask sources) on one shared test set, as evaluation
+    writes them."""
     rng = np.random.default_rng(0)
     truth = {label: (rng.random(n) < 0.2).astype(int) for label in FINDINGS}
     if one_class:
@@ -322,6 +323,8 @@ def test_heatmap_with_one_seed_shows_no_sd(tmp_path: Path) -> None:
     texts = [text.get_text() for ax in figure.axes for text in ax.texts]
     assert len(texts) == 7 * len(BACKBONES) * len(CONDITIONS)
     assert not any("±" in text for text in texts)
+    ticks = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    assert ticks == ["original", "tight", "loose", "chexmask\ntight", "chexmask\nloose"]
     with pytest.raises(InputError, match=r"more than one row.*seed=0"):
         auroc_heatmap(pd.concat([table, table.iloc[:1]]), tmp_path / "again.png", FigureSettings(dpi=40))
 

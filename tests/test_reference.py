@@ -16,19 +16,21 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from cxrmask.chexmask import ChexmaskRow, encode_rle, read_chexmask
+from cxrmask.chexmask import ChexmaskRow, encode_rle, read_chexmask, write_chexmask
 from cxrmask.config import EvaluateSettings, FigureSettings
 from cxrmask.errors import InputError
-from cxrmask.imageio import write_png
+from cxrmask.imageio import read_mask, write_png
 from cxrmask.segment.postprocess import dice
 from cxrmask.segment.reference import (
     dice_by_finding,
     fit_to,
     markdown_lines,
     qc_against_reference,
+    reference_masks,
     score_against_reference,
 )
 from cxrmask.stages.compare_masks_reference import compare_masks_reference
+from cxrmask.stages.decode_reference_masks import decode_reference_masks
 from cxrmask.stages.make_demo_reference import make_demo_reference
 from cxrmask.stages.plot_masks_reference import plot_masks_reference
 
@@ -233,3 +235,73 @@ def test_the_stages_encode_a_ground_truth_score_the_shards_masks_and_draw_the_fi
         FigureSettings(dpi=40),
     )
     assert figure.stat().st_size > 1000
+
+
+def shard_of_masks(folder: Path, masks: dict[str, np.ndarray]) -> tuple[Path, Path]:
+    """A segmenter shard as generate_masks leaves it: a folder of mask PNGs and its table."""
+    folder.mkdir()
+    for name, mask in masks.items():
+        write_png(folder / name, mask)
+    table = folder.with_suffix(".csv")
+    pd.DataFrame({"image": list(masks)}).to_csv(table, index=False)
+    return folder, table
+
+
+def test_reference_masks_replace_the_segmenters_at_its_size_and_it_stands_in_where_they_lack(
+    tmp_path, caplog
+):
+    """chexmask-tight: each image's reference lungs (a half-size row scaled up to the segmenter's grid);
+    where the reference has no row, a row below the RCA threshold or empty lungs, the segmenter's own mask,
+    counted and named, so the condition still masks every image the others do."""
+    own = {f"0000000{k}_000.png": lungs(cut=20) for k in range(1, 6)}
+    tight, table = shard_of_masks(tmp_path / "shard_0", own)
+    usable, doubtful = tmp_path / "usable.csv", tmp_path / "doubtful.csv"
+    write_chexmask(
+        usable,
+        {
+            "00000001_000.png": lungs(),
+            "00000002_000.png": lungs(side=SIDE // 2),
+            "00000004_000.png": np.zeros((SIDE, SIDE), dtype=bool),
+        },
+    )
+    write_chexmask(doubtful, {"00000003_000.png": lungs()}, rca=0.5)
+    rows = tmp_path / "ChestX-Ray8.csv"
+    pd.concat([pd.read_csv(usable), pd.read_csv(doubtful)]).to_csv(rows, index=False)
+    out = tmp_path / "chexmask-tight" / "shard_0"
+    with caplog.at_level(logging.WARNING):
+        written = decode_reference_masks(str(tight), str(table), str(rows), str(out), str(out) + ".csv", 0.7)
+    assert written["image"].tolist() == list(own)
+    assert written["source"].tolist() == ["reference", "reference", "segmenter", "segmenter", "segmenter"]
+    assert written["rca_mean"].iloc[:3].tolist() == [1.0, 1.0, 0.5] and np.isnan(written["rca_mean"].iloc[4])
+    assert np.array_equal(read_mask(out / "00000001_000.png"), lungs())
+    scaled = read_mask(out / "00000002_000.png")
+    assert scaled.shape == (SIDE, SIDE) and dice(scaled, lungs()) > 0.97
+    for name in ("00000003_000.png", "00000004_000.png", "00000005_000.png"):
+        assert np.array_equal(read_mask(out / name), lungs(cut=20)), name
+    assert written["lung_fraction"].iloc[0] == pytest.approx(lungs().mean())
+    assert pd.read_csv(str(out) + ".csv")["source"].tolist() == written["source"].tolist()
+    assert "3 of 5 images have no usable reference lungs" in caplog.text
+    assert "00000005_000.png" in caplog.text
+
+
+def test_a_reference_with_no_usable_lungs_for_the_shard_writes_nothing(tmp_path):
+    tight, table = shard_of_masks(tmp_path / "shard_0", {"00000001_000.png": lungs()})
+    reference_file = tmp_path / "ChestX-Ray8.csv"
+    write_chexmask(reference_file, {"00000001_000.png": lungs()}, rca=0.6)
+    out = tmp_path / "chexmask-tight" / "shard_0"
+    with pytest.raises(InputError, match=r"none of the 1 images .* RCA >= 0\.7"):
+        decode_reference_masks(str(tight), str(table), str(reference_file), str(out), str(out) + ".csv", 0.7)
+    assert not out.exists() and not Path(str(out) + ".csv").exists()
+    assert list((tmp_path / "chexmask-tight").iterdir()) == []
+
+
+def test_a_reference_of_another_aspect_is_refused_naming_the_image(tmp_path):
+    tight, _ = shard_of_masks(tmp_path / "shard_0", {"00000001_000.png": lungs()})
+    reference_file = tmp_path / "ChestX-Ray8.csv"
+    write_chexmask(reference_file, {"00000001_000.png": np.ones((SIDE, SIDE // 2), dtype=bool)})
+    out = tmp_path / "shard_0_reference"
+    with pytest.raises(
+        InputError, match=r"00000001_000\.png: the reference mask is 32 x 64 .* another aspect"
+    ):
+        reference_masks(["00000001_000.png"], str(tight), read_chexmask(reference_file), 0.7, str(out))
+    assert not out.exists()

@@ -219,6 +219,7 @@ def test_a_stage_signature_says_which_parameters_are_required_read_from_its_sour
         "delong_test_sets": False,
         "shift_test_sets": False,
         "auroc_expert": False,
+        "reference_masks": False,
     }
     assert stage_parameters("no_such_rule") is None
 

@@ -13,7 +13,7 @@ from matplotlib.colors import to_hex
 from test_classify import LABELS, settings, synthetic_split
 from test_figures import FORMAT_MAGIC, make_predictions
 
-from cxrmask.claims import CLAIMS
+from cxrmask.claims import CLAIMS, OPTIONAL
 from cxrmask.config import ClaimsSettings, CompareSettings, EvaluateSettings, FigureSettings
 from cxrmask.errors import InputError
 from cxrmask.figure_style import CONDITION_COLOURS
@@ -182,7 +182,7 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
         settings=ClaimsSettings(),
         shortcut_label=None,
     )
-    assert set(claims["claim"]) == set(CLAIMS)
+    assert set(claims["claim"]) == set(CLAIMS) - set(OPTIONAL)  # no CheXmask condition: no source claim
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("# The paper's claims against this run")
     plot_training_efficiency(summaries, tmp_path / "efficiency.png", STYLE)
@@ -230,6 +230,9 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
     )
     masks = pd.DataFrame({"lung_fraction": [0.3], "fallback": [False], "flag": [False], "qc_score": [0.9]})
     masks.to_csv(tmp_path / "masks.csv", index=False)
+    for shard, sources in enumerate((["reference", "segmenter"], ["reference", "reference", "segmenter"])):
+        images = [f"0000000{shard}_00{k}.png" for k in range(len(sources))]
+        pd.DataFrame({"image": images, "source": sources}).to_csv(tmp_path / f"ref_{shard}.csv", index=False)
     write_report(
         curation=tmp_path / "curation.json",
         finetune=tmp_path / "finetune.json",
@@ -241,8 +244,14 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
         figures=[tmp_path / "efficiency.png"],
         report=tmp_path / "report.md",
         summary=tmp_path / "summary.md",
+        reference_masks=[tmp_path / "ref_0.csv", tmp_path / "ref_1.csv"],
     )
     report = (tmp_path / "report.md").read_text()
+    assert "\n## Mask sources\n" in report
+    assert (
+        "3 of 5 images have them; 2 kept the segmenter's mask (no reference row, RCA below "
+        "`nih.chexmask_min_rca`, or empty lungs), e.g. 00000000_001.png, 00000001_002.png."
+    ) in report
     assert "\n## The paper's claims against this run\n" in report
     assert report.index("## The paper's claims") < report.index("## Curated NIH subset")
     assert "## Test AUROC (mean ± sd over seeds)" in report

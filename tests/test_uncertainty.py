@@ -204,6 +204,28 @@ def test_contrasts_are_paired_and_exact_where_cells_coincide() -> None:
     assert set(versus["label"]) == {MACRO}
 
 
+def test_only_the_contenders_cells_compete_for_best_and_are_compared_with_it() -> None:
+    """A better cell of another condition (CheXmask's) is left out of the best-cell contrasts: the paper's
+    *best* claim is about its own grid."""
+    frames = contrast_frames()
+    frames[("net", "chexmask-tight")] = predictions(120, seed=5, signal=4.0)  # the best AUROC by far
+    pairs = [["original", "tight"]]
+    everyone = condition_contrasts(frames, LABELS, pairs, alpha=0.05, n_boot=50, seed=1)
+    best_of_all = everyone[everyone["kind"] == "versus_best"]
+    assert set(zip(best_of_all["backbone"], best_of_all["condition"], strict=True)) == {
+        ("net", "chexmask-tight")
+    }
+    study = condition_contrasts(frames, LABELS, pairs, 0.05, 50, 1, contenders=("original", "tight", "loose"))
+    versus = study[study["kind"] == "versus_best"]
+    assert len(versus) == len(contrast_frames()) - 1
+    assert "chexmask-tight" not in set(versus["condition"]) | set(versus["condition_b"])
+    assert (versus["estimate"] <= 0).all()
+    cells = study[(study["kind"] == "cell") & (study["label"] == MACRO)]
+    assert len(cells) == len(frames)  # every cell still has its own AUROC row
+    alone = condition_contrasts(frames, LABELS, pairs, 0.05, 50, 1, contenders=("loose",))
+    assert (alone["kind"] != "versus_best").all()  # one contender: no contrast with the best
+
+
 def test_pairing_makes_a_small_difference_far_better_determined_than_either_auroc() -> None:
     base = predictions(150, seed=6, signal=0.7)
     rng = np.random.default_rng(0)

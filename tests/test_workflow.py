@@ -25,6 +25,8 @@ from snakerun import (
     tiny_args,
 )
 
+from cxrmask.vocabulary import extent_of
+
 FULL_PLAN = {
     "download": 17,
     "extract_nih_archive": 12,
@@ -155,10 +157,12 @@ def test_demo_plan(tmp_path):
     jobs = dry_run("--configfile", DEMO, "--config", f"results={tmp_path}", workdir=tmp_path)
     assert "download" not in jobs
     assert jobs["make_demo_data"] == 1
-    assert jobs["train_classifier"] == 2 * 3
-    assert jobs["saliency_classifier"] == 2 * 3
+    assert jobs["train_classifier"] == 2 * 5  # two backbones x original, and two extents of two sources
+    assert jobs["saliency_classifier"] == 2 * 5
     assert jobs["generate_masks"] == 2
-    assert jobs["cache_masks"] == 3  # tight, loose, and the ground-truth lungs saliency is measured against
+    assert jobs["decode_reference_masks"] == 2  # the ground truth's CheXmask file cut into the same shards
+    assert jobs["dilate_masks"] == 2 * 2  # loose and chexmask-loose, per shard
+    assert jobs["cache_masks"] == 5  # four masked conditions, and the ground-truth lungs saliency reads
     # the PadChest-style external set: curated, segmented once, dilated once, predicted by every cell
     assert {rule: jobs[rule] for rule in jobs if "test_set" in rule} == {
         "curate_test_set": 1,
@@ -166,21 +170,24 @@ def test_demo_plan(tmp_path):
         "dilate_test_set_masks": 1,
         "cache_test_set_images": 1,
         "cache_test_set_masks": 2,
-        "predict_test_set": 6,
+        "predict_test_set": 10,
         "evaluate_test_sets": 1,
     }
 
 
 def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
     """From the planned jobs' files: every job of a condition reads that condition's masks and no other's
-    (the ground-truth lungs aside, which saliency is measured against), and the original reads none."""
+    (the ground-truth lungs aside, which saliency is measured against), and the original reads none; a
+    CheXmask condition's masks come from the reference file cut into the segmenter's shards, and on an
+    external set, which has the segmenter's masks only, its cells read those of the same extent."""
     result = snakemake("-n", "--configfile", DEMO, "--config", f"results={tmp_path}", workdir=tmp_path)
     jobs = planned_job_files(result.stdout + result.stderr)
     root = str(tmp_path)
 
     def conditions_read(job: dict) -> set[str]:
-        caches = {m.group(1) for p in job["input"] if (m := re.search(r"/cache/masks_(\w+?)_\d+\.npy$", p))}
-        folders = {m.group(1) for p in job["input"] if (m := re.search(r"/masks/(\w+)/shard_\d+", p))}
+        cache, folder = r"/cache/masks_([\w-]+?)_\d+\.npy$", r"/masks/([\w-]+)/shard_\d+"
+        caches = {m.group(1) for p in job["input"] if (m := re.search(cache, p))}
+        folders = {m.group(1) for p in job["input"] if (m := re.search(folder, p))}
         return (
             caches
             | folders
@@ -192,6 +199,7 @@ def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
         "saliency_classifier": 0,
         "cache_masks": 0,
         "dilate_masks": 0,
+        "decode_reference_masks": 0,
         "predict_test_set": 0,
         "cache_test_set_masks": 0,
     }
@@ -200,7 +208,7 @@ def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
         rule, wildcards = job["rule"], job["wildcards"]
         if rule == "predict_test_set":  # the set's own masks of the cell's condition, and the cell's weights
             mask = wildcards["mask"]
-            own = [] if mask == "original" else [f"{external}/cache/masks_{mask}_128.npy"]
+            own = [] if mask == "original" else [f"{external}/cache/masks_{extent_of(mask)}_128.npy"]
             cell = f"{root}/classify/{wildcards['backbone']}/{mask}/seed{wildcards['seed']}/"
             assert sorted(job["input"]) == sorted(
                 [
@@ -231,24 +239,39 @@ def test_each_masked_condition_reads_its_own_masks_in_the_plan(tmp_path):
                 assert shards == [f"{root}/masks/{condition}/shard_{k}" for k in range(2)], job
             assert job["output"] == [f"{root}/cache/masks_{condition}_128.npy"], job
         elif rule == "dilate_masks":
-            shard = wildcards["shard"]
+            shard, loose = wildcards["shard"], wildcards["loose"]
+            tight = {"loose": "tight", "chexmask-loose": "chexmask-tight"}[loose]
             assert job["input"][:2] == [
-                f"{root}/masks/tight/shard_{shard}",
-                f"{root}/masks/tight/shard_{shard}.csv",
-            ]
+                f"{root}/masks/{tight}/shard_{shard}",
+                f"{root}/masks/{tight}/shard_{shard}.csv",
+            ], job
             assert job["output"] == [
-                f"{root}/masks/loose/shard_{shard}",
-                f"{root}/masks/loose/shard_{shard}.csv",
-            ]
+                f"{root}/masks/{loose}/shard_{shard}",
+                f"{root}/masks/{loose}/shard_{shard}.csv",
+            ], job
+        elif rule == "decode_reference_masks":
+            shard = wildcards["shard"]
+            assert sorted(job["input"]) == sorted(
+                [
+                    f"{root}/masks/tight/shard_{shard}",
+                    f"{root}/masks/tight/shard_{shard}.csv",
+                    f"{root}/demo/nih/ChestX-Ray8.csv",
+                ]
+            ), job
+            assert job["output"] == [
+                f"{root}/masks/chexmask-tight/shard_{shard}",
+                f"{root}/masks/chexmask-tight/shard_{shard}.csv",
+            ], job
         else:
             continue
         checked[rule] += 1
     assert checked == {
-        "train_classifier": 6,
-        "saliency_classifier": 6,
-        "cache_masks": 3,
-        "dilate_masks": 2,
-        "predict_test_set": 6,
+        "train_classifier": 10,
+        "saliency_classifier": 10,
+        "cache_masks": 5,
+        "dilate_masks": 4,
+        "decode_reference_masks": 2,
+        "predict_test_set": 10,
         "cache_test_set_masks": 2,
     }
 
@@ -303,7 +326,7 @@ def test_slurm_profile_plans_with_resources_from_config(tmp_path):
         workdir=tmp_path,
     )
     jobs = planned_jobs(result.stdout + result.stderr)
-    assert jobs["train_classifier"] == 6
+    assert jobs["train_classifier"] == 10
     # resources come from config/demo.yaml's `resources:` section
     assert "mem_mb=4000" in result.stdout
     assert "runtime=60" in result.stdout

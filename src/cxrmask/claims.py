@@ -50,7 +50,7 @@ from cxrmask.atomic import write_csv, write_text
 from cxrmask.errors import ConfigError, InputError
 from cxrmask.metrics import MACRO
 from cxrmask.stats import holm
-from cxrmask.vocabulary import NO_FINDING
+from cxrmask.vocabulary import NO_FINDING, STUDY_CONDITIONS, source_pairs
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,22 @@ CLAIMS = {
     "backbone_dependent": "The effects of masking depend on the backbone",
     "shortcut": "Masking protects against a shortcut outside the lungs (AUROC kept on a shifted test set)",
     "transfer": "Masking keeps more macro AUROC than original images on another collection",
+    "source": "CheXmask's lungs in place of the segmenter's leave each masked condition's AUROC unchanged",
 }
-"""The paper's six findings, and the premise of its argument that only a shifted test set, or another
-collection's images, can test."""
+"""The paper's six findings, the premise of its argument that only a shifted test set, or another
+collection's images, can test, and the study's own premise that its answer is the masking's and not its
+segmenter's (``source``: judged where the grid has CheXmask's conditions). The paper's claims are judged
+on its three conditions alone (:data:`~cxrmask.vocabulary.STUDY_CONDITIONS`)."""
 
 #: The ``test_set`` of rows judged on the study's own test split, and on its shifted test set.
 INTERNAL, SHIFTED = "test", "shifted"
 
 #: Claims judged on each external test set as well as (or, for ``transfer``, instead of) the study's own.
 PER_SET = ("loose_no_finding", "transfer")
+
+#: Claims judged only where the run has their evidence (CheXmask's conditions), absent from the summary
+#: otherwise rather than a row saying the run cannot judge them.
+OPTIONAL = ("source",)
 
 #: Seeds per cell below which training times are described but not tested.
 MIN_SEEDS_FOR_TIME_TEST = 3
@@ -227,6 +234,47 @@ def _deltas(contrasts: pd.DataFrame, a: str, b: str, label: str) -> pd.DataFrame
         & (contrasts["label"] == label)
     ]
     return rows.assign(p_holm=holm(rows["p_value"].to_numpy()) if len(rows) else [])
+
+
+def study_grid(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``table`` whose conditions in ``columns`` are all the study's own (an interaction's
+    ``a->b`` names two); a blank (a cell row's second condition) is no condition. The paper's claims
+    are about its segmenter's masks, so a CheXmask condition never joins their families."""
+    keep = np.ones(len(table), dtype=bool)
+    for column in columns:
+        keep &= (
+            table[column]
+            .map(lambda value: pd.isna(value) or set(str(value).split("->")) <= set(STUDY_CONDITIONS))
+            .to_numpy(dtype=bool)
+        )
+    return table[keep]
+
+
+def source_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
+    """Each extent's CheXmask condition minus the segmenter's, macro AUROC per backbone: equivalent within
+    ±margin (two one-sided tests); Holm over the family for the p shown. Nothing where the grid lacks a
+    source pair."""
+    conditions = set(contrasts["condition"].dropna()) | set(contrasts["condition_b"].dropna())
+    families = [_deltas(contrasts, a, b, MACRO) for a, b in source_pairs(sorted(conditions))]
+    family = pd.concat(families, ignore_index=True) if families else pd.DataFrame()
+    if family.empty:
+        return []
+    family["p_holm"] = holm(family["p_value"].to_numpy())
+    return [
+        _row(
+            "source",
+            d["backbone"],
+            f"Δ macro AUROC ({d['condition_b']} - {d['condition']})",
+            d["estimate"],
+            d["ci_low"],
+            d["ci_high"],
+            d["p_holm"],
+            equivalent(d["eq_low"], d["eq_high"], rules),
+            f"{1 - 2 * rules.alpha:.0%} CI [{d['eq_low']:+.3f}, {d['eq_high']:+.3f}] vs ±{rules.margin}",
+            Floor.of(family, rules),
+        )
+        for _, d in family.iterrows()
+    ]
 
 
 def best_claim(contrasts: pd.DataFrame, rules: ClaimRules) -> list[dict]:
@@ -546,6 +594,13 @@ def evaluate_claims(
             raise InputError(
                 f"the {name} table lacks columns {sorted(missing)}; rerun the rule that writes it."
             )
+    every_source = contrasts
+    contrasts = study_grid(contrasts, ["condition", "condition_b"])
+    delong = study_grid(delong, ["condition_a", "condition_b"])
+    training = study_grid(training, ["mask"])
+    shift = None if shift is None else study_grid(shift, ["condition"])
+    set_shift = None if set_shift is None else study_grid(set_shift, ["condition"])
+    set_delong = None if set_delong is None else study_grid(set_delong, ["condition_a", "condition_b"])
     found = {
         "best": best_claim(contrasts, rules),
         "loose_comparable": loose_comparable_claim(contrasts, rules),
@@ -556,6 +611,9 @@ def evaluate_claims(
         "shortcut": shortcut_claim(shift, shortcut_label or MACRO, rules),
         "transfer": transfer_claim(set_shift, rules),
     }
+    source = source_claim(every_source, rules)
+    if source:  # judged only where the grid has both sources
+        found["source"] = source
     rows = []
     for claim, evidence in found.items():
         # a claim whose conditions this run lacks stays in the summary, unresolved, saying why
@@ -600,6 +658,8 @@ def verdicts(table: pd.DataFrame) -> dict[str, str]:
     own = _own(table)
     for claim in CLAIMS:
         part = own.loc[own["claim"] == claim, "verdict"].tolist()
+        if claim in OPTIONAL and not part:
+            continue
         if claim == "backbone_dependent" and SUPPORTED in part:
             out[claim] = SUPPORTED
         else:
@@ -642,7 +702,7 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "",
         "| claim | verdict |",
         "|---|---|",
-        *[f"| {CLAIMS[c]} | **{overall_verdicts[c]}** |" for c in CLAIMS],
+        *[f"| {CLAIMS[c]} | **{verdict}** |" for c, verdict in overall_verdicts.items()],
         "",
     ]
     per_set = set_verdicts(table)
@@ -681,6 +741,9 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "goes with the label; `tables/shift.csv`); *keeps more AUROC on another collection* the same from "
         "the internal test set to each external one (`tables/shift_test_sets.csv`), where the verdict "
         "above needs every set to agree. "
+        "*Leaves unchanged* (the mask source) is supported when the difference between a classifier on "
+        "CheXmask's masks and one on the segmenter's, of the same extent, is negligible, and contradicted "
+        "when its interval lies outside the margin. "
         "Scores are averaged over seeds before every test, so the tests compare conditions on this test set. "
         "*Not resolved* means this sample cannot tell. "
         "A bootstrap p cannot fall below 2 / (resamples + 1), and Holm multiplies that by the family's "

@@ -28,13 +28,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cxrmask.errors import ConfigError
-from cxrmask.vocabulary import CONDITIONS, NIH_LABELS, STUDY_LABELS
+from cxrmask.vocabulary import (
+    CONDITIONS,
+    NIH_LABELS,
+    REFERENCE_CONDITIONS,
+    STUDY_CONDITIONS,
+    STUDY_LABELS,
+    default_pairs,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
 Sha256 = Annotated[str, Field(pattern="^[0-9a-f]{64}$", description="a SHA-256 digest, 64 lowercase hex")]
 UrlOrPath = Annotated[str, Field(min_length=1, description="an http(s)/ftp/file URL or a local path")]
-Condition = Literal["original", "tight", "loose"]
+Condition = Literal[CONDITIONS]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 NihMetadata = Literal["Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.txt"]
 
@@ -489,7 +496,11 @@ class ClassifierSettings(TrainSettings):
         description="any timm name, or torchvision:<name>",
     )
     masks: list[Condition] = Field(
-        default_factory=lambda: list(CONDITIONS), min_length=1, description="mask conditions trained"
+        default_factory=lambda: list(STUDY_CONDITIONS),
+        min_length=1,
+        description="mask conditions trained: original, tight, loose (the segmenter's masks); "
+        "chexmask-tight, chexmask-loose (the same extents cut from CheXmask's lungs: needs nih.chexmask, "
+        "or the demo)",
     )
     seeds: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0], min_length=1, description="seeds per backbone x condition"
@@ -516,15 +527,17 @@ class EvaluateSettings(Section):
 
 
 class CompareSettings(Section):
-    pairs: list[tuple[Condition, Condition]] = Field(
-        default_factory=lambda: [("original", "tight"), ("original", "loose"), ("tight", "loose")],
-        description="condition pairs tested by paired DeLong, per backbone and label",
+    pairs: list[tuple[Condition, Condition]] | None = Field(
+        None,
+        description="condition pairs tested by paired DeLong and the bootstrap, per backbone and label; "
+        "null: every pair of original, tight and loose trained, then tight against chexmask-tight and "
+        "loose against chexmask-loose where both are trained",
     )
 
     @field_validator("pairs")
     @classmethod
-    def _distinct(cls, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        for a, b in pairs:
+    def _distinct(cls, pairs: list[tuple[str, str]] | None) -> list[tuple[str, str]] | None:
+        for a, b in pairs or []:
             if a == b:
                 raise ValueError(f"[{a}, {b}] compares a condition with itself")
         return pairs
@@ -659,10 +672,36 @@ class Config(Section):
         (say, one that trains on the set's collection) switches off a set its base config names."""
         return {name: settings for name, settings in sets.items() if settings is not None}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pairs_from_the_grid(cls, values: Any) -> Any:
+        """``compare.pairs`` left null becomes :func:`default_pairs` of the conditions trained, so the
+        comparisons follow ``classifier.masks`` (a grid without loose compares no loose pair)."""
+        if not isinstance(values, Mapping):
+            return values
+        compare, classifier = values.get("compare") or {}, values.get("classifier") or {}
+        if not isinstance(compare, Mapping) or compare.get("pairs") is not None:
+            return values
+        masks = classifier.get("masks", STUDY_CONDITIONS) if isinstance(classifier, Mapping) else ()
+        if not isinstance(masks, list | tuple):
+            return values  # the field's own validation says what is wrong with it
+        return {**values, "compare": {**compare, "pairs": default_pairs(masks)}}
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         configured = self.classifier.masks
-        for a, b in self.compare.pairs:
+        reference = [condition for condition in configured if condition in REFERENCE_CONDITIONS]
+        if reference and self.training_set is not None:
+            raise ValueError(
+                f"classifier.masks: {reference} cut CheXmask's lungs of NIH's images, which a training_set "
+                "replaces; remove them"
+            )
+        if reference and self.data.source != "demo" and self.nih.chexmask is None:
+            raise ValueError(
+                f"classifier.masks: {reference} cut CheXmask's lungs, so nih.chexmask must name CheXmask's "
+                "ChestX-Ray8.csv (a URL or a local path)"
+            )
+        for a, b in self.compare.pairs or []:
             for condition in (a, b):
                 if condition not in configured:
                     raise ValueError(

@@ -34,8 +34,15 @@ from cxrmask.vocabulary import CONDITIONS
 
 logger = logging.getLogger(__name__)
 
-CONDITION_COLOURS: dict[str, str] = {"original": "#333333", "tight": "#0072B2", "loose": "#D55E00"}
-"""Fixed colours (Okabe-Ito, colour-blind safe) so a condition looks the same in every figure."""
+CONDITION_COLOURS: dict[str, str] = {
+    "original": "#333333",
+    "tight": "#0072B2",
+    "loose": "#D55E00",
+    "chexmask-tight": "#56B4E9",
+    "chexmask-loose": "#E69F00",
+}
+"""Fixed colours (Okabe-Ito, colour-blind safe) so a condition looks the same in every figure; an extent
+keeps its hue across mask sources (blue tight, orange loose), CheXmask's in the lighter shade."""
 
 MISSING_COLOUR = "#eeeeee"
 """Background of heatmap cells with no result, so a gap reads as missing rather than as a low value."""
@@ -43,7 +50,7 @@ MISSING_COLOUR = "#eeeeee"
 TRUTH_COLOUR = "#F0E442"
 """Ground-truth outline in galleries: yellow stands out on grey radiographs and from both mask colours."""
 
-EXTRA_COLOURS = ("#CC79A7", "#009E73", "#56B4E9", "#E69F00")
+EXTRA_COLOURS = ("#CC79A7", "#009E73", "#000000", "#999999")
 MARKERS = ("o", "s", "D", "^", "v", "P")
 SMALL = 0.8
 """Annotation text (p-values, cell values, notes) relative to the style's font size."""
@@ -156,6 +163,12 @@ def ordered_conditions(names: Sequence[str], what: str) -> list[str]:
             f"{what}: unknown mask condition(s) {', '.join(unknown)}; expected {', '.join(CONDITIONS)}."
         )
     return [condition for condition in CONDITIONS if condition in set(names)]
+
+
+def condition_tick(condition: str) -> str:
+    """A condition's name as an axis tick: its source on a line above its extent, so five conditions fit
+    under a heatmap panel (``chexmask-tight`` reads "chexmask" over "tight")."""
+    return condition.replace("-", "\n")
 
 
 def unique(values: pd.Series) -> list[Any]:

@@ -37,6 +37,7 @@ from cxrmask.figure_style import (
     as_bool,
     binary_truth,
     bottom_legend,
+    condition_tick,
     format_p,
     legend_columns,
     new_figure,
@@ -196,7 +197,7 @@ def auroc_heatmap(auroc_table: pd.DataFrame, path: str | os.PathLike[str], style
             ax.set_facecolor(MISSING_COLOUR)
             image = ax.imshow(np.ma.masked_invalid(grid), cmap=style.cmap, norm=norm, aspect="auto")
             ax.set_title(label)
-            ax.set_xticks(range(len(conditions)), conditions)
+            ax.set_xticks(range(len(conditions)), [condition_tick(condition) for condition in conditions])
             ax.set_yticks(range(len(backbones)), backbones if index % columns == 0 else [])
             ax.tick_params(length=0)
             for spine in ax.spines.values():

@@ -21,7 +21,7 @@ separately as a mean ± sd over seeds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -260,6 +260,7 @@ def condition_contrasts(
     alpha: float,
     n_boot: int,
     seed: int,
+    contenders: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Paired patient-bootstrap estimates, intervals and p-values for the study's comparisons.
 
@@ -270,7 +271,8 @@ def condition_contrasts(
     * ``delta``: AUROC(condition_b) - AUROC(condition) within a backbone, per label and macro;
     * ``interaction``: the macro and No Finding ``delta`` of backbone_b minus that of backbone, per
       condition pair (does the masking effect depend on the backbone?);
-    * ``versus_best``: macro AUROC of each cell minus that of the cell with the highest macro AUROC.
+    * ``versus_best``: macro AUROC of each cell minus that of the cell with the highest macro AUROC,
+      among the cells of the ``contenders`` conditions (None: all).
 
     ``ci_low``/``ci_high`` are the (1 - alpha) interval and ``eq_low``/``eq_high`` the
     (1 - 2 alpha) interval used for equivalence (two one-sided tests at alpha).
@@ -325,8 +327,11 @@ def condition_contrasts(
                 d1, b1 = delta((first, a), (first, b), column)
                 d2, b2 = delta((second, a), (second, b), column)
                 add("interaction", (first, f"{a}->{b}"), (second, f"{a}->{b}"), column, d2 - d1, b2 - b1)
-    best = max(index, key=lambda cell: np.nan_to_num(reps.point[index[cell], macro], nan=-np.inf))
-    for cell in index:
+    contending = [cell for cell in index if contenders is None or cell[1] in contenders]
+    best = max(
+        contending, key=lambda cell: np.nan_to_num(reps.point[index[cell], macro], nan=-np.inf), default=None
+    )
+    for cell in contending:
         if cell != best:
             add("versus_best", best, cell, macro, *delta(best, cell, macro))
     return pd.DataFrame(rows, columns=CONTRAST_COLUMNS)

@@ -7,6 +7,9 @@ silently empty column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import combinations
+
 NO_FINDING = "No Finding"
 """NIH's label for an image without findings; the classifiers score it from the five findings' outputs."""
 
@@ -32,11 +35,54 @@ STUDY_LABELS: tuple[str, ...] = ("Mass", "Nodule", "Pneumonia", "Edema", "Fibros
 """The five findings the paper classifies (the config's default ``nih.labels``)."""
 
 ORIGINAL = "original"
-CONDITIONS: tuple[str, ...] = (ORIGINAL, "tight", "loose")
-"""Mask conditions in the order every table and figure lists them: baseline first, then increasing context."""
+TIGHT, LOOSE = "tight", "loose"
+EXTENTS: tuple[str, ...] = (TIGHT, LOOSE)
+"""How much of the image a mask keeps: the lungs alone, or the lungs dilated (``loose.radius``)."""
+
+REFERENCE_SOURCE = "chexmask"
+"""The second source of lung masks: CheXmask's (HybridGNet) lungs on NIH, the ground truth in the demo."""
+
+STUDY_CONDITIONS: tuple[str, ...] = (ORIGINAL, TIGHT, LOOSE)
+"""The paper's three conditions, masks by the study's own segmenter: the default grid, and the conditions
+the paper's claims are judged on."""
+
+REFERENCE_CONDITIONS: tuple[str, ...] = tuple(f"{REFERENCE_SOURCE}-{extent}" for extent in EXTENTS)
+"""The same two extents cut from CheXmask's lungs instead of the segmenter's (mask source x extent)."""
+
+CONDITIONS: tuple[str, ...] = STUDY_CONDITIONS + REFERENCE_CONDITIONS
+"""Every mask condition, in the order every table and figure lists them: baseline first, then increasing
+context, the segmenter's masks before CheXmask's."""
 
 MASKED_CONDITIONS: tuple[str, ...] = CONDITIONS[1:]
 """Conditions whose images are masked (each has a mask folder per shard)."""
+
+
+def extent_of(condition: str) -> str:
+    """A masked condition's extent (``tight`` or ``loose``), whichever source cut it."""
+    return condition.removeprefix(f"{REFERENCE_SOURCE}-")
+
+
+def tight_of(condition: str) -> str:
+    """The tight condition a loose one is dilated from, of the same source."""
+    return condition.removesuffix(LOOSE) + TIGHT
+
+
+def source_pairs(conditions: Sequence[str]) -> list[tuple[str, str]]:
+    """Each extent's segmenter condition against CheXmask's, where both are in ``conditions``: the
+    comparisons that say whether the mask source changes the answer."""
+    return [
+        (extent, reference)
+        for extent, reference in zip(EXTENTS, REFERENCE_CONDITIONS, strict=True)
+        if extent in conditions and reference in conditions
+    ]
+
+
+def default_pairs(conditions: Sequence[str]) -> list[tuple[str, str]]:
+    """The condition pairs compared when ``compare.pairs`` is not given: every pair of the study's
+    conditions in ``conditions``, then :func:`source_pairs`."""
+    study = [condition for condition in STUDY_CONDITIONS if condition in conditions]
+    return [*combinations(study, 2), *source_pairs(conditions)]
+
 
 SHIFTED = "shifted"
 """The split of a second test set under a distribution shift (``nih.shifted_list``; the demo's twins)."""

@@ -21,7 +21,13 @@ from cxrmask.errors import ConfigError
 from cxrmask.figure_registry import figure, figure_rules, figure_stems
 from cxrmask.codetrace import code_version
 from cxrmask.rule_call import check_rule
-from cxrmask.vocabulary import ORIGINAL
+from cxrmask.vocabulary import (
+    MASKED_CONDITIONS,
+    ORIGINAL,
+    REFERENCE_CONDITIONS,
+    extent_of,
+    tight_of,
+)
 
 try:
     SETTINGS = load_config(config)
@@ -59,7 +65,8 @@ REFERENCE = TRUTH or config["nih"]["chexmask"] is not None
 wildcard_constraints:
     backbone="|".join(re.escape(slug) for slug in BACKBONES),
     mask="|".join(CONDITIONS),
-    condition="tight|loose|truth",
+    condition="|".join([*MASKED_CONDITIONS, "truth"]),
+    loose="|".join(c for c in MASKED_CONDITIONS if tight_of(c) != c),
     seed=r"\d+",
     shard=r"\d+",
     part=r"\d{3}",
@@ -253,12 +260,16 @@ def test_set_cache(kind):
 
 
 def test_set_mask_cache(wildcards):
-    """The mask cache of the test set that a classifier cell's predictions read ([] for original images)."""
+    """The mask cache of the test set that a classifier cell's predictions read ([] for original images).
+
+    A test set has the segmenter's masks only, so a cell trained on CheXmask's lungs predicts it through
+    the segmenter's masks of the same extent, as a user of that classifier would."""
     if wildcards.mask == ORIGINAL:
         return []
     size = config["classifier"]["image_size"]
+    extent = extent_of(wildcards.mask)
     return results(
-        "test_sets", wildcards.test_set, "cache", f"masks_{wildcards.mask}_{size}.npy"
+        "test_sets", wildcards.test_set, "cache", f"masks_{extent}_{size}.npy"
     )
 
 
@@ -350,6 +361,13 @@ def reference_tables(wildcards=None):
     }
 
 
+def reference_mask_tables(wildcards=None):
+    """The CheXmask conditions' shard tables the report counts sources in, {} where none is trained."""
+    if not set(REFERENCE_CONDITIONS) & set(CONDITIONS):
+        return {}
+    return {"reference_masks": mask_tables(REFERENCE_CONDITIONS[0])}
+
+
 def checkpoint_file(wildcards=None):
     """The segmenter's starting weights as an input file ([] for LiteMedSAM's bundled weights)."""
     weights = config["segmenter"]["checkpoint"]
@@ -406,6 +424,14 @@ def lung_cache(wildcards=None):
     """The lungs saliency is measured against: the ground truth where known (demo), else the tight masks."""
     lungs = "truth" if TRUTH else "tight"
     return results("cache", f"masks_{lungs}_{config['classifier']['image_size']}.npy")
+
+
+def tight_shard(suffix=""):
+    """An input function: the tight shard (folder, or its table with suffix `.csv`) that a loose shard is
+    dilated from, of the loose condition's own source."""
+    return lambda wildcards: results(
+        "masks", tight_of(wildcards.loose), f"shard_{wildcards.shard}{suffix}"
+    )
 
 
 def mask_tables(condition):

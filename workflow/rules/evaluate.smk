@@ -251,6 +251,7 @@ rule write_report:
         unpack(reference_tables),
         unpack(test_set_tables),
         unpack(expert_tables),
+        unpack(reference_mask_tables),
         curation=curation_file(),
         finetune=results("segment", "finetune_summary.json"),
         tight=mask_tables("tight"),

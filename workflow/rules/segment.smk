@@ -1,4 +1,5 @@
-# Segmentation stage: fine-tune MedSAM (or LiteMedSAM), generate tight lung masks in shards, dilate them.
+# Segmentation stage: fine-tune MedSAM (or LiteMedSAM), generate tight lung masks in shards, dilate them;
+# with a reference (CheXmask), its lungs cut into the same shards as a second mask source.
 # The segmentation chain is the critical path, so its rules have priority over classifiers that need no mask.
 
 
@@ -68,16 +69,16 @@ rule generate_masks:
 
 rule dilate_masks:
     input:
-        tight=results("masks", "tight", "shard_{shard}"),
-        tight_table=results("masks", "tight", "shard_{shard}.csv"),
+        tight=tight_shard(),
+        tight_table=tight_shard(".csv"),
         truth=truth_dir(),
     output:
-        masks=directory(results("masks", "loose", "shard_{shard}")),
-        table=results("masks", "loose", "shard_{shard}.csv"),
+        masks=directory(results("masks", "{loose}", "shard_{shard}")),
+        table=results("masks", "{loose}", "shard_{shard}.csv"),
     log:
-        results("logs", "dilate_masks_{shard}.log"),
+        results("logs", "dilate_masks_{loose}_{shard}.log"),
     benchmark:
-        results("benchmarks", "dilate_masks_{shard}.tsv")
+        results("benchmarks", "dilate_masks_{loose}_{shard}.tsv")
     priority: 10
     conda:
         "../../envs/cxrmask.yaml"
@@ -89,6 +90,33 @@ rule dilate_masks:
     params:
         settings=config["loose"],
         code=code_version("dilate_masks"),
+    script:
+        "../scripts/stage.py"
+
+
+rule decode_reference_masks:
+    input:
+        tight=results("masks", "tight", "shard_{shard}"),
+        tight_table=results("masks", "tight", "shard_{shard}.csv"),
+        reference=reference_file(),
+    output:
+        masks=directory(results("masks", REFERENCE_CONDITIONS[0], "shard_{shard}")),
+        table=results("masks", REFERENCE_CONDITIONS[0], "shard_{shard}.csv"),
+    log:
+        results("logs", "decode_reference_masks_{shard}.log"),
+    benchmark:
+        results("benchmarks", "decode_reference_masks_{shard}.tsv")
+    priority: 10
+    conda:
+        "../../envs/cxrmask.yaml"
+    threads: res("decode_reference_masks", "threads")
+    resources:
+        mem_mb=res("decode_reference_masks", "mem_mb"),
+        runtime=res("decode_reference_masks", "runtime"),
+        gpu=res("decode_reference_masks", "gpu"),
+    params:
+        min_rca=config["nih"]["chexmask_min_rca"],
+        code=code_version("decode_reference_masks"),
     script:
         "../scripts/stage.py"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,11 @@ from scipy.stats import spearmanr
 from skimage.transform import resize
 from tqdm import tqdm
 
+from cxrmask.atomic import atomic_dir
 from cxrmask.chexmask import ChexmaskRow
 from cxrmask.errors import InputError
+from cxrmask.imageio import read_mask as read_mask_file
+from cxrmask.imageio import write_png
 from cxrmask.segment.qc import flag_precision_recall
 from cxrmask.segment.scoring import mask_scores
 from cxrmask.stats import resample_counts
@@ -31,6 +35,10 @@ from cxrmask.stats import resample_counts
 log = logging.getLogger(__name__)
 
 REFERENCE_COLUMNS = ("image", "patient_id", "dice", "hd95", "rca_mean")
+REFERENCE_MASK_COLUMNS = ("image", "source", "rca_mean", "lung_fraction")
+"""Columns of a reference-mask shard's table (``masks/chexmask-tight/shard_N.csv``)."""
+REFERENCE_SOURCE_ROW, SEGMENTER_SOURCE_ROW = "reference", "segmenter"
+"""A reference-mask table's ``source``: the reference's lungs, or the segmenter's mask in their place."""
 
 
 def fit_to(reference: np.ndarray, shape: tuple[int, int], image: str) -> np.ndarray:
@@ -94,6 +102,61 @@ def score_against_reference(
         )
     log.info("%d of %d images scored against the reference", len(rows), len(subset))
     return pd.DataFrame(rows, columns=list(REFERENCE_COLUMNS))
+
+
+def reference_masks(
+    names: Sequence[str],
+    tight: str,
+    reference: Mapping[str, ChexmaskRow],
+    min_rca: float,
+    masks: str,
+) -> pd.DataFrame:
+    """Write the reference's lungs of each mask name in ``names`` into the folder ``masks`` (whole or not at
+    all), at the size of the segmenter's mask of the same name in ``tight``; return one row per mask.
+
+    A classifier trained on these masks must see a mask on every image the
+    study's conditions see, so the comparison stays paired: where the
+    reference has no row, a row below ``min_rca``, or empty lungs, the
+    segmenter's own mask stands in, its ``source`` says so, and the log
+    counts and names those images. A reference of other images altogether
+    (none of ``names`` usable) is an InputError.
+    """
+    rows, stand_ins = [], []
+    with atomic_dir(masks) as tmp:
+        for name in tqdm(names, desc="reference masks", unit="mask"):
+            own = read_mask_file(Path(tight) / name)
+            entry = reference.get(name)
+            lungs = None
+            if entry is not None and entry.rca_mean >= min_rca:
+                lungs = fit_to(entry.lungs(), own.shape, name)
+                lungs = lungs if lungs.any() else None
+            if lungs is None:
+                stand_ins.append(name)
+            chosen = own if lungs is None else lungs
+            write_png(tmp / name, chosen)
+            rows.append(
+                {
+                    "image": name,
+                    "source": SEGMENTER_SOURCE_ROW if lungs is None else REFERENCE_SOURCE_ROW,
+                    "rca_mean": float("nan") if entry is None else entry.rca_mean,
+                    "lung_fraction": float(chosen.mean()),
+                }
+            )
+        if len(stand_ins) == len(names) and names:
+            raise InputError(
+                f"none of the {len(names)} images (e.g. {list(names)[:3]}) has reference lungs with RCA >= "
+                f"{min_rca}: is the reference file of these images, and is nih.chexmask_min_rca right?"
+            )
+    if stand_ins:
+        log.warning(
+            "%d of %d images have no usable reference lungs (absent, RCA below %.2f, or empty): the "
+            "segmenter's mask stands in, e.g. %s",
+            len(stand_ins),
+            len(names),
+            min_rca,
+            stand_ins[:10],
+        )
+    return pd.DataFrame(rows, columns=list(REFERENCE_MASK_COLUMNS))
 
 
 def dice_by_finding(

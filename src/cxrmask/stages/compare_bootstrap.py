@@ -11,7 +11,7 @@ from cxrmask.atomic import write_csv
 from cxrmask.cells import by_condition, load_cells
 from cxrmask.config import EvaluateSettings
 from cxrmask.uncertainty import condition_contrasts
-from cxrmask.vocabulary import NO_FINDING
+from cxrmask.vocabulary import NO_FINDING, STUDY_CONDITIONS
 
 
 def compare_bootstrap(
@@ -23,11 +23,15 @@ def compare_bootstrap(
     pairs: Sequence[Sequence[str]],
     seed: int,
 ) -> pd.DataFrame:
-    """Each cell, each condition difference, each backbone interaction and each cell against the best.
+    """Each cell, each condition difference, each backbone interaction and each cell of the study's own
+    conditions against the best of them (the paper's *best* claim is about its grid; a CheXmask condition
+    is judged against its segmenter twin instead).
 
     Scores are averaged over seeds per backbone x condition first, as for the DeLong tests.
     """
     frames = by_condition(load_cells(predictions, cells))
-    table = condition_contrasts(frames, [*labels, NO_FINDING], pairs, settings.alpha, settings.n_boot, seed)
+    table = condition_contrasts(
+        frames, [*labels, NO_FINDING], pairs, settings.alpha, settings.n_boot, seed, STUDY_CONDITIONS
+    )
     write_csv(contrasts, table)
     return table

@@ -11,9 +11,9 @@ import pandas as pd
 
 from cxrmask.atomic import write_text
 from cxrmask.metrics import MACRO
-from cxrmask.segment.reference import markdown_lines
+from cxrmask.segment.reference import REFERENCE_SOURCE_ROW, markdown_lines
 from cxrmask.uncertainty import seed_spread
-from cxrmask.vocabulary import DELONG_COLUMNS
+from cxrmask.vocabulary import DELONG_COLUMNS, REFERENCE_CONDITIONS
 
 PathLike = str | os.PathLike[str]
 
@@ -241,6 +241,29 @@ def _expert_section(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def _sources_section(shards: Sequence[pd.DataFrame]) -> list[str]:
+    """How many images the CheXmask conditions really cut from the reference's lungs, and which kept the
+    segmenter's mask: a reader weighs the source comparison by it."""
+    table = pd.concat(shards, ignore_index=True)
+    stand_ins = table[table["source"] != REFERENCE_SOURCE_ROW]["image"].tolist()
+    return [
+        "## Mask sources",
+        "",
+        f"Conditions {' and '.join(f'`{c}`' for c in REFERENCE_CONDITIONS)} cut the same extents from the "
+        f"reference lungs (CheXmask's, `nih.chexmask`; in the demo its ground truth as a CheXmask file): "
+        f"{len(table) - len(stand_ins)} of {len(table)} images have them; "
+        + (
+            f"{len(stand_ins)} kept the segmenter's mask (no reference row, RCA below "
+            f"`nih.chexmask_min_rca`, or empty lungs), e.g. {', '.join(stand_ins[:5])}. "
+            if stand_ins
+            else "none kept the segmenter's mask. "
+        )
+        + "External test sets have the segmenter's masks only, so a CheXmask cell predicts them through "
+        "the segmenter's masks of its extent. `masks/chexmask-tight/shard_*.csv` lists each image's source.",
+        "",
+    ]
+
+
 def write_report(
     curation: str,
     finetune: str,
@@ -259,6 +282,7 @@ def write_report(
     delong_test_sets: str | None = None,
     shift_test_sets: str | None = None,
     auroc_expert: str | None = None,
+    reference_masks: Sequence[str] = (),
 ) -> None:
     """Curation counts, segmentation quality, AUROC per cell, DeLong results, training time, figures.
 
@@ -266,7 +290,9 @@ def write_report(
     ``shift`` (the shifted test set's table, where the run has one) gets a section after the DeLong tests;
     ``masks_by_finding`` and ``masks_qc`` (where the masks have a reference) one after the segmentation's;
     ``auroc_test_sets``, ``delong_test_sets`` and ``shift_test_sets`` (where the run has external test sets)
-    one per set after it; ``auroc_expert`` (with ``nih.expert_labels``) one before them.
+    one per set after it; ``auroc_expert`` (with ``nih.expert_labels``) one before them;
+    ``reference_masks`` (the CheXmask conditions' shard tables, where the grid has them) one on the masks'
+    sources after the segmentation's.
     """
     out = Path(report)
     cur = json.loads(Path(curation).read_text())
@@ -296,6 +322,7 @@ def write_report(
             if masks_by_finding and masks_qc
             else []
         ),
+        *(_sources_section([pd.read_csv(p) for p in reference_masks]) if reference_masks else []),
         "## Test AUROC (mean ± sd over seeds)",
         "",
         _table(mean),
