@@ -171,6 +171,35 @@ def test_the_delong_table_tests_seed_averaged_scores_with_holm_within_each_backb
     assert not np.allclose(table["p_holm"], pooled)
 
 
+def test_the_mask_sources_pairs_are_a_holm_family_of_their_own(tmp_path):
+    """tight against chexmask-tight is adjusted within its own family, so adding the source factor leaves
+    the paper's pairs' Holm p as they were without it."""
+    paths, cells, _ = _grid(tmp_path)
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    more_paths, more_cells = list(paths), list(cells)
+    for path, cell in zip(paths, cells, strict=True):  # the loose cells again, as a CheXmask condition
+        if cell["mask"] == "loose":
+            copy = renamed / f"{cell['backbone']}_{cell['seed']}.csv"
+            copy.write_bytes(Path(path).read_bytes())
+            more_paths.append(str(copy))
+            more_cells.append({**cell, "mask": "chexmask-loose"})
+    study = delong_rows(load_cells(paths, cells), LABELS, [("original", "loose")], 0.05)
+    both = delong_rows(
+        load_cells(more_paths, more_cells),
+        LABELS,
+        [("original", "loose"), ("loose", "chexmask-loose"), ("original", "chexmask-loose")],
+        0.05,
+    )
+    paper = both[both["condition_b"] == "loose"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(paper, study)
+    for backbone in ("strong", "weak"):
+        source = both[(both["backbone"] == backbone) & (both["condition_b"] == "chexmask-loose")]
+        assert len(source) == 4
+        np.testing.assert_allclose(source["p_holm"], multipletests(source["p_value"], method="holm")[1])
+    assert both["condition_b"].tolist()[:6] == ["loose"] * 2 + ["chexmask-loose"] * 4  # the pairs' order
+
+
 def test_a_pair_with_an_untrained_condition_is_left_out(tmp_path):
     paths, cells, _ = _grid(tmp_path)
     table = delong_rows(

@@ -730,7 +730,7 @@ def summary_markdown(table: pd.DataFrame, rules: ClaimRules, heading: str = "#")
         "",
         f"How to read it: intervals are {level:.0%} (DeLong for the No Finding test, otherwise a paired "
         "bootstrap over test patients); p-values are Holm-adjusted within each claim "
-        "(DeLong's within backbone). "
+        "(DeLong's within backbone, the paper's pairs apart from the mask source's). "
         f"A difference counts as negligible when its {1 - 2 * rules.alpha:.0%} interval lies inside "
         f"±{rules.margin} AUROC. *Comparable* is supported by a negligible difference; *better*, *lower* and "
         "*depends on the backbone* by a significant one in that direction, and contradicted by a significant "

@@ -11,7 +11,7 @@ import pandas as pd
 from cxrmask.cells import seed_averaged
 from cxrmask.errors import InputError
 from cxrmask.stats import delong_test, holm
-from cxrmask.vocabulary import DELONG_COLUMNS, NO_FINDING
+from cxrmask.vocabulary import DELONG_COLUMNS, NO_FINDING, STUDY_CONDITIONS
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,9 @@ def delong_rows(
     pairs: Sequence[tuple[str, str]],
     alpha: float,
 ) -> pd.DataFrame:
-    """One paired DeLong test per backbone, label and condition pair; Holm within each backbone.
+    """One paired DeLong test per backbone, label and condition pair; Holm within each backbone and
+    family: the pairs among the paper's three conditions are one family and any other pair (the mask
+    source's) another, so adding CheXmask's conditions leaves the paper's comparisons as they were.
 
     With several seeds, each condition's scores are averaged over seeds first
     (a seed ensemble), so the test compares conditions, not seed noise. Images whose truth for a label is
@@ -30,8 +32,10 @@ def delong_rows(
     """
     rows = []
     for backbone in dict.fromkeys(c["backbone"] for c, _ in loaded):
-        family = []
+        tested: list[dict] = []  # in the pairs' order
+        families: dict[bool, list[dict]] = {True: [], False: []}
         for a, b in pairs:
+            family = families[{a, b} <= set(STUDY_CONDITIONS)]
             frame_a, frame_b = seed_averaged(loaded, backbone, a), seed_averaged(loaded, backbone, b)
             if frame_a is None or frame_b is None:
                 continue
@@ -51,9 +55,11 @@ def delong_rows(
                     log.warning("%s %s %s vs %s: %s", backbone, label, a, b, exc)
                     row.update(p_value=np.nan, auc_a=np.nan, auc_b=np.nan, delta=np.nan, z=np.nan)
                 family.append(row)
-        adjusted = holm([row["p_value"] for row in family]) if family else []
-        for row, p in zip(family, adjusted, strict=True):
-            row["p_holm"] = float(p)
-            row["significant"] = bool(p < alpha)
-        rows.extend(family)
+                tested.append(row)
+        for family in families.values():
+            adjusted = holm([row["p_value"] for row in family]) if family else []
+            for row, p in zip(family, adjusted, strict=True):
+                row["p_holm"] = float(p)
+                row["significant"] = bool(p < alpha)
+        rows.extend(tested)
     return pd.DataFrame(rows).reindex(columns=list(DELONG_COLUMNS))

@@ -332,7 +332,7 @@ def write_report(
         "so they compare conditions on this test set; the ± above is the spread a rerun with another seed "
         "shows.",
         "",
-        "## Paired DeLong tests (Holm within backbone)",
+        "## Paired DeLong tests (Holm within backbone: the paper's pairs, and the mask source's apart)",
         "",
         _table(
             tests[[c for c in DELONG_COLUMNS if c not in ("se", "z", "ci_low", "ci_high", "n_pos", "n_neg")]]
