@@ -76,12 +76,12 @@ def test_each_job_is_one_run_and_a_rerun_adds_only_the_jobs_that_ran_again(tiny_
 
     log("--forcerun", "log_mlflow")
     first = logged_runs(tracking_server)
-    # fine-tuning, two mask shards, three classifier cells and their saliency: one run each
+    # fine-tuning, two mask shards, four classifier cells and their saliency: one run each
     assert sorted(rule for rule, _ in first.elements()) == [
         "finetune_medsam",
         *["generate_masks"] * 2,
-        *["saliency_classifier"] * 3,
-        *["train_classifier"] * 3,
+        *["saliency_classifier"] * 4,
+        *["train_classifier"] * 4,
     ]
     assert set(first.values()) == {1}
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -25,7 +26,7 @@ from snakerun import (
     tiny_args,
 )
 
-from cxrmask.vocabulary import extent_of
+from cxrmask.vocabulary import LOOSE_CONDITIONS, extent_of, tight_of
 
 FULL_PLAN = {
     "download": 17,
@@ -365,6 +366,22 @@ def with_overlay(results, config: dict) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("loose", LOOSE_CONDITIONS)
+def test_a_loose_conditions_job_run_alone_reads_its_own_sources_tight_masks(demo_run, loose):
+    """A cluster node runs one job as `snakemake --target-jobs RULE:WILDCARDS --allowed-rules RULE`: the
+    dilation of each loose condition must be that one job, reading its source's tight masks, and must not
+    also claim the tight masks as a loose condition of its own (which failed every dilation on SLURM)."""
+    target = f"dilate_masks:loose={loose},shard=0"
+    result = snakemake("-n", *demo_args(demo_run), "--target-jobs", target, "--allowed-rules", "dilate_masks")
+    jobs = planned_job_files(result.stdout + result.stderr)
+    assert [(job["rule"], job["wildcards"]) for job in jobs] == [
+        ("dilate_masks", {"loose": loose, "shard": "0"})
+    ]
+    assert jobs[0]["input"][:1] == [str(demo_run / "masks" / tight_of(loose) / "shard_0")]
+    assert jobs[0]["output"][:1] == [str(demo_run / "masks" / loose / "shard_0")]
+
+
+@pytest.mark.slow
 def test_demo_writes_every_output(demo_run):
     results = demo_run
     report = (results / "report.md").read_text()
@@ -374,10 +391,10 @@ def test_demo_writes_every_output(demo_run):
         with Image.open(results / "figures" / f"{name}.png") as image:
             assert image.size[0] > 50 and image.size[1] > 50
     auroc = pd.read_csv(results / "tables" / "auroc.csv")
-    assert set(auroc["mask"]) == {"original", "tight", "loose"}
+    assert set(auroc["mask"]) == {"original", "tight", "loose", "chexmask-loose"}
     assert set(auroc["label"]) == {"Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "No Finding", "macro"}
     delong = pd.read_csv(results / "tables" / "delong.csv")
-    assert len(delong) == 3 * 6
+    assert len(delong) == 4 * 6  # the study's three pairs and loose against chexmask-loose, six labels
     assert {"auc_a", "auc_b", "z", "p_value", "p_holm", "significant"} <= set(delong.columns)
     summary = json.loads((results / "segment" / "finetune_summary.json").read_text())
     assert 0 < summary["zero_shot_val_dice"] <= 1 and 0 < summary["finetuned_val_dice"] <= 1
@@ -386,7 +403,7 @@ def test_demo_writes_every_output(demo_run):
     assert set(claims["verdict"]) <= {"supported", "contradicted", "not resolved"}
     assert (results / "summary.md").read_text().startswith("# The paper's claims against this run")
     saliency = pd.read_csv(results / "tables" / "saliency.csv")
-    assert len(saliency) == 3 * 5  # findings only
+    assert len(saliency) == 4 * 5  # findings only
     # a label whose every map is empty (no positive Grad-CAM mass) has no mean, and says so
     test_images = int((pd.read_csv(results / "cache" / "index_64.csv").query("ok")["split"] == "test").sum())
     assert (saliency["n_images"] + saliency["n_undefined"] == test_images).all()
@@ -405,10 +422,10 @@ def test_demo_writes_every_output(demo_run):
     assert len(shifted) == int((index["split"] == "shifted").sum()) == int((index["split"] == "test").sum())
     shift = pd.read_csv(results / "tables" / "shift.csv")
     assert (
-        len(shift[shift["kind"] == "drop"]) == 3 * 7 and len(shift[shift["kind"] == "excess_drop"]) == 2 * 7
+        len(shift[shift["kind"] == "drop"]) == 4 * 7 and len(shift[shift["kind"] == "excess_drop"]) == 3 * 7
     )
     assert (results / "figures" / "shift.png").is_file() and "## Shifted test set" in report
-    assert len(claims[claims["claim"] == "shortcut"]) == 2
+    assert len(claims[claims["claim"] == "shortcut"]) == 2  # the paper's claim: its own two masked conditions
     # the masks against the demo's ground truth, encoded as a CheXmask file and read back: the same Dice
     reference = pd.read_csv(results / "tables" / "masks_vs_reference.csv")
     assert sorted(reference["image"]) == sorted(tight["image"])
@@ -440,17 +457,30 @@ def test_demo_writes_every_output(demo_run):
     predicted = pd.read_csv(external / "predictions" / "resnet10t" / "tight" / "seed0.csv")
     assert sorted(predicted["image"]) == sorted(manifest["image"])
     external_auroc = pd.read_csv(results / "tables" / "auroc_test_sets.csv")
-    assert set(external_auroc["test_set"]) == {"padchest_demo"} and len(external_auroc) == 3 * 7
+    assert set(external_auroc["test_set"]) == {"padchest_demo"} and len(external_auroc) == 4 * 7
     # an AUROC the set cannot define says so in its note (the tiny set may have none such)
     notes = external_auroc["note"].astype("string").fillna("")
     assert (external_auroc["auroc"].notna() | notes.str.startswith("undefined")).all()
     external_shift = pd.read_csv(results / "tables" / "shift_test_sets.csv")
-    assert len(external_shift[external_shift["kind"] == "drop"]) == 3 * 7
+    assert len(external_shift[external_shift["kind"] == "drop"]) == 4 * 7
     assert "## External test sets" in report and "### padchest_demo" in report
     # the claims an external set can decide are judged on it: two masked conditions' transfer rows
     transfer = claims[claims["claim"] == "transfer"]
     assert transfer["test_set"].tolist() == ["padchest_demo"] * 2
     assert "Judged on each external test set" in report
+    # the mask source: the reference lungs cut into the segmenter's shards, dilated, one cell trained on them
+    sources = pd.concat(
+        pd.read_csv(p) for p in sorted((results / "masks" / "chexmask-tight").glob("shard_*.csv"))
+    )
+    assert sorted(sources["image"]) == sorted(tight["image"]) and set(sources["source"]) == {"reference"}
+    for name in sources["image"]:  # the demo's reference is its ground truth: the very same lungs
+        truth = np.asarray(Image.open(results / "demo" / "nih_lung_masks" / name)) > 0
+        assert np.array_equal(np.asarray(Image.open(results / "masks" / "chexmask-tight" / name)) > 0, truth)
+    loose_reference = sorted((results / "masks" / "chexmask-loose").glob("shard_*/*.png"))
+    assert len(loose_reference) == len(tight)
+    source = claims[claims["claim"] == "source"]
+    assert source["measure"].tolist() == ["Δ macro AUROC (chexmask-loose - loose)"]
+    assert "## Mask sources" in report and f"{len(tight)} of {len(tight)} images have them" in report
 
 
 @pytest.mark.slow
@@ -459,7 +489,7 @@ def test_every_job_is_one_mlflow_run(demo_run):
 
     results = demo_run
     runs = pd.read_csv(results / "mlflow" / "runs.csv")
-    assert len(runs) == 1 + 2 + 3 + 3  # fine-tuning, two mask shards, three classifier cells, their saliency
+    assert len(runs) == 1 + 2 + 4 + 4  # fine-tuning, two mask shards, four classifier cells, their saliency
     client = MlflowClient(tracking_uri=runs["tracking_uri"].iloc[0])
     experiment = client.get_experiment_by_name("cxrmask")
     logged = client.search_runs([experiment.experiment_id])
@@ -487,28 +517,28 @@ def test_figure_keys_rerun_only_figures(demo_run):
 @pytest.mark.slow
 def test_loose_radius_reruns_only_the_loose_branch(demo_run):
     jobs = dry_run(*with_overlay(demo_run, {"loose": {"radius": 60}}))
-    assert jobs["dilate_masks"] == 2
-    assert jobs["cache_masks"] == 1
-    assert jobs["train_classifier"] == 1
-    assert "generate_masks" not in jobs and "finetune_medsam" not in jobs and "cache_images" not in jobs
+    assert jobs["dilate_masks"] == 2 * 2  # both sources' loose masks, two shards each
+    assert jobs["cache_masks"] == 2
+    assert jobs["train_classifier"] == 2
+    assert not {"generate_masks", "decode_reference_masks", "finetune_medsam", "cache_images"} & set(jobs)
 
 
 @pytest.mark.slow
 def test_the_reference_threshold_reruns_only_the_mask_check_and_what_reads_it(demo_run):
+    """The threshold decides which reference lungs the check scores and which the CheXmask conditions use:
+    those rerun, with their cell and what reads it; the segmenter's masks and cells do not."""
     jobs = dry_run(*with_overlay(demo_run, {"nih": {"chexmask_min_rca": 0.8}}))
-    assert set(jobs) == {
-        "compare_masks_reference",
-        "plot_masks_reference",
-        "summarise_claims",
-        "write_report",
-        "all",
-    }
+    reading = {"compare_masks_reference", "plot_masks_reference", "summarise_claims", "write_report"}
+    assert reading <= set(jobs)
+    assert jobs["decode_reference_masks"] == 2 and jobs["dilate_masks"] == 2  # chexmask-loose's shards
+    assert jobs["cache_masks"] == 1 and jobs["train_classifier"] == 1  # chexmask-loose's
+    assert not {"generate_masks", "finetune_medsam", "cache_images", "generate_test_set_masks"} & set(jobs)
 
 
 @pytest.mark.slow
 def test_new_backbone_trains_only_its_cells(demo_run):
     jobs = dry_run(*with_overlay(demo_run, {"classifier": {"backbones": ["resnet10t", "resnet14t"]}}))
-    assert jobs["train_classifier"] == 3
+    assert jobs["train_classifier"] == 4
     assert jobs["plot_roc"] == 1
     assert "generate_masks" not in jobs and "cache_masks" not in jobs
 
@@ -522,7 +552,7 @@ def test_cpu_rerun_gives_identical_numbers(tiny_copy):
     from scratch through sbatch, with this one; tests/test_resume.py does the same for killed runs."""
     results = tiny_copy
     cells = sorted((results / "classify").glob("*/*/seed*/predictions.csv"))
-    assert len(cells) == 3
+    assert len(cells) == 4
     before = {p: p.read_bytes() for p in cells}
     (retrained,) = [p for p in cells if p.parent.parent.name == "tight"]
     snakemake("--cores", "2", *demo_args(results), "--forcerun", retrained.parent / "model.pt")
@@ -536,8 +566,9 @@ def test_cpu_rerun_gives_identical_numbers(tiny_copy):
 @pytest.mark.slow
 def test_classifier_image_size_reruns_caches_and_classifiers_not_segmentation(demo_run):
     jobs = dry_run(*with_overlay(demo_run, {"classifier": {"image_size": 96}}))
-    assert jobs["cache_images"] == 1 and jobs["train_classifier"] == 3
-    assert not {"finetune_medsam", "generate_masks", "dilate_masks", "prepare_seg_data"} & set(jobs)
+    assert jobs["cache_images"] == 1 and jobs["train_classifier"] == 4
+    segmentation = {"finetune_medsam", "generate_masks", "decode_reference_masks", "dilate_masks"}
+    assert not (segmentation | {"prepare_seg_data"}) & set(jobs)
 
 
 def _checkout_copy(folder: Path) -> Path:
@@ -574,13 +605,13 @@ PLAN_TABLE = {
     "a default the loose masks take": (
         {"config.py": [("radius: float = Field(40.0,", "radius: float = Field(41.0,")]},
         lambda jobs: (
-            jobs["dilate_masks"] == 2 and jobs["train_classifier"] == 1 and not SEGMENTATION & set(jobs)
+            jobs["dilate_masks"] == 2 * 2 and jobs["train_classifier"] == 2 and not SEGMENTATION & set(jobs)
         ),
     ),
     "mask scoring code": (
         {"segment/postprocess.py": [("if total == 0:\n", "if not total:\n")]},
-        lambda jobs: (
-            jobs["generate_masks"] == 2 and jobs["train_classifier"] == 2 and "finetune_medsam" not in jobs
+        lambda jobs: (  # and the CheXmask condition, whose shards take the segmenter's masks where it lacks
+            jobs["generate_masks"] == 2 and jobs["train_classifier"] == 3 and "finetune_medsam" not in jobs
         ),
     ),
     "figure code": (
@@ -605,8 +636,8 @@ PLAN_TABLE = {
             ]
         },
         lambda jobs: (
-            jobs["train_classifier"] == 3
-            and jobs["saliency_classifier"] == 3
+            jobs["train_classifier"] == 4
+            and jobs["saliency_classifier"] == 4
             and not SEGMENTATION & set(jobs)
         ),
     ),

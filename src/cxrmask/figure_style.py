@@ -34,13 +34,9 @@ from cxrmask.vocabulary import CONDITIONS
 
 logger = logging.getLogger(__name__)
 
-CONDITION_COLOURS: dict[str, str] = {
-    "original": "#333333",
-    "tight": "#0072B2",
-    "loose": "#D55E00",
-    "chexmask-tight": "#56B4E9",
-    "chexmask-loose": "#E69F00",
-}
+CONDITION_COLOURS: dict[str, str] = dict(
+    zip(CONDITIONS, ("#333333", "#0072B2", "#D55E00", "#56B4E9", "#E69F00"), strict=True)
+)
 """Fixed colours (Okabe-Ito, colour-blind safe) so a condition looks the same in every figure; an extent
 keeps its hue across mask sources (blue tight, orange loose), CheXmask's in the lighter shade."""
 

@@ -56,6 +56,9 @@ context, the segmenter's masks before CheXmask's."""
 MASKED_CONDITIONS: tuple[str, ...] = CONDITIONS[1:]
 """Conditions whose images are masked (each has a mask folder per shard)."""
 
+LOOSE_CONDITIONS: tuple[str, ...] = tuple(c for c in MASKED_CONDITIONS if c.endswith(LOOSE))
+"""The conditions whose masks are dilated from a tight condition of their source (:func:`tight_of`)."""
+
 
 def extent_of(condition: str) -> str:
     """A masked condition's extent (``tight`` or ``loose``), whichever source cut it."""
@@ -63,7 +66,9 @@ def extent_of(condition: str) -> str:
 
 
 def tight_of(condition: str) -> str:
-    """The tight condition a loose one is dilated from, of the same source."""
+    """The tight condition a loose one is dilated from, of the same source; a ValueError for any other."""
+    if condition not in LOOSE_CONDITIONS:
+        raise ValueError(f"{condition!r} is not a loose condition; those are {list(LOOSE_CONDITIONS)}")
     return condition.removesuffix(LOOSE) + TIGHT
 
 

@@ -22,6 +22,7 @@ from cxrmask.figure_registry import figure, figure_rules, figure_stems
 from cxrmask.codetrace import code_version
 from cxrmask.rule_call import check_rule
 from cxrmask.vocabulary import (
+    LOOSE_CONDITIONS,
     MASKED_CONDITIONS,
     ORIGINAL,
     REFERENCE_CONDITIONS,
@@ -66,7 +67,7 @@ wildcard_constraints:
     backbone="|".join(re.escape(slug) for slug in BACKBONES),
     mask="|".join(CONDITIONS),
     condition="|".join([*MASKED_CONDITIONS, "truth"]),
-    loose="|".join(c for c in MASKED_CONDITIONS if tight_of(c) != c),
+    loose="|".join(LOOSE_CONDITIONS),
     seed=r"\d+",
     shard=r"\d+",
     part=r"\d{3}",
