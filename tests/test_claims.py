@@ -22,6 +22,7 @@ from cxrmask.claims import (
     evaluate_claims,
     overall,
     set_verdicts,
+    study_grid,
     summary_markdown,
     undecidable,
     verdicts,
@@ -726,6 +727,10 @@ def test_the_source_claim_holds_each_extents_chexmask_twin_to_the_margin_with_ho
     assert rows["measure"].tolist()[2] == "Δ macro AUROC (chexmask-loose - loose)"
     assert rows["p_holm"].tolist() == pytest.approx([0.4, 0.4, 0.03])  # Holm over the family of three
     assert rows["p_floor"].tolist() == pytest.approx([2 * 3 / 1001] * 3)
+    assert rows["estimate"].tolist() == pytest.approx([0.004, 0.02, 0.06])
+    assert rows["ci_low"].tolist() == pytest.approx([-0.008, -0.01, 0.04])
+    assert rows["ci_high"].tolist() == pytest.approx([0.016, 0.05, 0.08])
+    assert rows["note"].tolist()[2] == "90% CI [+0.044, +0.076] vs ±0.02"
     assert verdicts(table)["source"] == UNRESOLVED
 
 
@@ -742,6 +747,17 @@ def interaction(pair: str, estimate: float, p: float) -> dict:
         "interaction", "resnet50", pair, "densenet121", pair, estimate=estimate, ci_low=estimate - 0.1,
         ci_high=estimate + 0.1, eq_low=estimate - 0.08, eq_high=estimate + 0.08, p_value=p,
     )  # fmt: skip
+
+
+def test_the_study_grid_keeps_rows_whose_every_condition_is_the_papers() -> None:
+    """Either column may name a CheXmask condition (a pair is written either way round); an interaction
+    names two; a blank second condition (a cell's own row) names none."""
+    first = ["original", "chexmask-tight", "original", "tight->loose", "loose->chexmask-loose"]
+    second = ["loose", "tight", "chexmask-loose", None, None]
+    table = pd.DataFrame({"condition_a": first, "condition_b": second})
+    kept = study_grid(table, ["condition_a", "condition_b"])
+    assert kept.index.tolist() == [0, 3]
+    assert study_grid(table, ["condition_b"]).index.tolist() == [0, 1, 3, 4]
 
 
 def test_the_papers_claims_never_count_a_chexmask_condition() -> None:
