@@ -75,18 +75,33 @@ def test_a_checkpoint_restores_weights_optimiser_every_generator_and_progress(tm
     assert random.random() == expected["python"]
 
 
-@pytest.mark.parametrize("content", ["another run", "truncated"])
+class Payload:
+    """An object a pickle would rebuild by running code: what a checkpoint must never be allowed to hold."""
+
+
+@pytest.mark.parametrize("content", ["another run", "truncated", "code"])
 def test_a_stale_or_unreadable_checkpoint_is_set_aside_with_a_warning(tmp_path, caplog, content):
+    """A checkpoint of another run, a damaged one, and one holding a pickled object (read with
+    weights_only, so never unpickled, even under this run's own identity) all start training afresh."""
     parts, generators = parts_and_generators(0)
     path = tmp_path / "model.resume.pt"
     if content == "truncated":
         path.write_bytes(b"not a checkpoint")
+    elif content == "code":
+        torch.save({"identity": identity(seed=0), "payload": Payload()}, path)
     else:
         save_progress(path, identity(seed=1), parts, generators, Progress(EarlyStopping(0), [{"epoch": 1}]))
     before = {name: tensor.clone() for name, tensor in parts["model"].state_dict().items()}
     with caplog.at_level("WARNING"):
         assert load_progress(path, identity(seed=0), parts, generators) is None
-    assert ("unreadable" if content == "truncated" else "belongs to another configuration") in caplog.text
+    if content == "another run":
+        assert (
+            f"checkpoint {path} belongs to another configuration or data: training from epoch 1"
+            in caplog.text
+        )
+    else:
+        assert f"checkpoint {path} is unreadable (" in caplog.text and "(None)" not in caplog.text
+        assert "): training from epoch 1" in caplog.text
     assert all(torch.equal(parts["model"].state_dict()[k], v) for k, v in before.items())
 
 
@@ -108,5 +123,18 @@ def test_early_stopping_keeps_the_best_weights_counts_ties_as_no_gain_and_stops_
     assert stopping.row == {"epoch": 1}
     assert all(torch.equal(stopping.best_state()[k], v) for k, v in best.items())
     assert not EarlyStopping(patience=0).offer(0.1, {}, model)
-    with pytest.raises(RuntimeError, match="no epoch"):
+    with pytest.raises(RuntimeError, match=r"^no epoch was offered$"):
         EarlyStopping(1).best_state()
+
+
+def test_early_stopping_restored_from_its_state_keeps_counting_to_the_same_patience():
+    """A resumed loop stops where the uninterrupted one would: the patience and the epochs already
+    without a gain come back with the best row and weights."""
+    model = torch.nn.Linear(2, 1)
+    stopping = EarlyStopping(patience=2)
+    stopping.offer(0.5, {"epoch": 1}, model)
+    stopping.offer(0.4, {"epoch": 2}, model)
+    restored = EarlyStopping.from_state(stopping.as_state())
+    assert (restored.patience, restored.since_best, restored.row) == (2, 1, {"epoch": 1})
+    assert all(torch.equal(restored.best_state()[k], v) for k, v in stopping.best_state().items())
+    assert restored.offer(0.45, {"epoch": 3}, model)  # the second epoch without a gain
