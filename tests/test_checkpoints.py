@@ -42,7 +42,7 @@ def parts_and_generators(seed: int):
     return {"model": model, "optimizer": optimizer}, generators
 
 
-def test_a_checkpoint_restores_weights_optimiser_every_generator_and_progress(tmp_path):
+def test_a_checkpoint_restores_weights_optimiser_every_generator_and_progress(tmp_path, caplog):
     parts, generators = parts_and_generators(0)
     generators["torch"].manual_seed(11)
     generators["numpy"].random(5)
@@ -61,7 +61,9 @@ def test_a_checkpoint_restores_weights_optimiser_every_generator_and_progress(tm
     }
 
     other_parts, other_generators = parts_and_generators(1)
-    restored = load_progress(path, identity(seed=0), other_parts, other_generators)
+    with caplog.at_level("INFO", logger="cxrmask.resume"):
+        restored = load_progress(path, identity(seed=0), other_parts, other_generators)
+    assert f"resuming from {path} after epoch 2" in caplog.messages
     assert restored is not None and restored.history == progress.history and restored.elapsed == 4.5
     assert restored.stopping.score == 0.7 and restored.stopping.since_best == 1
     assert restored.stopping.row == {"epoch": 1}
