@@ -394,3 +394,62 @@ def test_seed_spread_keeps_the_tables_order_of_cells() -> None:
         ("zeta", "original"),
         ("alpha", "original"),
     ]
+
+
+def test_the_bootstrap_names_what_it_cannot_resample() -> None:
+    with pytest.raises(InputError, match="^no prediction tables to bootstrap$"):
+        patient_bootstrap({}, LABELS, 10, 0)
+    base = predictions(20, 0)
+    other = base.assign(true_Mass=1 - base["true_Mass"])  # truth differs, every truth still known
+    with pytest.raises(InputError, match=r"^cell b: the truth for Mass differs from the first cell's\.$"):
+        patient_bootstrap({"a": base, "b": other}, LABELS, 10, 0)
+
+
+def test_one_resample_is_enough() -> None:
+    reps = patient_bootstrap({"cell": predictions(30, 1)}, LABELS, 1, 0)
+    assert reps.boot.shape == (1, 1, len(LABELS) + 1)
+    assert np.isfinite(reps.boot).all()
+
+
+def test_resampling_in_blocks_draws_the_resamples_of_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks bound memory only: with blocks of 3 resamples (and a bound that is no multiple of the image
+    count) the 10 resamples are those drawn in one go, each its own draw."""
+    frames = {"a": predictions(40, 2), "b": predictions(40, 2, signal=0.3)}
+    whole = patient_bootstrap(frames, LABELS, 10, 7)
+    monkeypatch.setattr("cxrmask.uncertainty._BLOCK_ELEMENTS", 3 * 40 + 7)
+    blocked = patient_bootstrap(frames, LABELS, 10, 7)
+    np.testing.assert_array_equal(blocked.boot, whole.boot)
+    assert len(np.unique(blocked.boot[:, 0, -1])) == 10
+
+
+def test_an_interval_needs_half_of_its_resamples_defined(caplog: pytest.LogCaptureFixture) -> None:
+    assert interval(np.array([0.3]), 0.05) == (pytest.approx(0.3), pytest.approx(0.3), 1)
+    low, high, n = interval(np.array([0.2, 0.4, np.nan, np.nan]), 0.5)
+    assert (low, high, n) == (pytest.approx(0.25), pytest.approx(0.35), 2)
+    with caplog.at_level("WARNING", logger="cxrmask.uncertainty"):
+        assert np.isnan(interval(np.array([0.2, np.nan, np.nan]), 0.05)[1])
+    assert caplog.messages == ["only 1 of 3 resamples defined: interval reported as NaN"]
+
+
+def test_a_diverged_classifier_is_named_with_the_fix() -> None:
+    frame = predictions(20, 0)
+    frame.loc[3, "score_Edema"] = np.inf
+    with pytest.raises(InputError, match=r"the classifier diverged: rerun its cell\.$"):
+        patient_bootstrap({"cell": frame}, LABELS, 10, 0)
+
+
+def test_contrasts_are_reproducible_by_seed_and_need_no_contender() -> None:
+    pairs = [["original", "tight"]]
+    first = condition_contrasts(contrast_frames(), LABELS, pairs, 0.05, 50, 3)
+    pd.testing.assert_frame_equal(first, condition_contrasts(contrast_frames(), LABELS, pairs, 0.05, 50, 3))
+    other = condition_contrasts(contrast_frames(), LABELS, pairs, 0.05, 50, 4)
+    assert not first["ci_low"].equals(other["ci_low"])
+    nobody = condition_contrasts(contrast_frames(), LABELS, pairs, 0.05, 50, 3, contenders=("none",))
+    assert (nobody["kind"] != "versus_best").all() and (nobody["kind"] == "delta").any()
+
+
+def test_with_no_finding_alone_the_macro_row_counts_no_positive() -> None:
+    frame = predictions(30, 1)
+    table = auroc_intervals(frame, [NO_FINDING], alpha=0.05, n_boot=20, seed=0).set_index("label")
+    assert (table.loc[MACRO, "n_pos"], table.loc[MACRO, "n_neg"]) == (0, 30)
+    assert np.isnan(table.loc[MACRO, "auroc"])
