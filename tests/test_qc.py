@@ -57,6 +57,10 @@ def test_calibration_is_the_median_gap_between_true_dice_and_the_score():
     calibrated = QCReference.calibrate(scores, dice, bad_dice=0.9)
     assert calibrated.dice_offset == pytest.approx(0.03) and calibrated.n_calibration == 5
     assert calibrated.bad_dice == 0.9
+    # The spread is the sample standard deviation of the gaps: mean 0.09, squared deviations summing to 0.0846.
+    assert calibrated.dice_spread == pytest.approx(np.sqrt(0.0846 / 4))
+    assert calibrated.flag_below == pytest.approx(0.9 + np.sqrt(0.0846 / 4))
+    assert QCReference.calibrate(np.array([0.9]), np.array([0.95]), bad_dice=0.9).dice_spread == 0.0
     with pytest.raises(InputError, match=r"seg_data\.val_fraction"):
         QCReference.calibrate(np.array([]), np.array([]), bad_dice=0.9)
 
@@ -67,8 +71,23 @@ def test_the_score_is_the_head_agreement_plus_the_offset_and_below_bad_dice_it_f
     assert good["qc_score"] == pytest.approx(0.94) and not good["flag"] and good["reason"] == ""
     low = reference.assess(mask, mask, agreement=0.99, map_agreement=0.90)
     assert low["qc_score"] == pytest.approx(0.92) and low["flag"]
-    assert low["reason"] == "estimated Dice 0.920 < 0.93 (head agreement 0.900, calibration offset +0.020)"
+    assert low["reason"] == (
+        "estimated Dice 0.920 < 0.93 + 0.000 (head agreement 0.900, calibration offset +0.020, spread 0.000)"
+    )
     assert reference.assess(mask, mask, 0.9, map_agreement=0.995)["qc_score"] == 1.0  # a Dice, at most 1
+
+
+def test_a_mask_is_flagged_while_its_dice_may_be_bad_within_the_estimates_spread():
+    """Estimated 0.94 and 0.95 with a spread of 0.015: the first may be below 0.93, the second not."""
+    mask = lungs(seed=3)
+    reference = QCReference(bad_dice=0.93, dice_offset=0.02, dice_spread=0.015, n_calibration=5)
+    near = reference.assess(mask, mask, agreement=0.99, map_agreement=0.92)
+    assert near["qc_score"] == pytest.approx(0.94) and near["flag"]
+    assert near["reason"] == (
+        "estimated Dice 0.940 < 0.93 + 0.015 (head agreement 0.920, calibration offset +0.020, spread 0.015)"
+    )
+    clear = reference.assess(mask, mask, agreement=0.99, map_agreement=0.93)
+    assert clear["qc_score"] == pytest.approx(0.95) and not clear["flag"] and clear["reason"] == ""
 
 
 def test_without_a_head_the_prompt_agreement_is_the_score(reference):
@@ -101,7 +120,7 @@ def test_a_missing_lung_flags_by_its_estimated_dice():
 def test_the_reference_travels_as_plain_values(reference):
     again = QCReference.from_dict(reference.to_dict())
     assert again == reference
-    assert again.to_dict() == {"bad_dice": 0.93, "dice_offset": 0.02, "n_calibration": 5}
+    assert again.to_dict() == {"bad_dice": 0.93, "dice_offset": 0.02, "dice_spread": 0.0, "n_calibration": 5}
 
 
 def test_prompt_agreement_of_a_real_decoder_is_a_dice_per_image():

@@ -416,7 +416,8 @@ class FinetuneSettings(Section):
     )
     qc_bad_dice: Fraction = Field(
         0.93,
-        description="QC flags a mask whose estimated Dice (calibrated on the validation split) is below this",
+        description="QC flags a mask whose estimated Dice (calibrated on the validation split) is below this "
+        "plus the estimate's spread on that split",
     )
     checkpointing: bool = Field(
         False, description="recompute ViT blocks in the backward pass: less memory, more time (full, SAM ViT)"

@@ -86,7 +86,8 @@ def log_flagged(qc: pd.DataFrame, table: str) -> None:
     first = flagged.iloc[0]
     log.warning(
         "QC flagged %d of %d masks (listed in %s; the report shows the worst), first %s: %s. "
-        "finetune.qc_bad_dice sets the estimated Dice below which a mask is flagged.",
+        "finetune.qc_bad_dice (plus the estimate's spread on the validation split) sets the estimated Dice "
+        "below which a mask is flagged.",
         len(flagged),
         len(qc),
         table,

@@ -25,7 +25,7 @@ from cxrmask.segment.models import PromptableSegmenter, build_segmenter
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.segment.qc import QCReference
 
-FORMAT = "cxrmask-segmenter/2"
+FORMAT = "cxrmask-segmenter/3"
 
 
 @dataclasses.dataclass

@@ -194,9 +194,10 @@ def fit_segmenter(
         "test Dice by prompt (fine-tuned): %s", {k: round(v["dice_mean"], 4) for k, v in finetuned.items()}
     )
     log.info(
-        "QC calibrated on %d validation masks (offset %+.4f); on validation: %s; on test: %s",
+        "QC calibrated on %d validation masks (offset %+.4f, spread %.4f); on validation: %s; on test: %s",
         reference.n_calibration,
         reference.dice_offset,
+        reference.dice_spread,
         summary["qc_val"],
         summary["qc_test"],
     )

@@ -4,7 +4,8 @@ The decoder and the lung-map head are two models reading one embedding;
 where their lungs disagree, at least one is wrong, so their Dice bounds the
 decoder mask's error. Calibrated on the fine-tuning validation split (the
 median gap between that agreement and the true Dice), it becomes an
-estimated Dice, and a mask is flagged below a Dice the study calls bad. The
+estimated Dice, and a mask is flagged when that estimate, less the estimate's
+own error on the same split, falls below a Dice the study calls bad. The
 prompt agreement (the mask against the masks of moved boxes) and the shape
 statistics are reported alongside for whoever reads a flagged mask.
 """
@@ -101,29 +102,47 @@ def flag_precision_recall(
 
 @dataclasses.dataclass(frozen=True)
 class QCReference:
-    """How the agreement with the lung-map head becomes an estimated Dice, and the Dice QC flags below.
+    """How the agreement with the lung-map head becomes an estimated Dice, and when QC flags a mask.
 
     ``dice_offset`` is the median of (true Dice - agreement) over the
     fine-tuning validation masks (:meth:`calibrate`): the two models' masks
     differ by both their errors, so the raw agreement sits below the
     decoder's own Dice by a margin that the validation split measures.
+    ``dice_spread`` is the standard deviation of the same gaps: how far an
+    estimate strays from the true Dice. A mask is flagged once its Dice
+    could be below ``bad_dice`` within that spread, not only when the
+    estimate itself is below it: bad masks are few, and an estimate that
+    lands just above the line misses half of those near it.
     """
 
     bad_dice: float
     dice_offset: float = 0.0
+    dice_spread: float = 0.0
     n_calibration: int = 0
+
+    @property
+    def flag_below(self) -> float:
+        """The estimated Dice below which a mask is flagged: ``bad_dice`` plus the estimate's spread."""
+        return self.bad_dice + self.dice_spread
 
     @classmethod
     def calibrate(cls, scores: np.ndarray, dice: np.ndarray, bad_dice: float) -> QCReference:
         """The offset that makes ``scores`` (uncalibrated QC scores) estimate ``dice`` (their masks' true
-        Dice), as the median difference: a few masks that fail badly do not move it."""
+        Dice), as the median difference: a few masks that fail badly do not move it; and the spread of
+        the differences (sample standard deviation; 0 from a single mask)."""
         scores, dice = np.asarray(scores, dtype=np.float64), np.asarray(dice, dtype=np.float64)
         if len(scores) == 0 or len(scores) != len(dice):
             raise InputError(
                 f"QC calibration needs the validation masks' scores and true Dice ({len(scores)} scores, "
                 f"{len(dice)} Dice): set seg_data.val_fraction above 0."
             )
-        return cls(bad_dice=bad_dice, dice_offset=float(np.median(dice - scores)), n_calibration=len(scores))
+        gaps = dice - scores
+        return cls(
+            bad_dice=bad_dice,
+            dice_offset=float(np.median(gaps)),
+            dice_spread=float(np.std(gaps, ddof=1)) if len(gaps) > 1 else 0.0,
+            n_calibration=len(scores),
+        )
 
     def to_dict(self) -> dict:
         """Plain values, to travel inside a model file."""
@@ -135,6 +154,7 @@ class QCReference:
         return cls(
             bad_dice=float(data["bad_dice"]),
             dice_offset=float(data["dice_offset"]),
+            dice_spread=float(data["dice_spread"]),
             n_calibration=int(data["n_calibration"]),
         )
 
@@ -148,7 +168,7 @@ class QCReference:
         stands in. On the demo's NIH-style images the head agreement ranks
         masks by true Dice better than its product with the prompt agreement
         (README, "QC against the truth"). A mask is flagged when its estimated
-        Dice is below ``bad_dice``, or when its lungs are one body (a bridge
+        Dice is below :attr:`flag_below`, or when its lungs are one body (a bridge
         across the mediastinum, or a lung missed), counted on the raw mask:
         parts clean-up removes are doubt. The shape statistics are reported,
         not judged: ranges learned from a few fine-tuning masks flagged good
@@ -159,11 +179,11 @@ class QCReference:
         signal = agreement if map_agreement is None else map_agreement
         score = float(np.clip(signal + self.dice_offset, 0.0, 1.0))
         reasons = []
-        if score < self.bad_dice:
+        if score < self.flag_below:
             source = "prompt agreement" if map_agreement is None else "head agreement"
             reasons.append(
-                f"estimated Dice {score:.3f} < {self.bad_dice} ({source} {signal:.3f}, "
-                f"calibration offset {self.dice_offset:+.3f})"
+                f"estimated Dice {score:.3f} < {self.bad_dice} + {self.dice_spread:.3f} ({source} "
+                f"{signal:.3f}, calibration offset {self.dice_offset:+.3f}, spread {self.dice_spread:.3f})"
             )
         if stats["components"] < 2:
             reasons.append("lungs in one body (expected two)")

@@ -66,8 +66,10 @@ def _qc_lines(finetune: Mapping) -> list[str]:
     calibration = finetune["qc_calibration"]
     lines = [
         f"QC without ground truth: the estimated Dice is the agreement with the lung-map head plus "
-        f"{calibration['dice_offset']:+.4f}, calibrated on {calibration['n_calibration']} validation masks; "
-        f"a mask is flagged below {calibration['bad_dice']} or with its lungs in one body.",
+        f"{calibration['dice_offset']:+.4f}, calibrated on {calibration['n_calibration']} validation masks, "
+        f"where it strays from the true Dice by {calibration['dice_spread']:.4f} (standard deviation); "
+        f"a mask is flagged below {calibration['bad_dice']} + {calibration['dice_spread']:.4f} or with its "
+        "lungs in one body.",
         "",
         "| split | masks | Spearman with true Dice | flagged | bad | flag precision | flag recall |",
         "|---|---|---|---|---|---|---|",
