@@ -57,7 +57,7 @@ def test_calibration_is_the_median_gap_between_true_dice_and_the_score():
     calibrated = QCReference.calibrate(scores, dice, bad_dice=0.9)
     assert calibrated.dice_offset == pytest.approx(0.03) and calibrated.n_calibration == 5
     assert calibrated.bad_dice == 0.9
-    # The spread is the sample standard deviation of the gaps: mean 0.09, squared deviations summing to 0.0846.
+    # The spread is the gaps' sample standard deviation: mean 0.09, squared deviations summing to 0.0846.
     assert calibrated.dice_spread == pytest.approx(np.sqrt(0.0846 / 4))
     assert calibrated.flag_below == pytest.approx(0.9 + np.sqrt(0.0846 / 4))
     assert QCReference.calibrate(np.array([0.9]), np.array([0.95]), bad_dice=0.9).dice_spread == 0.0

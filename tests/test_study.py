@@ -204,7 +204,12 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
                         "head_refined": {"dice_mean": 0.9, "dice_p10": 0.8, "iou_mean": 0.8, "hd95_mean": 4.0}
                     }
                 },
-                "qc_calibration": {"bad_dice": 0.93, "dice_offset": 0.025, "dice_spread": 0.0, "n_calibration": 1},
+                "qc_calibration": {
+                    "bad_dice": 0.93,
+                    "dice_offset": 0.025,
+                    "dice_spread": 0.0,
+                    "n_calibration": 1,
+                },
                 "qc_val": {
                     "spearman_qc_dice": None,
                     "flagged": 0,

@@ -397,7 +397,7 @@ def test_seed_spread_keeps_the_tables_order_of_cells() -> None:
 
 
 def test_the_bootstrap_names_what_it_cannot_resample() -> None:
-    with pytest.raises(InputError, match="^no prediction tables to bootstrap$"):
+    with pytest.raises(InputError, match=r"^no prediction tables to bootstrap$"):
         patient_bootstrap({}, LABELS, 10, 0)
     base = predictions(20, 0)
     other = base.assign(true_Mass=1 - base["true_Mass"])  # truth differs, every truth still known
