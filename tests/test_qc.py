@@ -179,3 +179,72 @@ def test_the_flags_precision_and_recall_are_counted_against_true_dice_below_the_
     assert flag_precision_recall(flags, dice, 0.93) == (2 / 4, 2 / 4)
     assert flag_precision_recall([0, 0], [0.5, 0.99], 0.93) == (None, 0.0)  # nothing flagged
     assert flag_precision_recall([1, 0], [0.95, 0.99], 0.93) == (0.0, None)  # nothing bad
+
+
+def test_shape_statistics_of_the_two_largest_bodies_wherever_they_are_labelled():
+    """A speck labelled first and three bodies: the two largest are the lungs, a body of exactly 0.5% of the
+    image counts as a part, and an empty mask has no parts, balance or solidity."""
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[0:2, 0:2] = True  # a speck, labelled first
+    mask[10:15, 0:10] = True  # 50 pixels: exactly 0.5% of the image
+    mask[20:80, 20:40] = True  # 1200 pixels
+    mask[20:80, 60:90] = True  # 1800 pixels, the largest
+    stats = shape_stats(mask)
+    assert stats["components"] == 3
+    assert stats["balance"] == pytest.approx(1200 / 1800)
+    assert stats["solidity"] == pytest.approx(1.0)
+    assert shape_stats(np.zeros((20, 20), dtype=bool)) == {
+        "lung_fraction": 0.0,
+        "components": 0.0,
+        "balance": 0.0,
+        "solidity": 0.0,
+    }
+
+
+def test_a_head_logit_above_zero_is_lung_and_no_lungs_on_either_side_agree():
+    head = LungMapHead(channels=8, width=4).eval()
+    embeddings = torch.rand(1, 8, 16, 16)
+    full = np.ones((1, 64, 64), dtype=bool)
+    with torch.no_grad():
+        head.net[-1].weight.zero_()
+        head.net[-1].bias.fill_(0.5)
+    assert map_agreement(head, embeddings, full) == pytest.approx([1.0])
+    with torch.no_grad():
+        head.net[-1].bias.fill_(-1.0)
+    assert map_agreement(head, embeddings, ~full) == pytest.approx([1.0])
+
+
+def test_the_default_box_move_is_three_percent_of_the_side():
+    model = tiny_sam(seed=0).eval()
+    with torch.no_grad():
+        embeddings = model.encode(torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)))
+    boxes = torch.tensor([[60.0, 60.0, 200.0, 200.0]])
+    assert prompt_agreement(model, embeddings, boxes) == pytest.approx(
+        prompt_agreement(model, embeddings, boxes, shift=0.03)
+    )
+    assert prompt_agreement(model, embeddings, boxes) != pytest.approx(
+        prompt_agreement(model, embeddings, boxes, shift=0.2)
+    )
+
+
+def test_two_validation_masks_give_a_spread_and_it_travels_with_the_reference():
+    calibrated = QCReference.calibrate(np.array([0.90, 0.92]), np.array([0.95, 0.96]), bad_dice=0.93)
+    assert calibrated.dice_spread == pytest.approx(np.std([0.05, 0.04], ddof=1))
+    assert QCReference.from_dict(calibrated.to_dict()) == calibrated
+
+
+def test_the_estimate_is_a_dice_between_0_and_1_and_one_at_the_bar_is_not_flagged():
+    mask = lungs(seed=3)
+    floor = QCReference(bad_dice=0.5, dice_offset=-0.2).assess(mask, mask, agreement=0.9, map_agreement=0.1)
+    assert floor["qc_score"] == 0.0
+    at_bar = QCReference(bad_dice=0.75, dice_offset=0.25).assess(mask, mask, agreement=0.9, map_agreement=0.5)
+    assert at_bar["qc_score"] == 0.75 and not at_bar["flag"]
+
+
+def test_two_reasons_are_joined_by_a_semicolon():
+    one = lungs(seed=3, right_scale=0.0)
+    row = QCReference(bad_dice=0.93).assess(one, one, agreement=0.99, map_agreement=0.5)
+    assert row["reason"] == (
+        "estimated Dice 0.500 < 0.93 + 0.000 (head agreement 0.500, calibration offset +0.000, "
+        "spread 0.000); lungs in one body (expected two)"
+    )
