@@ -248,3 +248,22 @@ def test_two_reasons_are_joined_by_a_semicolon():
         "estimated Dice 0.500 < 0.93 + 0.000 (head agreement 0.500, calibration offset +0.000, "
         "spread 0.000); lungs in one body (expected two)"
     )
+
+
+def test_the_heads_logits_are_resized_bilinearly_before_the_threshold():
+    """A head whose logits are the ramp i - 7.3 over 16 columns: resized bilinearly to 64 columns it crosses
+    zero at column 30.7, so its lungs are columns 31 and on, exactly the mask's (a nearest resize starts
+    them at column 32)."""
+    head = LungMapHead(channels=1, width=1).eval()
+    with torch.no_grad():
+        for layer in head.net:
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.zero_()
+                layer.bias.zero_()
+                layer.weight[0, 0, layer.weight.shape[2] // 2, layer.weight.shape[3] // 2] = 1.0
+        head.net[-1].bias.fill_(-17.3)
+    # Values of 10 and more pass GELU unchanged (to 1e-20), so the head's output is the ramp less 17.3.
+    embeddings = (torch.arange(16.0) + 10.0).expand(1, 1, 16, 16).clone()
+    mask = np.zeros((1, 64, 64), dtype=bool)
+    mask[:, :, 31:] = True
+    assert map_agreement(head, embeddings, mask) == pytest.approx([1.0])
