@@ -140,3 +140,25 @@ def test_early_stopping_restored_from_its_state_keeps_counting_to_the_same_patie
     assert (restored.patience, restored.since_best, restored.row) == (2, 1, {"epoch": 1})
     assert all(torch.equal(restored.best_state()[k], v) for k, v in stopping.best_state().items())
     assert restored.offer(0.45, {"epoch": 3}, model)  # the second epoch without a gain
+
+
+def test_a_fresh_early_stopping_has_no_best_and_counts_from_zero():
+    """What a loop checkpoints before its first epoch ends: no score, row or weights, no epoch without
+    gain."""
+    assert EarlyStopping(patience=2).as_state() == {
+        "patience": 2,
+        "score": float("-inf"),
+        "row": None,
+        "state": None,
+        "since_best": 0,
+    }
+
+
+def test_stopping_says_how_many_epochs_passed_without_a_gain(caplog):
+    model = torch.nn.Linear(2, 1)
+    stopping = EarlyStopping(patience=2)
+    stopping.offer(0.5, {"epoch": 1}, model)
+    stopping.offer(0.4, {"epoch": 2}, model)
+    with caplog.at_level("INFO", logger="cxrmask.resume"):
+        assert stopping.offer(0.3, {"epoch": 3}, model)
+    assert caplog.messages == ["no validation gain for 2 epochs: stopping"]
