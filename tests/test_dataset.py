@@ -143,3 +143,41 @@ def test_subsets_and_the_file_keep_every_array_aligned(tmp_path):
     for name in ("keys", "images", "masks", "boxes", "split"):
         assert np.array_equal(getattr(again, name), getattr(data, name))
         assert getattr(again, name).dtype == getattr(data, name).dtype
+
+
+def test_a_range_keeps_its_images_and_masks_and_the_file_holds_no_pickles(tmp_path):
+    n = 4
+    data = SegData(
+        keys=np.array([f"k{i}" for i in range(n)]),
+        images=np.arange(n * 4, dtype=np.uint8).reshape(n, 2, 2),
+        masks=np.arange(n * 4).reshape(n, 2, 2) % 3 == 0,
+        boxes=np.zeros((n, 4), dtype=np.float32),
+        split=np.array(["train", "val", "train", "test"]),
+    )
+    part = data.subset_range(1, 3)
+    assert np.array_equal(part.images, data.images[1:3]) and np.array_equal(part.masks, data.masks[1:3])
+    planted = tmp_path / "planted.npz"
+    np.savez(planted, keys=np.array([object()], dtype=object), images=data.images, masks=data.masks)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        SegData.load(planted)
+
+
+def test_a_skipped_pair_is_named_and_the_pairs_after_it_are_kept(tmp_path, caplog):
+    bad = write_pair(tmp_path, "bad", grey(40, 40), np.zeros((40, 40), dtype=bool))
+    good = [write_pair(tmp_path, k, grey(40, 40), rectangle(40, 40, (5, 30), (5, 30))) for k in "ab"]
+    with caplog.at_level(logging.WARNING, logger="cxrmask.segment.dataset"):
+        data = prepare([bad, *good], 32, 16, 0.5, seed=0, on_bad="skip")
+    assert data.keys.tolist() == ["a", "b"]
+    assert caplog.messages == [
+        f"skipped: {tmp_path / 'bad_mask0.png'}: empty mask (no foreground pixel) for "
+        f"{tmp_path / 'bad.png'}.",
+        "1 of 3 pairs skipped as unreadable or empty",
+    ]
+
+
+def test_without_patients_or_a_test_share_the_split_is_the_two_way_one(tmp_path):
+    pairs = [
+        write_pair(tmp_path, f"k{i}", grey(40, 40, i), rectangle(40, 40, (5, 30), (5, 30))) for i in range(9)
+    ]
+    data = prepare(pairs, 32, 16, 0.3, seed=4)
+    assert np.array_equal(data.split, assign_split(9, 0.3, seed=4))
