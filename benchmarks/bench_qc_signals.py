@@ -25,22 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from cxrmask.imageio import read_grey, read_mask
 from cxrmask.segment.autoprompt import encode_all
 from cxrmask.segment.bundle import SegmenterBundle
-from cxrmask.segment.postprocess import clean_mask
+from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey, resize_mask
-from cxrmask.segment.qc import flag_precision_recall, prompt_agreement
-
-log = logging.getLogger("bench_qc_signals")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / total) if total else 1.0
+from cxrmask.segment.qc import flag_precision_recall, map_agreement, prompt_agreement
 
 
 def names(args: argparse.Namespace) -> list[str]:
@@ -73,19 +65,19 @@ def main() -> None:
         for start in range(0, len(embeddings), 16):
             batch = embeddings[start : start + 16].float()
             logits, boxes = auto(model, batch)
-            head = F.interpolate(auto.head(batch), size=logits.shape[-2:], mode="bilinear")[:, 0] > 0
-            values["prompt"].extend(prompt_agreement(model, batch, boxes))
-            for i, logit in enumerate(logits.numpy()):
-                raw = logit > 0
-                mask = clean_mask(raw)
-                on_map = dice(mask, clean_mask(head[i].numpy()))
+            raws = logits.numpy() > 0
+            masks = np.stack([clean_mask(raw) for raw in raws])
+            agreements = prompt_agreement(model, batch, boxes)
+            on_maps = map_agreement(auto.head, batch, masks)
+            values["prompt"].extend(agreements)
+            values["head"].extend(on_maps)
+            for i, (logit, raw, mask) in enumerate(zip(logits.numpy(), raws, masks, strict=True)):
                 probability = 1 / (1 + np.exp(-logit))
                 values["true"].append(dice(mask, resize_mask(truth[start + i], mask.shape[0])))
-                values["head"].append(on_map)
                 values["band"].append(-float((np.abs(logit) < 2).sum() / max(mask.sum(), 1)))
                 expected = 2 * (probability * mask).sum() / (probability.sum() + mask.sum())
                 values["self_dice"].append(float(expected))
-                flags.append(reference.assess(raw, mask, values["prompt"][-1], on_map)["flag"])
+                flags.append(reference.assess(raw, mask, float(agreements[i]), float(on_maps[i]))["flag"])
     true = np.array(values.pop("true"))
     precision, recall = flag_precision_recall(np.array(flags), true, reference.bad_dice)
     print(
