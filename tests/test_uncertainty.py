@@ -411,7 +411,7 @@ def test_one_resample_is_enough() -> None:
     assert np.isfinite(reps.boot).all()
 
 
-def test_resampling_in_blocks_draws_the_resamples_of_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resampling_in_blocks_draws_the_resamples_of_one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks bound memory only: with blocks of 3 resamples (and a bound that is no multiple of the image
     count) the 10 resamples are those drawn in one go, each its own draw."""
     frames = {"a": predictions(40, 2), "b": predictions(40, 2, signal=0.3)}
