@@ -7,9 +7,10 @@ Images and reference masks are matched by file name. With ``--split``, only the 
 the bundle's ``MODEL.summary.json`` (written by ``cxrmask seg-finetune``) are read. The masks are the
 bundle's default prompt's, cleaned as the workflow cleans them, on the decoder's grid. Signals:
 
-* ``head``: Dice with the lung-map head's lungs (the library's QC score before its offset);
+* ``certainty``: one less the decoder's uncertain pixels (|logit| < 2) per mask pixel (the library's QC
+  score before its calibration);
+* ``head``: Dice with the lung-map head's lungs (the score before it);
 * ``prompt``: mean Dice with the masks of boxes moved by 3% of the side;
-* ``band``: the decoder's uncertain pixels (|logit| < 2) per mask pixel, negated so higher is better;
 * ``self_dice``: the Dice the decoder expects of itself, from its own probabilities.
 
 It prints each signal's Spearman with the true Dice, and the library's flag (QC as calibrated in the
@@ -32,7 +33,7 @@ from cxrmask.segment.autoprompt import encode_all
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey, resize_mask
-from cxrmask.segment.qc import flag_precision_recall, map_agreement, prompt_agreement
+from cxrmask.segment.qc import certainty, flag_precision_recall, map_agreement, prompt_agreement
 
 
 def names(args: argparse.Namespace) -> list[str]:
@@ -59,25 +60,28 @@ def main() -> None:
     images = np.stack([resize_grey(read_grey(args.images / name), size) for name in files])
     truth = [read_mask(args.masks / name) for name in files]
     embeddings = encode_all(model, images)
-    values: dict[str, list[float]] = {"true": [], "head": [], "prompt": [], "band": [], "self_dice": []}
+    values: dict[str, list[float]] = {"true": [], "certainty": [], "head": [], "prompt": [], "self_dice": []}
     flags = []
     with torch.no_grad():
         for start in range(0, len(embeddings), 16):
             batch = embeddings[start : start + 16].float()
             logits, boxes = auto(model, batch)
-            raws = logits.numpy() > 0
+            small = logits.float().numpy()
+            raws = small > 0
             masks = np.stack([clean_mask(raw) for raw in raws])
             agreements = prompt_agreement(model, batch, boxes)
             on_maps = map_agreement(auto.head, batch, masks)
+            sure = certainty(small, masks)
             values["prompt"].extend(agreements)
             values["head"].extend(on_maps)
-            for i, (logit, raw, mask) in enumerate(zip(logits.numpy(), raws, masks, strict=True)):
+            values["certainty"].extend(sure)
+            for i, (logit, raw, mask) in enumerate(zip(small, raws, masks, strict=True)):
                 probability = 1 / (1 + np.exp(-logit))
                 values["true"].append(dice(mask, resize_mask(truth[start + i], mask.shape[0])))
-                values["band"].append(-float((np.abs(logit) < 2).sum() / max(mask.sum(), 1)))
                 expected = 2 * (probability * mask).sum() / (probability.sum() + mask.sum())
                 values["self_dice"].append(float(expected))
-                flags.append(reference.assess(raw, mask, float(agreements[i]), float(on_maps[i]))["flag"])
+                row = reference.assess(raw, mask, float(sure[i]), float(agreements[i]), float(on_maps[i]))
+                flags.append(row["flag"])
     true = np.array(values.pop("true"))
     precision, recall = flag_precision_recall(np.array(flags), true, reference.bad_dice)
     print(

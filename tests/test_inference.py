@@ -21,17 +21,18 @@ from cxrmask.config import (
     parse,
 )
 from cxrmask.errors import ConfigError, InputError
-from cxrmask.imageio import read_mask
-from cxrmask.segment.autoprompt import AutoPrompt
+from cxrmask.imageio import read_grey, read_mask
+from cxrmask.segment.autoprompt import AutoPrompt, encode_all
 from cxrmask.segment.boxhead import LungMapHead
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import finetune
 from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, _DeviceMasks, generate_masks, shard
 from cxrmask.segment.pairs import find_pairs
-from cxrmask.segment.postprocess import dice
+from cxrmask.segment.postprocess import clean_mask, dice
+from cxrmask.segment.preprocess import resize_grey
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import QCReference
+from cxrmask.segment.qc import QCReference, certainty
 from cxrmask.stages.dilate_masks import dilate_masks
 from cxrmask.stages.generate_masks import generate_masks as generate_shard
 
@@ -369,25 +370,36 @@ def test_a_mask_on_the_decoders_grid_lands_on_the_same_fractions_of_each_image(s
     assert dice(mask, expected) > 0.99  # bilinear upsampling rounds only the corners
 
 
-@pytest.mark.parametrize("sign", [-1.0, 1.0])
-def test_the_lung_map_heads_agreement_enters_each_qc_row(trained, images, tmp_path, sign):
-    """A head that sees no lung anywhere disagrees with every mask (agreement 0, score 0, flagged); one
-    that sees lung everywhere agrees by 2f / (1 + f), f the mask's share of the decoder's grid, and the
-    score is that agreement plus the calibration's offset."""
+def test_the_lung_map_heads_agreement_enters_each_qc_row_and_the_score_is_the_certainty(
+    trained, images, tmp_path
+):
+    """A head that sees no lung anywhere disagrees with every mask (agreement 0); one that sees lung
+    everywhere agrees by 2f / (1 + f), f the mask's share of the decoder's grid. Neither moves the
+    score: it is the calibration's line through each mask's certainty, computed here from the decoder's
+    own logits for the same boxes."""
     model, prior = trained
     items, _ = images
-    head = LungMapHead(channels=256, width=4).eval()
+    reference = QCReference(bad_dice=0.93, dice_offset=0.3, dice_slope=0.7, n_calibration=40)
+    scores = []
+    for sign in (-1.0, 1.0):
+        head = LungMapHead(channels=256, width=4).eval()
+        with torch.no_grad():
+            head.net[-1].weight.zero_()
+            head.net[-1].bias.fill_(50.0 * sign)
+        prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0)
+        qc = generate_masks(model, items[:2], prompt, tmp_path / f"head{sign:+.0f}", BASE, CPU, qc=reference)
+        if sign < 0:
+            assert (qc["map_agreement"] == 0.0).all()
+        else:
+            share = qc["raw_lung_fraction"]
+            np.testing.assert_allclose(qc["map_agreement"], 2 * share / (1 + share), atol=0.03)
+        scores.append(qc["qc_score"].to_numpy())
     with torch.no_grad():
-        head.net[-1].weight.zero_()
-        head.net[-1].bias.fill_(50.0 * sign)
-    reference = QCReference(bad_dice=0.93, dice_offset=0.05, n_calibration=4)
-    prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0)
-    qc = generate_masks(model, items[:2], prompt, tmp_path, BASE, CPU, qc=reference)
-    if sign < 0:
-        assert (qc["map_agreement"] == 0.0).all()
-        np.testing.assert_allclose(qc["qc_score"], 0.05, rtol=1e-6)
-        assert qc["flag"].all() and qc["reason"].str.contains("estimated Dice 0.050 < 0.93").all()
-    else:
-        share = qc["raw_lung_fraction"]
-        np.testing.assert_allclose(qc["map_agreement"], 2 * share / (1 + share), atol=0.03)
-        np.testing.assert_allclose(qc["qc_score"], np.minimum(qc["map_agreement"] + 0.05, 1.0), rtol=1e-6)
+        pixels = [resize_grey(read_grey(path), model.input_size) for _, path in items[:2]]
+        embeddings = encode_all(model, np.stack(pixels))
+        logits = prompt(model, embeddings.float())[0].float().numpy()
+    cleaned = np.stack([clean_mask(item > 0) for item in logits])
+    expected = np.clip(0.3 + 0.7 * certainty(logits, cleaned), 0, 1)
+    np.testing.assert_allclose(qc["certainty"], certainty(logits, cleaned), rtol=1e-5)
+    np.testing.assert_allclose(scores[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(scores[1], expected, rtol=1e-5)

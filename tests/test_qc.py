@@ -1,5 +1,5 @@
-"""QC without ground truth: an estimated Dice calibrated on held-out masks, flags with reasons, shape
-statistics, prompt agreement from a real decoder."""
+"""QC without ground truth: the decoder's certainty, an estimated Dice calibrated on held-out masks,
+flags with reasons, shape statistics, prompt and head agreement from real models."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from cxrmask.segment.postprocess import dice
 from cxrmask.segment.qc import (
     PERTURBATIONS,
     QCReference,
+    certainty,
     flag_precision_recall,
     map_agreement,
     prompt_agreement,
@@ -51,12 +52,12 @@ def test_shape_statistics_of_two_lungs_and_of_one():
     assert shape_stats(notched)["solidity"] < two["solidity"] - 0.02
 
 
-def test_calibration_is_the_median_gap_between_true_dice_and_the_score():
+def test_calibration_from_few_masks_is_the_median_gap_between_true_dice_and_the_certainty():
     scores = np.array([0.90, 0.93, 0.95, 0.60, 0.94])
     dice = np.array([0.93, 0.95, 0.98, 0.95, 0.96])  # gaps 0.03, 0.02, 0.03, 0.35, 0.02
     calibrated = QCReference.calibrate(scores, dice, bad_dice=0.9)
     assert calibrated.dice_offset == pytest.approx(0.03) and calibrated.n_calibration == 5
-    assert calibrated.bad_dice == 0.9
+    assert calibrated.dice_slope == 1.0 and calibrated.bad_dice == 0.9
     # The spread is the gaps' sample standard deviation: mean 0.09, squared deviations summing to 0.0846.
     assert calibrated.dice_spread == pytest.approx(np.sqrt(0.0846 / 4))
     assert calibrated.flag_below == pytest.approx(0.9 + np.sqrt(0.0846 / 4))
@@ -65,62 +66,101 @@ def test_calibration_is_the_median_gap_between_true_dice_and_the_score():
         QCReference.calibrate(np.array([]), np.array([]), bad_dice=0.9)
 
 
-def test_the_score_is_the_head_agreement_plus_the_offset_and_below_bad_dice_it_flags(reference):
+def test_from_twenty_masks_the_calibration_is_a_least_squares_line_and_its_residuals_spread():
+    """Dice = 0.8 + 0.2 x certainty, moved by +-0.01 in turn: the line is found exactly (the moves
+    cancel on every side of the mean), the spread is the residuals' deviation with two parameters
+    fitted; one mask fewer and the slope is 1 again."""
+    scores = np.linspace(0.5, 1.0, 20)
+    moves = np.tile([0.01, -0.01, -0.01, 0.01], 5)
+    dice = 0.8 + 0.2 * scores + moves
+    slope, offset = np.polyfit(scores, dice, 1)
+    calibrated = QCReference.calibrate(scores, dice, bad_dice=0.93)
+    assert calibrated.dice_slope == pytest.approx(slope) and calibrated.dice_offset == pytest.approx(offset)
+    assert slope == pytest.approx(0.2, abs=0.01) and calibrated.n_calibration == 20
+    residuals = dice - (offset + slope * scores)
+    assert calibrated.dice_spread == pytest.approx(np.sqrt((residuals**2).sum() / 18))
+    fewer = QCReference.calibrate(scores[:19], dice[:19], bad_dice=0.93)
+    assert fewer.dice_slope == 1.0 and fewer.dice_offset == pytest.approx(np.median(dice[:19] - scores[:19]))
+
+
+def test_a_line_that_falls_or_scores_that_do_not_vary_keep_the_slope_of_one():
+    scores = np.linspace(0.5, 1.0, 25)
+    falling = QCReference.calibrate(scores, 1.2 - 0.3 * scores, bad_dice=0.93)
+    assert falling.dice_slope == 1.0
+    assert falling.dice_offset == pytest.approx(np.median(1.2 - 1.3 * scores))
+    flat = QCReference.calibrate(np.full(25, 0.9), np.linspace(0.9, 1.0, 25), bad_dice=0.93)
+    assert flat.dice_slope == 1.0 and flat.dice_offset == pytest.approx(0.05)
+    assert flat.dice_spread == pytest.approx(np.std(np.linspace(0.9, 1.0, 25), ddof=1))
+
+
+def test_certainty_is_one_less_the_uncertain_pixels_per_mask_pixel():
+    """On a 10 x 10 grid: a mask of 20 sure pixels plus 4 unsure ones (24 in all), 3 unsure pixels
+    outside it, and pixels at exactly +-2 counted sure: 1 - 7 / 24. An empty mask counts over one pixel."""
+    logits = np.full((2, 10, 10), -9.0, dtype=np.float32)
+    logits[0, :2] = 5.0
+    logits[0, 2, :4] = 1.0
+    logits[0, 3, :3] = -1.0
+    logits[0, 4, :2] = 2.0
+    logits[0, 5, :2] = -2.0
+    masks = logits > 0
+    assert masks[0].sum() == 26  # the two pixels at +2 are lung
+    masks[0, 4, :2] = False  # a mask the cleaning trimmed: 24 pixels
+    logits[1, 0, :3] = 0.5
+    masks[1] = False
+    np.testing.assert_allclose(certainty(logits, masks), [1 - 7 / 24, 1 - 3])
+
+
+def test_the_score_is_the_calibrated_certainty_and_below_bad_dice_it_flags():
     mask = lungs(seed=3)
-    good = reference.assess(mask, mask, agreement=0.5, map_agreement=0.92)
+    reference = QCReference(bad_dice=0.93, dice_offset=0.5, dice_slope=0.5, n_calibration=30)
+    good = reference.assess(mask, mask, certainty=0.88, agreement=0.5, map_agreement=0.2)
     assert good["qc_score"] == pytest.approx(0.94) and not good["flag"] and good["reason"] == ""
-    low = reference.assess(mask, mask, agreement=0.99, map_agreement=0.90)
+    assert good["certainty"] == 0.88 and good["agreement"] == 0.5 and good["map_agreement"] == 0.2
+    low = reference.assess(mask, mask, certainty=0.84, agreement=0.99, map_agreement=0.99)
     assert low["qc_score"] == pytest.approx(0.92) and low["flag"]
     assert low["reason"] == (
-        "estimated Dice 0.920 < 0.93 + 0.000 (head agreement 0.900, calibration offset +0.020, spread 0.000)"
+        "estimated Dice 0.920 < 0.93 + 0.000 (certainty 0.840, calibrated as +0.500 + 0.500 x certainty, "
+        "spread 0.000)"
     )
-    assert reference.assess(mask, mask, 0.9, map_agreement=0.995)["qc_score"] == 1.0  # a Dice, at most 1
+    assert reference.assess(mask, mask, 1.2, 0.9)["qc_score"] == 1.0  # a Dice, at most 1
+    assert np.isnan(reference.assess(mask, mask, 0.9, 0.9)["map_agreement"])  # no head
 
 
 def test_a_mask_is_flagged_while_its_dice_may_be_bad_within_the_estimates_spread():
     """Estimated 0.94 and 0.95 with a spread of 0.015: the first may be below 0.93, the second not."""
     mask = lungs(seed=3)
     reference = QCReference(bad_dice=0.93, dice_offset=0.02, dice_spread=0.015, n_calibration=5)
-    near = reference.assess(mask, mask, agreement=0.99, map_agreement=0.92)
+    near = reference.assess(mask, mask, certainty=0.92, agreement=0.99)
     assert near["qc_score"] == pytest.approx(0.94) and near["flag"]
     assert near["reason"] == (
-        "estimated Dice 0.940 < 0.93 + 0.015 (head agreement 0.920, calibration offset +0.020, spread 0.015)"
+        "estimated Dice 0.940 < 0.93 + 0.015 (certainty 0.920, calibrated as +0.020 + 1.000 x certainty, "
+        "spread 0.015)"
     )
-    clear = reference.assess(mask, mask, agreement=0.99, map_agreement=0.93)
+    clear = reference.assess(mask, mask, certainty=0.93, agreement=0.99)
     assert clear["qc_score"] == pytest.approx(0.95) and not clear["flag"] and clear["reason"] == ""
-
-
-def test_without_a_head_the_prompt_agreement_is_the_score(reference):
-    mask = lungs(seed=3)
-    row = reference.assess(mask, mask, agreement=0.85)
-    assert row["qc_score"] == pytest.approx(0.87) and row["flag"]
-    assert "prompt agreement 0.850" in row["reason"]
-    assert np.isnan(row["map_agreement"])
 
 
 def test_lungs_in_one_body_are_flagged_whatever_the_score(reference):
     one = lungs(seed=3, right_scale=0.0)
-    row = reference.assess(one, one, agreement=0.99, map_agreement=0.99)
+    row = reference.assess(one, one, certainty=0.99, agreement=0.99, map_agreement=0.99)
     assert row["flag"] and row["reason"] == "lungs in one body (expected two)"
     # Counted on the raw mask: a part of 0.6% of the image is a body, a speck is not.
     raw = lungs(seed=3)
     raw[2:12, 2:12] = True
     raw[120:123, 60:63] = True
-    assert reference.assess(raw, lungs(seed=3), 0.99, 0.99)["components"] == 3
-
-
-def test_a_missing_lung_flags_by_its_estimated_dice():
-    """The head sees two lungs where the decoder kept one and a half: their Dice is the estimate."""
-    truth, half = lungs(seed=3), lungs(seed=3, right_scale=0.4)
-    on_map = 2 * (truth & half).sum() / (truth.sum() + half.sum())
-    row = QCReference(bad_dice=0.93).assess(half, half, agreement=0.99, map_agreement=float(on_map))
-    assert row["flag"] and row["qc_score"] == pytest.approx(on_map) and on_map < 0.9
+    assert reference.assess(raw, lungs(seed=3), 0.99, 0.99, 0.99)["components"] == 3
 
 
 def test_the_reference_travels_as_plain_values(reference):
     again = QCReference.from_dict(reference.to_dict())
     assert again == reference
-    assert again.to_dict() == {"bad_dice": 0.93, "dice_offset": 0.02, "dice_spread": 0.0, "n_calibration": 5}
+    assert again.to_dict() == {
+        "bad_dice": 0.93,
+        "dice_offset": 0.02,
+        "dice_slope": 1.0,
+        "dice_spread": 0.0,
+        "n_calibration": 5,
+    }
 
 
 def test_prompt_agreement_of_a_real_decoder_is_a_dice_per_image():
@@ -235,17 +275,17 @@ def test_two_validation_masks_give_a_spread_and_it_travels_with_the_reference():
 
 def test_the_estimate_is_a_dice_between_0_and_1_and_one_at_the_bar_is_not_flagged():
     mask = lungs(seed=3)
-    floor = QCReference(bad_dice=0.5, dice_offset=-0.2).assess(mask, mask, agreement=0.9, map_agreement=0.1)
+    floor = QCReference(bad_dice=0.5, dice_offset=-0.2).assess(mask, mask, certainty=0.1, agreement=0.9)
     assert floor["qc_score"] == 0.0
-    at_bar = QCReference(bad_dice=0.75, dice_offset=0.25).assess(mask, mask, agreement=0.9, map_agreement=0.5)
+    at_bar = QCReference(bad_dice=0.75, dice_offset=0.25).assess(mask, mask, certainty=0.5, agreement=0.9)
     assert at_bar["qc_score"] == 0.75 and not at_bar["flag"]
 
 
 def test_two_reasons_are_joined_by_a_semicolon():
     one = lungs(seed=3, right_scale=0.0)
-    row = QCReference(bad_dice=0.93).assess(one, one, agreement=0.99, map_agreement=0.5)
+    row = QCReference(bad_dice=0.93).assess(one, one, certainty=0.5, agreement=0.99)
     assert row["reason"] == (
-        "estimated Dice 0.500 < 0.93 + 0.000 (head agreement 0.500, calibration offset +0.000, "
+        "estimated Dice 0.500 < 0.93 + 0.000 (certainty 0.500, calibrated as +0.000 + 1.000 x certainty, "
         "spread 0.000); lungs in one body (expected two)"
     )
 

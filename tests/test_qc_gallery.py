@@ -23,7 +23,8 @@ def test_the_worst_scored_masks_are_shown_worst_first_with_their_reason(tmp_path
         "",
         "lungs in one body (expected two)",
         "",
-        "estimated Dice 0.120 < 0.93 (head agreement 0.090, calibration offset +0.030); lungs in one body",
+        "estimated Dice 0.120 < 0.93 + 0.010 (certainty 0.090, calibrated as +0.030 + 1.000 x certainty, "
+        "spread 0.010); lungs in one body",
     ]
     for shard, part in enumerate((slice(0, 2), slice(2, 4))):
         folder = tmp_path / f"tight{shard}"

@@ -207,6 +207,7 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
                 "qc_calibration": {
                     "bad_dice": 0.93,
                     "dice_offset": 0.025,
+                    "dice_slope": 0.8765,
                     "dice_spread": 0.0123,
                     "n_calibration": 1,
                 },
@@ -261,7 +262,8 @@ def test_contrasts_claims_and_report_from_the_cells(run, tmp_path: Path) -> None
     assert report.index("## The paper's claims") < report.index("## Curated NIH subset")
     assert "## Test AUROC (mean ± sd over seeds)" in report
     assert (
-        "head plus +0.0250, calibrated on 1 validation masks, where it strays from the true Dice by 0.0123 "
+        "uncertain pixels per mask pixel) as +0.0250 + 0.8765 x certainty, calibrated on 1 validation masks, "
+        "where it strays from the true Dice by 0.0123 "
         "(standard deviation); a mask is flagged below 0.93 + 0.0123 or with its lungs in one body"
     ) in report
     assert "| val | 1 | n/a | 0 | 0 | n/a | n/a |" in report

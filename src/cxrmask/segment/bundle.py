@@ -25,7 +25,7 @@ from cxrmask.segment.models import PromptableSegmenter, build_segmenter
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.segment.qc import QCReference
 
-FORMAT = "cxrmask-segmenter/3"
+FORMAT = "cxrmask-segmenter/4"
 
 
 @dataclasses.dataclass

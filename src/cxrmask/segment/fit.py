@@ -31,7 +31,13 @@ from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.opacities import with_opacities
 from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import QCReference, flag_precision_recall, map_agreement, prompt_agreement
+from cxrmask.segment.qc import (
+    QCReference,
+    certainty,
+    flag_precision_recall,
+    map_agreement,
+    prompt_agreement,
+)
 from cxrmask.segment.scoring import mask_scores
 
 log = logging.getLogger(__name__)
@@ -69,11 +75,13 @@ def qc_table(
             batch = embeddings[start : start + 16].float()
             logits, boxes = auto(model, batch)
             agreement = prompt_agreement(model, batch, boxes)
-            raws = logits.cpu().numpy() > 0
+            small = logits.float().cpu().numpy()
+            raws = small > 0
             cleaned = np.stack([clean_mask(raw) for raw in raws])
+            sure = certainty(small, cleaned)
             maps = map_agreement(auto.head, batch, cleaned) if auto.head is not None else [None] * len(raws)
-            for raw, mask, score, on_map in zip(raws, cleaned, agreement, maps, strict=True):
-                rows.append(reference.assess(raw, mask, float(score), on_map))
+            for raw, mask, score, agree, on_map in zip(raws, cleaned, sure, agreement, maps, strict=True):
+                rows.append(reference.assess(raw, mask, float(score), float(agree), on_map))
                 masks.append(mask)
     return rows, np.stack(masks)
 
@@ -103,10 +111,10 @@ def qc_validation(
 def calibrate_qc(
     model: PromptableSegmenter, auto: AutoPrompt, embeddings: torch.Tensor, truth: np.ndarray, bad_dice: float
 ) -> QCReference:
-    """The QC reference calibrated on held-out masks (the validation split's): their scores with no
-    offset against their true Dice, with the bundle's own prompt."""
+    """The QC reference calibrated on held-out masks (the validation split's): their certainties against
+    their true Dice, with the bundle's own prompt."""
     rows, masks = qc_table(model, auto, QCReference(bad_dice=bad_dice), embeddings)
-    scores = np.array([row["qc_score"] for row in rows])
+    scores = np.array([row["certainty"] for row in rows])
     return QCReference.calibrate(scores, mask_scores(masks, truth)["dice"], bad_dice)
 
 
@@ -194,9 +202,11 @@ def fit_segmenter(
         "test Dice by prompt (fine-tuned): %s", {k: round(v["dice_mean"], 4) for k, v in finetuned.items()}
     )
     log.info(
-        "QC calibrated on %d validation masks (offset %+.4f, spread %.4f); on validation: %s; on test: %s",
+        "QC calibrated on %d validation masks (estimated Dice %+.4f + %.4f x certainty, spread %.4f); "
+        "on validation: %s; on test: %s",
         reference.n_calibration,
         reference.dice_offset,
+        reference.dice_slope,
         reference.dice_spread,
         summary["qc_val"],
         summary["qc_test"],

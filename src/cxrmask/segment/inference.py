@@ -36,13 +36,14 @@ from cxrmask.segment.fast import prepare_for_inference
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import to_device_input
-from cxrmask.segment.qc import QCReference, map_agreement, prompt_agreement
+from cxrmask.segment.qc import QCReference, certainty, map_agreement, prompt_agreement
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
 
 QC_COLUMNS = ("image", "height", "width", "lung_fraction", "raw_lung_fraction", "fallback")
 NO_TRUTH_QC = (
+    "certainty",
     "agreement",
     "map_agreement",
     "components",
@@ -242,17 +243,21 @@ class _DeviceMasks:
 
 
 def _checks(model, prompt: AutoPrompt, qc: QCReference, embeddings, logits, boxes, settings) -> list:
-    """Per image: the QC reference, its raw mask on the decoder's grid, its prompt agreement and its
-    agreement with the lung-map head (None without a head). Decoder passes only."""
+    """Per image: the QC reference, its raw mask on the decoder's grid, its certainty, its prompt agreement
+    and its agreement with the lung-map head (None without a head). Decoder passes only."""
     agreement = prompt_agreement(model, embeddings, boxes)
-    small = logits.float().cpu().numpy() > 0
+    values = logits.float().cpu().numpy()
+    small = values > 0
     cleaned = np.stack([clean_mask(item, settings.keep_components) for item in small])
+    sure = certainty(values, cleaned)
     maps = (
         map_agreement(prompt.head, embeddings.float(), cleaned)
         if prompt.head is not None
         else [None] * len(small)
     )
-    return [(qc, raw, float(a), m) for raw, a, m in zip(small, agreement, maps, strict=True)]
+    return [
+        (qc, raw, float(c), float(a), m) for raw, c, a, m in zip(small, sure, agreement, maps, strict=True)
+    ]
 
 
 def _finish(
@@ -261,7 +266,7 @@ def _finish(
     out_dir: Path,
     settings: InferenceSettings,
     truth_dir,
-    check: tuple[QCReference, np.ndarray, float, float | None] | None = None,
+    check: tuple[QCReference, np.ndarray, float, float, float | None] | None = None,
 ) -> dict:
     """Clean one mask, apply the empty-mask policy, write it and return its QC row.
 
@@ -288,8 +293,9 @@ def _finish(
         "fallback": fallback,
     }
     if check is not None:
-        reference, small, agreement, on_map = check
-        assessed = reference.assess(small, clean_mask(small, settings.keep_components), agreement, on_map)
+        reference, small, sure, agreement, on_map = check
+        cleaned = clean_mask(small, settings.keep_components)
+        assessed = reference.assess(small, cleaned, sure, agreement, on_map)
         row.update({key: assessed[key] for key in NO_TRUTH_QC})
     if truth_dir is not None:
         truth_path = Path(truth_dir) / name

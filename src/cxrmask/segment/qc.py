@@ -1,13 +1,16 @@
 """Quality control of a lung mask without ground truth: an estimated Dice, and two lungs where two belong.
 
-The decoder and the lung-map head are two models reading one embedding;
-where their lungs disagree, at least one is wrong, so their Dice bounds the
-decoder mask's error. Calibrated on the fine-tuning validation split (the
-median gap between that agreement and the true Dice), it becomes an
-estimated Dice, and a mask is flagged when that estimate, less the estimate's
-own error on the same split, falls below a Dice the study calls bad. The
-prompt agreement (the mask against the masks of moved boxes) and the shape
-statistics are reported alongside for whoever reads a flagged mask.
+The decoder's own uncertainty says where its mask can be wrong: the pixels
+whose logit is near zero lie along the edge it is unsure of, and a mask that
+runs into the abdomen or stops short of a dense base leaves a wide band of
+them. Counted per mask pixel and taken from one, that is the mask's
+*certainty*, a number on Dice's scale. Calibrated on the fine-tuning
+validation split (an offset, and a slope where the split has enough masks),
+it becomes an estimated Dice, and a mask is flagged when that estimate,
+less the estimate's own error on the same split, falls below a Dice the
+study calls bad. The agreements with the lung-map head and with moved boxes,
+and the shape statistics, are reported alongside for whoever reads a
+flagged mask.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ PERTURBATIONS = np.array(
     [[-1, -1, 1, 1], [1, 1, -1, -1], [-1, -1, -1, -1], [1, 1, 1, 1], [-1, 1, -1, 1], [1, -1, 1, -1]],
     dtype=np.float32,
 )
+# A decoder pixel is uncertain while its logit is within this distance of zero (probability 0.12 to 0.88).
+UNCERTAIN_LOGIT = 2.0
+# Fewer validation masks than this calibrate an offset alone: a slope fitted to a handful of masks, all of
+# them good, says nothing about the bad ones.
+MIN_SLOPE_MASKS = 20
 
 
 def shape_stats(mask: np.ndarray) -> dict[str, float]:
@@ -71,6 +79,21 @@ def prompt_agreement(
     return dice.mean(1).reshape(batch).cpu().numpy()
 
 
+def certainty(logits: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """One less the decoder's uncertain pixels per mask pixel (B,), from its logits and the cleaned masks
+    (B, m, m), both on the decoder's grid.
+
+    A Dice error is the pixels a mask gets wrong over its size, and they lie
+    where the decoder is unsure; so the uncertain pixels over the mask's
+    pixels is a Dice-scale error, whatever the image's size. It ranks masks
+    by true Dice better than the head agreement (README, "QC against the
+    truth"). An empty mask counts its uncertain pixels over one pixel.
+    """
+    unsure = (np.abs(logits) < UNCERTAIN_LOGIT).reshape(len(logits), -1).sum(1)
+    size = np.asarray(masks).reshape(len(masks), -1).sum(1)
+    return 1.0 - unsure / np.maximum(size, 1)
+
+
 def map_agreement(head: LungMapHead, embeddings: torch.Tensor, masks: np.ndarray) -> np.ndarray:
     """Dice (B,) between each cleaned decoder mask (B, m, m) and the lung-map head's own lungs.
 
@@ -102,21 +125,24 @@ def flag_precision_recall(
 
 @dataclasses.dataclass(frozen=True)
 class QCReference:
-    """How the agreement with the lung-map head becomes an estimated Dice, and when QC flags a mask.
+    """How a mask's certainty becomes an estimated Dice, and when QC flags a mask.
 
-    ``dice_offset`` is the median of (true Dice - agreement) over the
-    fine-tuning validation masks (:meth:`calibrate`): the two models' masks
-    differ by both their errors, so the raw agreement sits below the
-    decoder's own Dice by a margin that the validation split measures.
-    ``dice_spread`` is the standard deviation of the same gaps: how far an
-    estimate strays from the true Dice. A mask is flagged once its Dice
-    could be below ``bad_dice`` within that spread, not only when the
-    estimate itself is below it: bad masks are few, and an estimate that
-    lands just above the line misses half of those near it.
+    The estimate is ``dice_offset + dice_slope * certainty``, fitted on the
+    fine-tuning validation masks (:meth:`calibrate`). How sure a decoder is
+    at its edges is its own: one model's band of doubt is wide, another's
+    narrow, so with enough validation masks the slope is fitted as well as
+    the offset; with fewer, the slope is 1 (an uncertain pixel is one wrong
+    pixel's worth of Dice) and the offset is the median gap. ``dice_spread``
+    is how far the estimate strays from the true Dice on the same masks (the
+    residuals' standard deviation). A mask is flagged once its Dice could be
+    below ``bad_dice`` within that spread, not only when the estimate itself
+    is below it: bad masks are few, and an estimate that lands just above
+    the line misses half of those near it.
     """
 
     bad_dice: float
     dice_offset: float = 0.0
+    dice_slope: float = 1.0
     dice_spread: float = 0.0
     n_calibration: int = 0
 
@@ -125,22 +151,39 @@ class QCReference:
         """The estimated Dice below which a mask is flagged: ``bad_dice`` plus the estimate's spread."""
         return self.bad_dice + self.dice_spread
 
+    def estimate(self, certainty: float) -> float:
+        """The estimated Dice of a mask of this ``certainty``, kept between 0 and 1."""
+        return float(np.clip(self.dice_offset + self.dice_slope * certainty, 0.0, 1.0))
+
     @classmethod
     def calibrate(cls, scores: np.ndarray, dice: np.ndarray, bad_dice: float) -> QCReference:
-        """The offset that makes ``scores`` (uncalibrated QC scores) estimate ``dice`` (their masks' true
-        Dice), as the median difference: a few masks that fail badly do not move it; and the spread of
-        the differences (sample standard deviation; 0 from a single mask)."""
+        """The line that makes ``scores`` (the validation masks' certainties) estimate ``dice`` (their true
+        Dice), and the spread of its residuals (sample standard deviation; 0 where nothing is left over).
+
+        From :data:`MIN_SLOPE_MASKS` masks on, a least-squares line; a slope
+        that is not positive (the split shows no relation) is not kept. Below
+        that, or then, the slope is 1 and the offset the median gap, which a
+        few masks that fail badly do not move.
+        """
         scores, dice = np.asarray(scores, dtype=np.float64), np.asarray(dice, dtype=np.float64)
         if len(scores) == 0 or len(scores) != len(dice):
             raise InputError(
                 f"QC calibration needs the validation masks' scores and true Dice ({len(scores)} scores, "
                 f"{len(dice)} Dice): set seg_data.val_fraction above 0."
             )
-        gaps = dice - scores
+        slope, fitted = 1.0, 1
+        if len(scores) >= MIN_SLOPE_MASKS and np.ptp(scores) > 0:
+            line_slope, line_offset = np.polyfit(scores, dice, 1)
+            if line_slope > 0:
+                slope, offset, fitted = float(line_slope), float(line_offset), 2
+        if fitted == 1:
+            offset = float(np.median(dice - scores))
+        residuals = dice - (offset + slope * scores)
         return cls(
             bad_dice=bad_dice,
-            dice_offset=float(np.median(gaps)),
-            dice_spread=float(np.std(gaps, ddof=1)) if len(gaps) > 1 else 0.0,
+            dice_offset=offset,
+            dice_slope=slope,
+            dice_spread=float(np.std(residuals, ddof=fitted)) if len(scores) > fitted else 0.0,
             n_calibration=len(scores),
         )
 
@@ -154,41 +197,47 @@ class QCReference:
         return cls(
             bad_dice=float(data["bad_dice"]),
             dice_offset=float(data["dice_offset"]),
+            dice_slope=float(data["dice_slope"]),
             dice_spread=float(data["dice_spread"]),
             n_calibration=int(data["n_calibration"]),
         )
 
     def assess(
-        self, raw: np.ndarray, cleaned: np.ndarray, agreement: float, map_agreement: float | None = None
+        self,
+        raw: np.ndarray,
+        cleaned: np.ndarray,
+        certainty: float,
+        agreement: float,
+        map_agreement: float | None = None,
     ) -> dict[str, float | bool | str]:
         """One QC row: the statistics, the score (an estimated Dice), the flag and its reason.
 
-        The score is the agreement with the lung-map head, where the model has
-        one, plus the calibrated offset; without a head, the prompt agreement
-        stands in. On the demo's NIH-style images the head agreement ranks
-        masks by true Dice better than its product with the prompt agreement
-        (README, "QC against the truth"). A mask is flagged when its estimated
-        Dice is below :attr:`flag_below`, or when its lungs are one body (a bridge
-        across the mediastinum, or a lung missed), counted on the raw mask:
-        parts clean-up removes are doubt. The shape statistics are reported,
-        not judged: ranges learned from a few fine-tuning masks flagged good
-        masks far more often than bad ones.
+        The score is the calibrated ``certainty`` (:func:`certainty`). The
+        prompt agreement and the agreement with the lung-map head (None
+        without a head) are reported, not scored: on the demo's NIH-style
+        images and on real X-rays both rank masks by true Dice worse than the
+        certainty (README, "QC against the truth"). A mask is flagged when its
+        estimated Dice is below :attr:`flag_below`, or when its lungs are one
+        body (a bridge across the mediastinum, or a lung missed), counted on
+        the raw mask: parts clean-up removes are doubt. The shape statistics
+        are reported, not judged: ranges learned from a few fine-tuning masks
+        flagged good masks far more often than bad ones.
         """
         stats = shape_stats(cleaned)
         stats["components"] = shape_stats(raw)["components"]
-        signal = agreement if map_agreement is None else map_agreement
-        score = float(np.clip(signal + self.dice_offset, 0.0, 1.0))
+        score = self.estimate(certainty)
         reasons = []
         if score < self.flag_below:
-            source = "prompt agreement" if map_agreement is None else "head agreement"
             reasons.append(
-                f"estimated Dice {score:.3f} < {self.bad_dice} + {self.dice_spread:.3f} ({source} "
-                f"{signal:.3f}, calibration offset {self.dice_offset:+.3f}, spread {self.dice_spread:.3f})"
+                f"estimated Dice {score:.3f} < {self.bad_dice} + {self.dice_spread:.3f} (certainty "
+                f"{certainty:.3f}, calibrated as {self.dice_offset:+.3f} + {self.dice_slope:.3f} x "
+                f"certainty, spread {self.dice_spread:.3f})"
             )
         if stats["components"] < 2:
             reasons.append("lungs in one body (expected two)")
         return {
             **stats,
+            "certainty": float(certainty),
             "agreement": float(agreement),
             "map_agreement": float("nan") if map_agreement is None else float(map_agreement),
             "qc_score": score,

@@ -89,6 +89,7 @@ def finetune_medsam(
                 if v is not None
             },
             "qc_dice_offset": scores["qc_calibration"]["dice_offset"],
+            "qc_dice_slope": scores["qc_calibration"]["dice_slope"],
             "qc_dice_spread": scores["qc_calibration"]["dice_spread"],
         }
     )

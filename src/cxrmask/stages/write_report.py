@@ -65,8 +65,10 @@ def _qc_lines(finetune: Mapping) -> list[str]:
     test split: Spearman of the estimated Dice with the true Dice, the flag's precision and recall."""
     calibration = finetune["qc_calibration"]
     lines = [
-        f"QC without ground truth: the estimated Dice is the agreement with the lung-map head plus "
-        f"{calibration['dice_offset']:+.4f}, calibrated on {calibration['n_calibration']} validation masks, "
+        "QC without ground truth: the estimated Dice is the mask's certainty (one less the decoder's "
+        f"uncertain pixels per mask pixel) as {calibration['dice_offset']:+.4f} + "
+        f"{calibration['dice_slope']:.4f} x certainty, calibrated on {calibration['n_calibration']} "
+        "validation masks, "
         f"where it strays from the true Dice by {calibration['dice_spread']:.4f} (standard deviation); "
         f"a mask is flagged below {calibration['bad_dice']} + {calibration['dice_spread']:.4f} or with its "
         "lungs in one body.",
