@@ -79,6 +79,7 @@ def test_from_twenty_masks_the_calibration_is_a_least_squares_line_and_its_resid
     assert slope == pytest.approx(0.2, abs=0.01) and calibrated.n_calibration == 20
     residuals = dice - (offset + slope * scores)
     assert calibrated.dice_spread == pytest.approx(np.sqrt((residuals**2).sum() / 18))
+    assert QCReference.from_dict(calibrated.to_dict()) == calibrated  # the slope travels too
     fewer = QCReference.calibrate(scores[:19], dice[:19], bad_dice=0.93)
     assert fewer.dice_slope == 1.0 and fewer.dice_offset == pytest.approx(np.median(dice[:19] - scores[:19]))
 
