@@ -20,6 +20,8 @@ from cxrmask.claims import (
     directional,
     equivalent,
     evaluate_claims,
+    loose_comparable_claim,
+    loose_no_finding_claim,
     overall,
     set_verdicts,
     study_grid,
@@ -400,6 +402,66 @@ def expected_row(
     return dict(zip(COLUMNS, values, strict=True))
 
 
+def test_the_loose_rows_carry_each_backbones_delta_interval_holm_p_and_floor() -> None:
+    """Two backbones' loose - original deltas: Holm over the two p-values (0.01 -> 0.02), the 90%
+    interval against the margin in the note, and the floor of a family of two at 1000 resamples."""
+    contrasts = pd.DataFrame(
+        [
+            delta("resnet50", "original", "loose", 0.004, 0.02, 0.5),
+            delta("resnet18", "original", "loose", -0.03, 0.01, 0.01),
+            delta("resnet18", "original", "tight", -0.2, 0.01, 0.001),  # another pair: not in the family
+        ],
+        columns=CONTRAST_COLUMNS,
+    )
+    measure, floor = "Δ macro AUROC (loose - original)", 2 * 2 / 1001
+    assert_rows(
+        loose_comparable_claim(contrasts, RULES),
+        [
+            expected_row(
+                "loose_comparable", "resnet50", measure, 0.004, -0.016, 0.024, 0.5, UNRESOLVED,
+                "90% CI [-0.012, +0.020] vs ±0.02", floor, 80,
+            ),
+            expected_row(
+                "loose_comparable", "resnet18", measure, -0.03, -0.04, -0.02, 0.02, CONTRADICTED,
+                "90% CI [-0.038, -0.022] vs ±0.02", floor, 80,
+            ),
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pair", "delta_", "p_holm", "verdict"),
+    [
+        (("original", "loose"), 0.03, 0.01, SUPPORTED),
+        (("loose", "original"), -0.03, 0.01, SUPPORTED),  # the same test written the other way round
+        (("original", "loose"), 0.0, 0.01, CONTRADICTED),  # significant, but no gain
+        (("original", "loose"), 0.03, 0.05, UNRESOLVED),  # p at alpha is not below it
+        (("original", "loose"), 0.0, 0.5, UNRESOLVED),  # its upper end exactly at the margin: not inside
+        (("original", "loose"), -0.001, 0.5, CONTRADICTED),  # inside: negligible
+    ],
+)
+def test_the_loose_no_finding_rows_from_delong_tests_in_either_order(pair, delta_, p_holm, verdict) -> None:
+    delong = pd.DataFrame(
+        [
+            delong_row("resnet50", "original", "tight", NO_FINDING, 0.1, 0.001),  # not the loose pair
+            delong_row("resnet50", *pair, NO_FINDING, delta_, p_holm),
+            delong_row("resnet50", *pair, "Mass", 0.2, 0.001),  # not No Finding
+            delong_row("resnet18", *pair, NO_FINDING, delta_, p_holm),
+        ]
+    )
+    sign = 1 if pair == ("original", "loose") else -1
+    gain = sign * delta_
+    expected = expected_row(
+        "loose_no_finding", "resnet50", "Δ No Finding AUROC (loose - original), DeLong", gain,
+        gain - 0.02, gain + 0.02, p_holm, verdict, "Holm within backbone over all DeLong tests", 0.0,
+        test_set="padchest",
+    )  # fmt: skip
+    assert_rows(
+        loose_no_finding_claim(delong, RULES, test_set="padchest"),
+        [expected, {**expected, "backbone": "resnet18"}],
+    )
+
+
 def test_best_with_one_cell_is_one_unresolved_row_saying_so() -> None:
     rows = best_claim(pd.DataFrame([cell("resnet50", "original", 0.8)], columns=CONTRAST_COLUMNS), RULES)
     assert_rows(
@@ -506,21 +568,22 @@ def test_the_summary_page_is_the_verdicts_the_rows_and_the_rules_word_for_word()
         "How to read it: intervals are 90% (DeLong for the No Finding test, otherwise a paired bootstrap "
         "over test patients); p-values are Holm-adjusted within each claim (DeLong's within backbone, the "
         "paper's pairs apart from the mask source's). A difference counts as negligible when its 80% "
-        "interval lies inside ±0.03 AUROC. *Comparable* is supported by a negligible difference; *better*, "
-        "*lower* and *depends on the backbone* by a significant one in that direction, and contradicted by a "
-        "significant one the other way or a negligible one. *Trains faster* means reaching the best "
-        f"validation macro AUROC in less wall time (paired over seeds, tested with >= {MIN_SEEDS_FOR_TIME_TEST} "
-        "seeds). *Protects against a shortcut* means a masked condition loses significantly less AUROC than "
-        "original images from the test set to the shifted one (images where the suspected cue no longer goes "
-        "with the label; `tables/shift.csv`); *keeps more AUROC on another collection* the same from the "
-        "internal test set to each external one (`tables/shift_test_sets.csv`), where the verdict above needs "
-        "every set to agree. *Leaves unchanged* (the mask source) is supported when the difference between a "
-        "classifier on CheXmask's masks and one on the segmenter's, of the same extent, is negligible, and "
-        "contradicted when its interval lies outside the margin. Scores are averaged over seeds before every "
-        "test, so the tests compare conditions on this test set. *Not resolved* means this sample cannot "
-        "tell. A bootstrap p cannot fall below 2 / (resamples + 1), and Holm multiplies that by the family's "
-        "size: *p floor* is the smallest adjusted p the row's family can reach (0 for DeLong and t tests), "
-        'and a p written "≤ x" sits at it.'
+        "interval lies inside ±0.03 AUROC. *Comparable* is supported by a negligible difference; "
+        "*better*, *lower* and *depends on the backbone* by a significant one in that direction, and "
+        "contradicted by a significant one the other way or a negligible one. *Trains faster* means "
+        "reaching the best validation macro AUROC in less wall time (paired over seeds, tested with "
+        f">= {MIN_SEEDS_FOR_TIME_TEST} seeds). *Protects against a shortcut* means a masked condition "
+        "loses significantly less AUROC "
+        "than original images from the test set to the shifted one (images where the suspected cue no "
+        "longer goes with the label; `tables/shift.csv`); *keeps more AUROC on another collection* the "
+        "same from the internal test set to each external one (`tables/shift_test_sets.csv`), where the "
+        "verdict above needs every set to agree. *Leaves unchanged* (the mask source) is supported when "
+        "the difference between a classifier on CheXmask's masks and one on the segmenter's, of the same "
+        "extent, is negligible, and contradicted when its interval lies outside the margin. Scores are "
+        "averaged over seeds before every test, so the tests compare conditions on this test set. *Not "
+        "resolved* means this sample cannot tell. A bootstrap p cannot fall below 2 / (resamples + 1), "
+        "and Holm multiplies that by the family's size: *p floor* is the smallest adjusted p the row's "
+        'family can reach (0 for DeLong and t tests), and a p written "≤ x" sits at it.'
     )
     assert lines[at + 5] == "" and lines[at + 7 :] == [
         "",
