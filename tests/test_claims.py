@@ -16,6 +16,7 @@ from cxrmask.claims import (
     UNRESOLVED,
     ClaimRules,
     Floor,
+    _p_text,
     best_claim,
     directional,
     equivalent,
@@ -26,6 +27,8 @@ from cxrmask.claims import (
     set_verdicts,
     study_grid,
     summary_markdown,
+    tight_faster_claim,
+    tight_lower_claim,
     undecidable,
     verdicts,
     write_summary,
@@ -848,3 +851,126 @@ def test_the_papers_claims_never_count_a_chexmask_condition() -> None:
     assert tight["p_holm"] == pytest.approx(0.02) and tight["note"].startswith("0 of 0 findings")
     assert rows_of(table, "backbone_dependent")["note"].tolist() == ["one backbone only"]
     assert rows_of(table, "tight_faster").iloc[0]["estimate"] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- at the bars, and rows field by field
+
+
+def test_each_verdict_rule_at_its_bar() -> None:
+    """The margin and alpha are strict bars: an interval ending at ±margin is not inside it, a p at alpha
+    is not significant; an interval starting at +margin (or ending at -margin) lies outside it."""
+    assert directional(-0.05, 0.05, -0.3, -0.2, -1, RULES) == UNRESOLVED  # p at alpha
+    assert directional(-0.01, 0.5, -0.02, 0.01, -1, RULES) == UNRESOLVED  # low at -margin
+    assert directional(0.01, 0.5, -0.01, 0.02, -1, RULES) == UNRESOLVED  # high at +margin
+    assert directional(0.0, 0.5, -0.0199, 0.0199, -1, RULES) == CONTRADICTED
+    assert equivalent(0.02, 0.05, RULES) == CONTRADICTED
+    assert equivalent(-0.05, -0.02, RULES) == CONTRADICTED
+    assert equivalent(-0.05, -0.0199, RULES) == UNRESOLVED
+
+
+def test_the_tight_rows_carry_each_backbones_delta_and_count_only_its_own_significant_drops() -> None:
+    contrasts = pd.DataFrame(
+        [
+            delta("resnet50", "original", "tight", -0.05, 0.03, 0.01),
+            delta("resnet18", "original", "tight", 0.001, 0.02, 0.5),  # negligible: contradicted
+        ],
+        columns=CONTRAST_COLUMNS,
+    )
+    delong = pd.DataFrame(
+        [
+            delong_row("resnet50", "original", "tight", "Mass", -0.06, 0.01),  # counted
+            delong_row("resnet50", "original", "tight", "Edema", 0.0, 0.01),  # no drop
+            delong_row("resnet50", "original", "tight", "Nodule", 0.3, 0.01),  # a rise
+            delong_row("resnet50", "original", "tight", "Fibrosis", -0.04, 0.05),  # p at alpha
+            delong_row("resnet50", "original", "loose", "Mass", -0.06, 0.01),  # another pair
+            delong_row("resnet50", "loose", "tight", "Mass", -0.06, 0.01),  # another pair
+            delong_row("resnet18", "original", "loose", "Mass", -0.06, 0.01),  # another backbone's pair
+            delong_row("resnet50", "original", "tight", NO_FINDING, -0.08, 0.001),  # not a finding
+        ]
+    )
+    measure, floor = "Δ macro AUROC (tight - original)", 2 * 2 / 1001
+    assert_rows(
+        tight_lower_claim(contrasts, delong, RULES),
+        [
+            expected_row(
+                "tight_lower", "resnet50", measure, -0.05, -0.08, -0.02, 0.02, SUPPORTED,
+                "1 of 4 findings significantly lower (DeLong, Holm)", floor, 80,
+            ),
+            expected_row(
+                "tight_lower", "resnet18", measure, 0.001, -0.019, 0.021, 0.5, CONTRADICTED,
+                "0 of 0 findings significantly lower (DeLong, Holm)", floor, 80,
+            ),
+        ],
+    )  # fmt: skip
+
+
+def test_the_time_rows_in_the_training_tables_order_with_their_epochs_and_without_a_test_below_three_seeds():
+    """Backbones keep the order the training table lists them in; one without tight runs is skipped, the
+    ones after it kept; below three seeds the row shows the ratio and epochs and leaves the test out."""
+    train = pd.DataFrame(
+        [
+            *training("vit", {"original": [100.0], "tight": [50.0]}),
+            *training("alexnet", {"original": [80.0]}),  # no tight run
+            *training("convnext", {"original": [90.0, 90.0], "tight": [45.0, 180.0]}),
+        ]
+    )
+    measure = "time to best, tight / original"
+    assert_rows(
+        tight_faster_claim(train, RULES),
+        [
+            expected_row(
+                "tight_faster", "vit", measure, 0.5, NAN, NAN, NAN, UNRESOLVED,
+                "epochs to best 3.0 (tight) vs 3.0 (original); 1 seed(s) (a test needs >= 3 seeds)",
+            ),
+            expected_row(
+                "tight_faster", "convnext", measure, 1.0, NAN, NAN, NAN, UNRESOLVED,
+                "epochs to best 3.5 (tight) vs 3.5 (original); 2 seed(s) (a test needs >= 3 seeds)",
+            ),
+        ],
+    )  # fmt: skip
+    # the tight epochs are the tight runs'
+    later = train.assign(best_epoch=np.where(train["mask"] == "tight", 9, 4))
+    assert tight_faster_claim(later, RULES)[0]["note"].startswith(
+        "epochs to best 9.0 (tight) vs 4.0 (original)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("p", "floor", "text"),
+    [
+        (0.0398, 0.0398, "≤ 0.0398"),  # at its floor: a bound
+        (0.0398 * (1 + 1e-12), 0.0398, "≤ 0.0398"),  # at it but for rounding
+        (0.06, 0.0398, "0.06"),  # above it, even by less than twice it
+        (0.0398 * 1.5, 0.0398, "0.0597"),
+        (0.0, 0.0, "0"),  # an analytic test's zero floor bounds nothing
+        (1.5e-5, 0.0, "1.5e-05"),
+        (np.nan, 0.0398, ""),
+    ],
+)
+def test_a_p_is_written_as_a_bound_only_at_its_floor(p, floor, text) -> None:
+    assert _p_text(p, floor) == text
+
+
+def test_a_family_is_floored_by_its_draws_where_some_define_no_auroc() -> None:
+    family = pd.DataFrame([delta("a", "original", "loose", 0.0, 0.01, 0.5)]).assign(n_resamples=150)
+    drawn = ClaimRules(alpha=0.05, margin=0.02, n_boot=200)
+    assert Floor.of(family, drawn) == Floor(tests=1, resamples=150, alpha=0.05, drawn=200)
+    assert Floor.of(family, drawn).needed == 54  # ceil(40 * 200 / 150)
+    assert Floor.of(family.iloc[:0], drawn) == Floor(tests=0, resamples=0, alpha=0.05, drawn=200)
+
+
+def test_the_effect_depends_claim_is_supported_by_any_one_significant_interaction() -> None:
+    rows = [
+        expected_row(claim, "b", "m", 0.0, NAN, NAN, NAN, verdict)
+        for claim, verdict in [
+            ("backbone_dependent", UNRESOLVED),
+            ("backbone_dependent", SUPPORTED),
+            ("tight_lower", SUPPORTED),
+            ("tight_lower", CONTRADICTED),
+        ]
+    ]
+    rows.append({**expected_row("transfer", "b", "m", 0.0, NAN, NAN, NAN, SUPPORTED), "test_set": "padchest"})
+    found = verdicts(pd.DataFrame(rows, columns=COLUMNS))
+    assert found["backbone_dependent"] == SUPPORTED and found["tight_lower"] == UNRESOLVED
+    assert found["transfer"] == SUPPORTED  # judged on the external sets' rows alone
+    assert found["best"] == UNRESOLVED and "source" not in found  # no row: not resolved, or absent
