@@ -974,3 +974,52 @@ def test_the_effect_depends_claim_is_supported_by_any_one_significant_interactio
     assert found["backbone_dependent"] == SUPPORTED and found["tight_lower"] == UNRESOLVED
     assert found["transfer"] == SUPPORTED  # judged on the external sets' rows alone
     assert found["best"] == UNRESOLVED and "source" not in found  # no row: not resolved, or absent
+
+
+def test_the_written_summary_is_the_claims_judged_under_every_setting_it_is_given(tmp_path) -> None:
+    """Each setting moves a verdict here: the reference cell (resnet18 / loose is best), alpha 0.1 (a p of
+    0.07 is significant), the margin 0.03 (an interval of ±0.024 is negligible), the draws behind the
+    resamples (150 of 200 defined) and the external sets' DeLong and shift tables."""
+    contrasts = pd.DataFrame(
+        [
+            cell("resnet18", "loose", 0.85),
+            cell("resnet18", "original", 0.8),
+            versus(("resnet18", "loose"), ("resnet18", "original"), -0.05, 0.07),
+            delta("resnet18", "original", "loose", 0.0, 0.03, 0.9),
+        ],
+        columns=CONTRAST_COLUMNS,
+    ).assign(n_resamples=150)
+    set_delong = pd.DataFrame(
+        [{**delong_row("resnet18", "original", "loose", NO_FINDING, 0.05, 0.01), "test_set": "padchest"}]
+    )
+    set_shift = pd.DataFrame([set_shift_row("padchest", "resnet18", "tight", 0.08, 0.01, (0.03, 0.13))])
+    files = {"contrasts": contrasts, "delong": pd.DataFrame(columns=[*set_delong.columns[:-1]]),
+             "training": pd.DataFrame(training("resnet18", {"original": [10.0]})), "set_delong": set_delong,
+             "set_shift": set_shift}  # fmt: skip
+    for name, frame in files.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    rules = ClaimRules(alpha=0.1, margin=0.03, reference=("resnet18", "loose"), n_boot=200)
+    table = write_summary(
+        *(tmp_path / f"{name}.csv" for name in ("contrasts", "delong", "training")),
+        tmp_path / "summary.md",
+        tmp_path / "claims.csv",
+        alpha=0.1,
+        margin=0.03,
+        reference=["resnet18", "loose"],
+        set_delong=tmp_path / "set_delong.csv",
+        set_shift=tmp_path / "set_shift.csv",
+        n_boot=200,
+    )
+    expected = evaluate_claims(
+        *(pd.read_csv(tmp_path / f"{name}.csv") for name in ("contrasts", "delong", "training")),
+        rules,
+        set_delong=set_delong,
+        set_shift=set_shift,
+    )
+    pd.testing.assert_frame_equal(table, expected)
+    found = verdicts(table)
+    assert found["best"] == SUPPORTED and found["loose_comparable"] == SUPPORTED
+    assert rows_of(table, "transfer")["verdict"].tolist() == [SUPPORTED]
+    assert rows_of(table, "loose_no_finding")["test_set"].tolist() == ["padchest"]
+    assert rows_of(table, "best")["n_boot_needed"].tolist() == [27]  # ceil(floor(2 / 0.1) * 200 / 150)
+    assert (tmp_path / "summary.md").read_text() == summary_markdown(expected, rules)
