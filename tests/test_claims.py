@@ -670,8 +670,18 @@ def test_transfer_is_judged_within_each_external_set_and_needs_every_set_to_agre
     # a set without the No Finding test (no DeLong table given) is not resolved on it, not left out
     assert per_set.loc[CLAIMS["loose_no_finding"]].to_dict() == {"padchest": UNRESOLVED, "vindr": UNRESOLVED}
     text = summary_markdown(table, RULES)
-    assert "| claim | padchest | vindr |" in text
-    assert f"| {CLAIMS['transfer']} | supported | contradicted |" in text
+    block = [
+        "Judged on each external test set:",
+        "",
+        "| claim | padchest | vindr |",
+        "|---|---|---|",
+        f"| {CLAIMS['loose_no_finding']} | not resolved | not resolved |",
+        f"| {CLAIMS['transfer']} | supported | contradicted |",
+        "",
+        "| claim | set | backbone | measure | estimate | CI | p (Holm) | p floor | verdict | note |",
+    ]
+    start = text.splitlines().index(block[0])
+    assert text.splitlines()[start - 1] == "" and text.splitlines()[start : start + len(block)] == block
 
 
 def test_the_no_finding_claim_is_judged_on_each_set_and_the_headline_on_the_internal_set_alone() -> None:
