@@ -17,6 +17,7 @@ from cxrmask.claims import (
     ClaimRules,
     Floor,
     _p_text,
+    backbone_claim,
     best_claim,
     directional,
     equivalent,
@@ -25,10 +26,12 @@ from cxrmask.claims import (
     loose_no_finding_claim,
     overall,
     set_verdicts,
+    shortcut_claim,
     study_grid,
     summary_markdown,
     tight_faster_claim,
     tight_lower_claim,
+    transfer_claim,
     undecidable,
     verdicts,
     write_summary,
@@ -261,13 +264,25 @@ def test_a_claim_without_evidence_stays_unresolved_and_says_why() -> None:
     assert row["verdict"] == UNRESOLVED and "not in this run" in row["note"]
 
 
-def test_missing_columns_name_the_table() -> None:
-    with pytest.raises(InputError, match="training table lacks columns"):
+@pytest.mark.parametrize("name", ["DeLong", "training", "shift", "test sets' shift", "test sets' DeLong"])
+def test_missing_columns_name_the_table(name) -> None:
+    tables = {
+        "DeLong": pd.DataFrame(
+            columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"]
+        ),
+        "training": pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"]),
+    }
+    options = {}
+    if name in tables:
+        tables[name] = tables[name].drop(columns="backbone")
+    else:
+        options = {"shift": "shift", "test sets' shift": "set_shift", "test sets' DeLong": "set_delong"}
+        options = {options[name]: pd.DataFrame(columns=["backbone"])}
+    with pytest.raises(
+        InputError, match=f"^the {name} table lacks columns .*; rerun the rule that writes it"
+    ):
         evaluate_claims(
-            pd.DataFrame(columns=CONTRAST_COLUMNS),
-            pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"]),
-            pd.DataFrame(columns=["backbone"]),
-            RULES,
+            pd.DataFrame(columns=CONTRAST_COLUMNS), tables["DeLong"], tables["training"], RULES, **options
         )
 
 
@@ -777,7 +792,8 @@ def test_a_p_at_its_floor_is_written_as_a_bound_and_an_unreachable_claim_is_name
     assert (rows["verdict"] == UNRESOLVED).all()
     (line,) = undecidable(table, RULES)
     assert line.startswith("shortcut: ") and line.endswith("set evaluate.n_boot to at least 1200.")
-    assert line in caplog.text and line in summary_markdown(table, RULES)
+    assert [r.getMessage() for r in caplog.records if r.name == "cxrmask.claims"] == [line]
+    assert line in summary_markdown(table, RULES)
     # analytic tests have no floor; a row with no test has none to state
     tight = rows_of(table, "tight_lower").iloc[0]
     assert tight["p_floor"] == pytest.approx(2 / 1001) and tight["n_boot_needed"] == 40
@@ -1033,3 +1049,125 @@ def test_the_written_summary_is_the_claims_judged_under_every_setting_it_is_give
     assert rows_of(table, "loose_no_finding")["test_set"].tolist() == ["padchest"]
     assert rows_of(table, "best")["n_boot_needed"].tolist() == [27]  # ceil(floor(2 / 0.1) * 200 / 150)
     assert (tmp_path / "summary.md").read_text() == summary_markdown(expected, rules)
+
+
+def no_evidence(claim: str, note: str, backbone: str = "all", measure: str = "") -> dict:
+    return expected_row(claim, backbone, measure, NAN, NAN, NAN, NAN, UNRESOLVED, note)
+
+
+def test_claims_without_evidence_are_one_row_each_saying_why() -> None:
+    """No deltas, interactions, shifted or external sets: each claim a row naming what is missing; a
+    shifted or external table without the claim's rows leaves that claim's conditions missing."""
+    missing = "the conditions it compares are not in this run"
+    table = run([])
+    assert_rows(
+        table[table["claim"].isin(["loose_comparable", "tight_lower", "backbone_dependent", "shortcut",
+                                   "transfer"])].to_dict("records"),
+        [
+            no_evidence("loose_comparable", missing),
+            no_evidence("tight_lower", missing),
+            no_evidence("backbone_dependent", "one backbone only", measure="interaction"),
+            no_evidence("shortcut", "this run has no shifted test set"),
+            no_evidence("transfer", "this run has no external test set"),
+        ],
+    )  # fmt: skip
+    other = pd.DataFrame([shift_row("a", "tight", 0.08, 0.01, (0.03, 0.13), label="Mass")])
+    table = evaluate_claims(
+        pd.DataFrame(columns=CONTRAST_COLUMNS),
+        pd.DataFrame(columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"]),
+        pd.DataFrame(columns=["backbone", "mask", "seed", "seconds_to_best", "best_epoch"]),
+        RULES,
+        shift=other,
+        shortcut_label="Pneumonia",
+        set_shift=other.assign(test_set="padchest", kind="drop"),
+    )
+    assert_rows(
+        table[table["claim"].isin(["shortcut", "transfer"])].to_dict("records"),
+        [no_evidence("shortcut", missing), no_evidence("transfer", missing)],
+    )
+
+
+def test_the_interaction_rows_name_both_backbones_with_holm_over_all_and_the_familys_floor() -> None:
+    def interaction(backbone_b, condition, label, estimate, p, eq_half):
+        return contrast(
+            "interaction", "resnet50", condition, backbone_b, condition, label, estimate=estimate,
+            ci_low=estimate - 0.03, ci_high=estimate + 0.03, eq_low=estimate - eq_half,
+            eq_high=estimate + eq_half, p_value=p,
+        )  # fmt: skip
+
+    contrasts = pd.DataFrame(
+        [
+            interaction("vit", "original->tight", MACRO, 0.06, 0.01, 0.02),  # Holm 0.03: supported
+            interaction("vit", "original->loose", NO_FINDING, 0.0, 0.6, 0.01),  # negligible
+            interaction("vit", "original->loose", MACRO, 0.01, 0.025, 0.02),  # Holm 0.05: at alpha
+        ],
+        columns=CONTRAST_COLUMNS,
+    )
+    floor = 2 * 3 / 1001
+    assert_rows(
+        backbone_claim(contrasts, RULES),
+        [
+            expected_row(
+                "backbone_dependent", "vit vs resnet50", f"Δ of original->tight on {MACRO}, difference between "
+                "backbones", 0.06, 0.03, 0.09, 0.03, SUPPORTED, "", floor, 120,
+            ),
+            expected_row(
+                "backbone_dependent", "vit vs resnet50", f"Δ of original->loose on {NO_FINDING}, difference "
+                "between backbones", 0.0, -0.03, 0.03, 0.6, CONTRADICTED, "", floor, 120,
+            ),
+            expected_row(
+                "backbone_dependent", "vit vs resnet50", f"Δ of original->loose on {MACRO}, difference between "
+                "backbones", 0.01, -0.02, 0.04, 0.05, UNRESOLVED, "", floor, 120,
+            ),
+        ],
+    )  # fmt: skip
+
+
+def test_the_shortcut_and_transfer_rows_field_by_field_in_the_sets_order() -> None:
+    shift = pd.DataFrame(
+        [
+            shift_row("a", "tight", 0.06, 0.01, (0.04, 0.08)),
+            shift_row("a", "loose", 0.01, 0.5, (-0.01, 0.03)),
+            shift_row("a", "tight", 0.3, 0.0001, (0.2, 0.4), label="Mass"),  # another label
+        ]
+    )
+    floor = 2 * 2 / 1001
+    assert_rows(
+        shortcut_claim(shift, "Pneumonia", RULES),
+        [
+            expected_row("shortcut", "a", "Pneumonia AUROC drop on the shifted set, original - tight", 0.06,
+                         0.03, 0.09, 0.02, SUPPORTED, "", floor, 80, "shifted"),
+            expected_row("shortcut", "a", "Pneumonia AUROC drop on the shifted set, original - loose", 0.01,
+                         -0.02, 0.04, 0.5, UNRESOLVED, "", floor, 80, "shifted"),
+        ],
+    )  # fmt: skip
+    sets = pd.DataFrame(
+        [
+            set_shift_row("vindr", "a", "tight", 0.001, 0.9, (-0.01, 0.012)),
+            set_shift_row("padchest", "a", "tight", 0.08, 0.01, (0.03, 0.13)),
+        ]
+    )
+    assert_rows(
+        transfer_claim(sets, RULES),
+        [
+            expected_row("transfer", "a", "macro AUROC drop on vindr, original - tight", 0.001, -0.02, 0.022,
+                         0.9, CONTRADICTED, "Holm within the set", 2 / 1001, 40, "vindr"),
+            expected_row("transfer", "a", "macro AUROC drop on padchest, original - tight", 0.08, 0.02, 0.14,
+                         0.01, SUPPORTED, "Holm within the set", 2 / 1001, 40, "padchest"),
+        ],
+    )  # fmt: skip
+
+
+def test_best_reads_macro_cells_only_and_a_beaten_reference_needs_a_p_below_alpha() -> None:
+    """The reference tops no macro cell here (a No Finding cell of the reference scores higher, and is
+    not a macro cell): it is contradicted by a significant deficit, not by one at alpha."""
+    contrasts = [
+        {**cell("resnet50", "original", 0.99), "label": NO_FINDING},
+        cell("resnet18", "loose", 0.85),
+        cell("resnet50", "original", 0.8),
+        versus(("resnet18", "loose"), ("resnet50", "original"), -0.05, 0.05),
+    ]
+    row = best_claim(pd.DataFrame(contrasts, columns=CONTRAST_COLUMNS), RULES)[0]
+    assert row["estimate"] == pytest.approx(0.8) and row["verdict"] == UNRESOLVED
+    contrasts[-1] = versus(("resnet18", "loose"), ("resnet50", "original"), -0.05, 0.049)
+    assert best_claim(pd.DataFrame(contrasts, columns=CONTRAST_COLUMNS), RULES)[0]["verdict"] == CONTRADICTED
