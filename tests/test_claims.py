@@ -1108,16 +1108,18 @@ def test_the_interaction_rows_name_both_backbones_with_holm_over_all_and_the_fam
         backbone_claim(contrasts, RULES),
         [
             expected_row(
-                "backbone_dependent", "vit vs resnet50", f"Δ of original->tight on {MACRO}, difference between "
-                "backbones", 0.06, 0.03, 0.09, 0.03, SUPPORTED, "", floor, 120,
+                "backbone_dependent", "vit vs resnet50",
+                f"Δ of original->tight on {MACRO}, difference between backbones",
+                0.06, 0.03, 0.09, 0.03, SUPPORTED, "", floor, 120,
             ),
             expected_row(
                 "backbone_dependent", "vit vs resnet50", f"Δ of original->loose on {NO_FINDING}, difference "
                 "between backbones", 0.0, -0.03, 0.03, 0.6, CONTRADICTED, "", floor, 120,
             ),
             expected_row(
-                "backbone_dependent", "vit vs resnet50", f"Δ of original->loose on {MACRO}, difference between "
-                "backbones", 0.01, -0.02, 0.04, 0.05, UNRESOLVED, "", floor, 120,
+                "backbone_dependent", "vit vs resnet50",
+                f"Δ of original->loose on {MACRO}, difference between backbones",
+                0.01, -0.02, 0.04, 0.05, UNRESOLVED, "", floor, 120,
             ),
         ],
     )  # fmt: skip
