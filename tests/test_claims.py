@@ -25,6 +25,7 @@ from cxrmask.claims import (
     loose_comparable_claim,
     loose_no_finding_claim,
     overall,
+    set_no_finding_claims,
     set_verdicts,
     shortcut_claim,
     study_grid,
@@ -264,9 +265,13 @@ def test_a_claim_without_evidence_stays_unresolved_and_says_why() -> None:
     assert row["verdict"] == UNRESOLVED and "not in this run" in row["note"]
 
 
-@pytest.mark.parametrize("name", ["DeLong", "training", "shift", "test sets' shift", "test sets' DeLong"])
+@pytest.mark.parametrize(
+    "name", ["contrasts", "DeLong", "training", "shift", "test sets' shift", "test sets' DeLong"]
+)
 def test_missing_columns_name_the_table(name) -> None:
+    """Each table lacking a column it needs is named, with the rule to rerun."""
     tables = {
+        "contrasts": pd.DataFrame(columns=CONTRAST_COLUMNS),
         "DeLong": pd.DataFrame(
             columns=["backbone", "label", "condition_a", "condition_b", "delta", "p_holm"]
         ),
@@ -274,16 +279,13 @@ def test_missing_columns_name_the_table(name) -> None:
     }
     options = {}
     if name in tables:
-        tables[name] = tables[name].drop(columns="backbone")
+        tables[name] = tables[name].drop(columns="backbone" if name != "contrasts" else "kind")
     else:
         options = {"shift": "shift", "test sets' shift": "set_shift", "test sets' DeLong": "set_delong"}
         options = {options[name]: pd.DataFrame(columns=["backbone"])}
-    with pytest.raises(
-        InputError, match=f"^the {name} table lacks columns .*; rerun the rule that writes it"
-    ):
-        evaluate_claims(
-            pd.DataFrame(columns=CONTRAST_COLUMNS), tables["DeLong"], tables["training"], RULES, **options
-        )
+    message = f"^the {name} table lacks columns .*; rerun the rule that writes it"
+    with pytest.raises(InputError, match=message):
+        evaluate_claims(tables["contrasts"], tables["DeLong"], tables["training"], RULES, **options)
 
 
 # ---------------------------------------------------------------- end to end on real contrast tables
@@ -1173,3 +1175,26 @@ def test_best_reads_macro_cells_only_and_a_beaten_reference_needs_a_p_below_alph
     assert row["estimate"] == pytest.approx(0.8) and row["verdict"] == UNRESOLVED
     contrasts[-1] = versus(("resnet18", "loose"), ("resnet50", "original"), -0.05, 0.049)
     assert best_claim(pd.DataFrame(contrasts, columns=CONTRAST_COLUMNS), RULES)[0]["verdict"] == CONTRADICTED
+
+
+def test_time_over_three_seeds_is_contradicted_when_significantly_slower_and_unresolved_when_not() -> None:
+    original = [100.0, 120.0, 90.0, 110.0]
+    tight = [1.5 * t * (1 + 0.01 * k) for k, t in enumerate(original)]
+    row = tight_faster_claim(pd.DataFrame(training("a", {"original": original, "tight": tight})), RULES)[0]
+    assert row["estimate"] == pytest.approx(1.5, rel=0.02) and row["p_holm"] < 0.05
+    assert row["verdict"] == CONTRADICTED
+    noisy = training("a", {"original": original, "tight": [60.0, 200.0, 95.0, 100.0]})
+    row = tight_faster_claim(pd.DataFrame(noisy), RULES)[0]
+    assert row["p_holm"] > 0.05 and row["verdict"] == UNRESOLVED and row["note"].endswith("4 seed(s)")
+
+
+def test_the_no_finding_rows_keep_the_external_sets_order() -> None:
+    delong = pd.DataFrame(
+        [
+            {**delong_row("a", "original", "loose", NO_FINDING, 0.05, 0.01), "test_set": name}
+            for name in ("vindr", "padchest", "chexpert")
+        ]
+    )
+    rows = set_no_finding_claims(delong, RULES)
+    assert [row["test_set"] for row in rows] == ["vindr", "padchest", "chexpert"]
+    assert set_no_finding_claims(None, RULES) == []
