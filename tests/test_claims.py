@@ -1051,6 +1051,7 @@ def test_the_written_summary_is_the_claims_judged_under_every_setting_it_is_give
     assert rows_of(table, "loose_no_finding")["test_set"].tolist() == ["padchest"]
     assert rows_of(table, "best")["n_boot_needed"].tolist() == [27]  # ceil(floor(2 / 0.1) * 200 / 150)
     assert (tmp_path / "summary.md").read_text() == summary_markdown(expected, rules)
+    assert (tmp_path / "summary.md").read_text().startswith("# The paper's claims against this run\n")
 
 
 def no_evidence(claim: str, note: str, backbone: str = "all", measure: str = "") -> dict:
