@@ -44,7 +44,7 @@ def test_the_worst_scored_masks_are_shown_worst_first_with_their_reason(tmp_path
     assert (tmp_path / "qc.png").stat().st_size > 0
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == [
-        f"{names[3]}\nQC 0.12: estimated Dice 0.120 < 0.93",
+        f"{names[3]}\nQC 0.12: estimated Dice 0.120 < 0.93 + 0.010",
         f"{names[1]}\nQC 0.41: lungs in one body",
         f"{names[2]}\nQC 0.88: not flagged",
     ]
