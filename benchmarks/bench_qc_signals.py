@@ -31,9 +31,9 @@ from scipy.stats import spearmanr
 from cxrmask.imageio import read_grey, read_mask
 from cxrmask.segment.autoprompt import encode_all
 from cxrmask.segment.bundle import SegmenterBundle
-from cxrmask.segment.postprocess import clean_mask, dice
+from cxrmask.segment.postprocess import dice
 from cxrmask.segment.preprocess import resize_grey, resize_mask
-from cxrmask.segment.qc import certainty, flag_precision_recall, map_agreement, prompt_agreement
+from cxrmask.segment.qc import flag_precision_recall, no_truth_signals
 
 
 def names(args: argparse.Namespace) -> list[str]:
@@ -66,22 +66,18 @@ def main() -> None:
         for start in range(0, len(embeddings), 16):
             batch = embeddings[start : start + 16].float()
             logits, boxes = auto(model, batch)
-            small = logits.float().numpy()
-            raws = small > 0
-            masks = np.stack([clean_mask(raw) for raw in raws])
-            agreements = prompt_agreement(model, batch, boxes)
-            on_maps = map_agreement(auto.head, batch, masks)
-            sure = certainty(small, masks)
-            values["prompt"].extend(agreements)
-            values["head"].extend(on_maps)
-            values["certainty"].extend(sure)
-            for i, (logit, raw, mask) in enumerate(zip(small, raws, masks, strict=True)):
+            signals = no_truth_signals(model, auto.head, batch, logits, boxes)
+            for i, (logit, (raw, mask, sure, agreement, on_map)) in enumerate(
+                zip(logits.float().numpy(), signals, strict=True)
+            ):
                 probability = 1 / (1 + np.exp(-logit))
                 values["true"].append(dice(mask, resize_mask(truth[start + i], mask.shape[0])))
+                values["certainty"].append(sure)
+                values["prompt"].append(agreement)
+                values["head"].append(on_map)
                 expected = 2 * (probability * mask).sum() / (probability.sum() + mask.sum())
                 values["self_dice"].append(float(expected))
-                row = reference.assess(raw, mask, float(sure[i]), float(agreements[i]), float(on_maps[i]))
-                flags.append(row["flag"])
+                flags.append(reference.assess(raw, mask, sure, agreement, on_map)["flag"])
     true = np.array(values.pop("true"))
     precision, recall = flag_precision_recall(np.array(flags), true, reference.bad_dice)
     print(

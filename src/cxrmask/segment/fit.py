@@ -29,15 +29,8 @@ from cxrmask.segment.evaluation import evaluate_prompts
 from cxrmask.segment.finetune import FinetuneResult, finetune
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.opacities import with_opacities
-from cxrmask.segment.postprocess import clean_mask
 from cxrmask.segment.prompts import BoxPrior
-from cxrmask.segment.qc import (
-    QCReference,
-    certainty,
-    flag_precision_recall,
-    map_agreement,
-    prompt_agreement,
-)
+from cxrmask.segment.qc import QCReference, flag_precision_recall, no_truth_signals
 from cxrmask.segment.scoring import mask_scores
 
 log = logging.getLogger(__name__)
@@ -74,14 +67,8 @@ def qc_table(
         for start in range(0, len(embeddings), 16):
             batch = embeddings[start : start + 16].float()
             logits, boxes = auto(model, batch)
-            agreement = prompt_agreement(model, batch, boxes)
-            small = logits.float().cpu().numpy()
-            raws = small > 0
-            cleaned = np.stack([clean_mask(raw) for raw in raws])
-            sure = certainty(small, cleaned)
-            maps = map_agreement(auto.head, batch, cleaned) if auto.head is not None else [None] * len(raws)
-            for raw, mask, score, agree, on_map in zip(raws, cleaned, sure, agreement, maps, strict=True):
-                rows.append(reference.assess(raw, mask, float(score), float(agree), on_map))
+            for raw, mask, sure, agree, on_map in no_truth_signals(model, auto.head, batch, logits, boxes):
+                rows.append(reference.assess(raw, mask, sure, agree, on_map))
                 masks.append(mask)
     return rows, np.stack(masks)
 

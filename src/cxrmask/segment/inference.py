@@ -36,7 +36,7 @@ from cxrmask.segment.fast import prepare_for_inference
 from cxrmask.segment.models import PromptableSegmenter
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import to_device_input
-from cxrmask.segment.qc import QCReference, certainty, map_agreement, prompt_agreement
+from cxrmask.segment.qc import QCReference, no_truth_signals
 from cxrmask.torchutil import autocast
 
 log = logging.getLogger(__name__)
@@ -243,21 +243,10 @@ class _DeviceMasks:
 
 
 def _checks(model, prompt: AutoPrompt, qc: QCReference, embeddings, logits, boxes, settings) -> list:
-    """Per image: the QC reference, its raw mask on the decoder's grid, its certainty, its prompt agreement
-    and its agreement with the lung-map head (None without a head). Decoder passes only."""
-    agreement = prompt_agreement(model, embeddings, boxes)
-    values = logits.float().cpu().numpy()
-    small = values > 0
-    cleaned = np.stack([clean_mask(item, settings.keep_components) for item in small])
-    sure = certainty(values, cleaned)
-    maps = (
-        map_agreement(prompt.head, embeddings.float(), cleaned)
-        if prompt.head is not None
-        else [None] * len(small)
-    )
-    return [
-        (qc, raw, float(c), float(a), m) for raw, c, a, m in zip(small, sure, agreement, maps, strict=True)
-    ]
+    """Per image: the QC reference and its signals (:func:`~cxrmask.segment.qc.no_truth_signals`).
+    Decoder passes only."""
+    signals = no_truth_signals(model, prompt.head, embeddings, logits, boxes, settings.keep_components)
+    return [(qc, *signal) for signal in signals]
 
 
 def _finish(
@@ -266,7 +255,7 @@ def _finish(
     out_dir: Path,
     settings: InferenceSettings,
     truth_dir,
-    check: tuple[QCReference, np.ndarray, float, float, float | None] | None = None,
+    check: tuple[QCReference, np.ndarray, np.ndarray, float, float, float | None] | None = None,
 ) -> dict:
     """Clean one mask, apply the empty-mask policy, write it and return its QC row.
 
@@ -293,8 +282,7 @@ def _finish(
         "fallback": fallback,
     }
     if check is not None:
-        reference, small, sure, agreement, on_map = check
-        cleaned = clean_mask(small, settings.keep_components)
+        reference, small, cleaned, sure, agreement, on_map = check
         assessed = reference.assess(small, cleaned, sure, agreement, on_map)
         row.update({key: assessed[key] for key in NO_TRUTH_QC})
     if truth_dir is not None:

@@ -111,6 +111,32 @@ def map_agreement(head: LungMapHead, embeddings: torch.Tensor, masks: np.ndarray
     return np.asarray(out, dtype=np.float64)
 
 
+def no_truth_signals(
+    model: PromptableSegmenter,
+    head: LungMapHead | None,
+    embeddings: torch.Tensor,
+    logits: torch.Tensor,
+    boxes: torch.Tensor,
+    keep_components: int = 2,
+) -> list[tuple[np.ndarray, np.ndarray, float, float, float | None]]:
+    """Per image of one batch, what QC reads: the raw mask and the cleaned mask on the decoder's grid,
+    the certainty, the prompt agreement and the head agreement (None without a head).
+
+    One home for the signals, so fine-tuning's calibration and mask
+    generation score masks the same way.
+    """
+    agreement = prompt_agreement(model, embeddings, boxes)
+    values = logits.float().cpu().numpy()
+    raws = values > 0
+    cleaned = np.stack([clean_mask(raw, keep_components) for raw in raws])
+    sure = certainty(values, cleaned)
+    maps = map_agreement(head, embeddings.float(), cleaned) if head is not None else [None] * len(raws)
+    return [
+        (raw, mask, float(c), float(a), m)
+        for raw, mask, c, a, m in zip(raws, cleaned, sure, agreement, maps, strict=True)
+    ]
+
+
 def flag_precision_recall(
     flags: np.ndarray, dice: np.ndarray, bad_dice: float
 ) -> tuple[float | None, float | None]:
