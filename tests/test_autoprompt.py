@@ -11,6 +11,7 @@ from tinysam import tiny_sam
 
 from cxrmask.errors import ConfigError
 from cxrmask.segment.autoprompt import AutoPrompt, encode_all
+from cxrmask.segment.boxhead import LungMapHead
 from cxrmask.segment.prompts import BoxPrior
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -67,3 +68,42 @@ def test_embeddings_are_cached_and_read_back_only_for_the_same_image_count(image
     fewer = encode_all(other, images[:2], cache)  # a cache of another image count is recomputed
     assert not torch.equal(fewer, first[:2]) and torch.equal(torch.load(cache, weights_only=True), fewer)
     assert torch.equal(encode_all(model, images), first)  # no cache: computed, nothing read or written
+
+
+def constant_head(channels: int, logit: float) -> LungMapHead:
+    """A lung-map head whose logit is ``logit`` at every cell (its last layer's weights zeroed)."""
+    head = LungMapHead(channels=channels, width=4).eval()
+    with torch.no_grad():
+        head.net[-1].weight.zero_()
+        head.net[-1].bias.fill_(logit)
+    return head
+
+
+def test_the_heads_logits_times_the_weight_join_the_decoders_after_refinement(images):
+    """A head whose logit is -1.5 everywhere, fused at weight 2, lowers every final logit by exactly 3;
+    the boxes, refined on the decoder's own masks, are the unfused prompt's."""
+    model = tiny_sam(seed=0)
+    embeddings = encode_all(model, images).float()
+    head = constant_head(embeddings.shape[1], -1.5)
+    alone = AutoPrompt(prior=PRIOR, head=head, start="prior", steps=2, fuse=0.0)
+    with torch.no_grad():
+        base_logits, base_boxes = alone(model, embeddings)
+        fused_logits, fused_boxes = alone.with_options(fuse=2.0)(model, embeddings)
+    assert torch.equal(fused_boxes, base_boxes)
+    torch.testing.assert_close(fused_logits, base_logits - 3.0)
+
+
+def test_where_the_head_sees_no_lung_the_fused_mask_has_none_and_where_it_sees_lung_all_is_lung(images):
+    model = tiny_sam(seed=0)
+    embeddings = encode_all(model, images).float()
+    with torch.no_grad():
+        for logit, expected in ((-1000.0, False), (1000.0, True)):
+            auto = AutoPrompt(prior=PRIOR, head=constant_head(embeddings.shape[1], logit), fuse=1.0)
+            logits, _ = auto(model, embeddings)
+            assert ((logits > 0) == expected).all()
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan")])
+def test_a_negative_or_missing_fusion_weight_is_a_config_error(weight):
+    with pytest.raises(ConfigError, match=r"^finetune\.head_fusion: .* is not a weight >= 0\.$"):
+        AutoPrompt(prior=PRIOR, start="prior", fuse=weight)

@@ -19,6 +19,7 @@ from PIL import Image
 from tinysam import lung_image, write_lung_set
 
 from cxrmask.cli import main
+from cxrmask.config import FinetuneSettings
 from cxrmask.resume import resume_path
 from cxrmask.segment.bundle import SegmenterBundle
 
@@ -46,6 +47,7 @@ def test_seg_finetune_writes_a_bundle_and_an_honest_summary(model_file):
     bundle = SegmenterBundle.load(model_file)
     assert bundle.model.arch["arch"] == "litemedsam"
     assert bundle.prompt.head is not None and bundle.prompt.start == "head"
+    assert bundle.prompt.fuse == FinetuneSettings().head_fusion > 0  # the default travels in the file
     summary = json.loads(model_file.with_suffix(".summary.json").read_text())
     assert summary["n_train"] + summary["n_val"] + summary["n_test"] == 10
     assert summary["n_test"] % 2 == 0 and summary["n_val"] % 2 == 0

@@ -434,6 +434,7 @@ BOUNDS = [
     (cfg.FinetuneSettings, "prior_share", *SHARE),
     (cfg.FinetuneSettings, "refine_steps", *COUNT),
     (cfg.FinetuneSettings, "refine_margin", [0.0, 0.2], [-0.01, 0.21]),
+    (cfg.FinetuneSettings, "head_fusion", [0.0, 4.0], [-0.01, 4.01]),
     (cfg.FinetuneSettings, "opacity_copies", [0, 8], [-1, 9]),
     (cfg.FinetuneSettings, "qc_bad_dice", *FRACTION),
     (cfg.InferenceSettings, "batch_size", *AT_LEAST_ONE),

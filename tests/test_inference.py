@@ -386,7 +386,8 @@ def test_the_lung_map_heads_agreement_enters_each_qc_row_and_the_score_is_the_ce
         with torch.no_grad():
             head.net[-1].weight.zero_()
             head.net[-1].bias.fill_(50.0 * sign)
-        prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0)
+        # Unfused, so the masks are the decoder's and the extreme heads only judge them.
+        prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0, fuse=0.0)
         qc = generate_masks(model, items[:2], prompt, tmp_path / f"head{sign:+.0f}", BASE, CPU, qc=reference)
         if sign < 0:
             assert (qc["map_agreement"] == 0.0).all()

@@ -77,6 +77,7 @@ def seg_finetune(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "opacity_copies": args.opacity_copies,
+        "head_fusion": args.head_fusion,
     }
     settings = parse(FinetuneSettings, chosen_fit, where="seg-finetune")
     checkpoint = resume_path(args.out)
@@ -130,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=FinetuneSettings().opacity_copies,
         help="painted copies of each training image with opacities inside its lungs (0: none)",
+    )
+    fit.add_argument(
+        "--head-fusion",
+        type=float,
+        default=FinetuneSettings().head_fusion,
+        help="weight of the lung-map head's logits added to the decoder's in the masks (0: decoder alone)",
     )
     fit.add_argument("--val-fraction", type=float, default=0.2)
     fit.add_argument("--test-fraction", type=float, default=0.2)

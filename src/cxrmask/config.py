@@ -407,6 +407,13 @@ class FinetuneSettings(Section):
     refine_margin: float = Field(
         0.01, ge=0, le=0.2, description="widening of a mask's box before re-prompting, fraction of the side"
     )
+    head_fusion: float = Field(
+        1.0,
+        ge=0,
+        le=4,
+        description="weight of the lung-map head's logits added to the decoder's in the no-ground-truth "
+        "prompt's masks, so a dense finding moves the mask only where both agree (0: the decoder alone)",
+    )
     opacity_copies: int = Field(
         0,
         ge=0,

@@ -2,7 +2,12 @@
 
 The start box is the lung-map head's box for this image where the model
 carries a head, else the learned prior box; :func:`cxrmask.segment.refine.refine`
-then re-prompts with the mask's box until it settles. Fine-tuning, the
+then re-prompts with the mask's box until it settles. Where the model
+carries a head, its lung logits are added to the decoder's (``fuse`` times
+them): two models reading one embedding, the decoder sharp at the edges but
+led by density, the head coarse but led by the whole chest, so a dense
+finding neither cuts a bay out of the mask nor drags it below the diaphragm
+unless both agree (README, "Masks that keep the finding"). Fine-tuning, the
 benchmark, mask generation and the command-line tool all call this, so the
 prompt measured is the prompt used.
 """
@@ -32,15 +37,19 @@ STARTS = ("prior", "head")
 
 @dataclasses.dataclass(frozen=True)
 class AutoPrompt:
-    """Start (``prior`` or ``head``), re-prompt ``steps`` times, boxes widened by ``margin`` of the side."""
+    """Start (``prior`` or ``head``), re-prompt ``steps`` times, boxes widened by ``margin`` of the side;
+    the head's logits times ``fuse`` added to the decoder's (0: the decoder's alone)."""
 
     prior: BoxPrior
     head: LungMapHead | None = None
     start: str = "head"
     steps: int = 3
     margin: float = 0.01
+    fuse: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.fuse >= 0:
+            raise ConfigError(f"finetune.head_fusion: {self.fuse!r} is not a weight >= 0.")
         if self.start not in STARTS:
             raise ConfigError(f"segment.start: {self.start!r} is not one of {list(STARTS)}.")
         if self.start == "head" and self.head is None:
@@ -60,11 +69,18 @@ class AutoPrompt:
     def __call__(
         self, model: PromptableSegmenter, embeddings: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, m, m) and the final boxes (B, 4) for a batch of image embeddings."""
+        """Logits (B, m, m) and the final boxes (B, 4) for a batch of image embeddings.
+
+        The boxes are refined on the decoder's own masks; the head's logits
+        join only the final ones, so the prompt stays the decoder's.
+        """
         size = model.input_size
-        return refine(
+        logits, boxes = refine(
             model.decode, embeddings, self.start_boxes(embeddings, size), size, self.steps, self.margin
         )
+        if self.head is not None and self.fuse > 0:
+            logits = logits + self.fuse * self.head.lung_logits(embeddings, logits.shape[-2:]).to(logits)
+        return logits, boxes
 
 
 def encode_all(

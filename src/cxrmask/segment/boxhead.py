@@ -43,10 +43,15 @@ class LungMapHead(nn.Module):
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.net(embeddings.float())
 
+    def lung_logits(self, embeddings: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+        """The map's lung logits (B, size, size), upsampled bilinearly (no gradient): the decoder's grid for
+        fusion and QC, four times the embedding grid for the prompt box."""
+        with torch.no_grad():
+            return F.interpolate(self(embeddings).float(), size=size, mode="bilinear")[:, 0]
+
     def boxes(self, embeddings: torch.Tensor, input_size: int, margin: float) -> torch.Tensor:
         """Prompt boxes (B, 4) in input pixels; the whole image where the map finds no lung."""
-        with torch.no_grad():
-            logits = F.interpolate(self(embeddings).float(), scale_factor=4, mode="bilinear")[:, 0]
+        logits = self.lung_logits(embeddings, 4 * embeddings.shape[-1])
         out = []
         for item in logits.cpu().numpy():
             box = box_of_logits(item, input_size, margin)

@@ -25,7 +25,7 @@ from cxrmask.segment.models import PromptableSegmenter, build_segmenter
 from cxrmask.segment.prompts import BoxPrior
 from cxrmask.segment.qc import QCReference
 
-FORMAT = "cxrmask-segmenter/4"
+FORMAT = "cxrmask-segmenter/5"
 
 
 @dataclasses.dataclass
@@ -44,7 +44,12 @@ class SegmenterBundle:
             "format": FORMAT,
             "arch": dict(self.model.arch),
             "prior": dataclasses.asdict(self.prompt.prior),
-            "prompt": {"start": self.prompt.start, "steps": self.prompt.steps, "margin": self.prompt.margin},
+            "prompt": {
+                "start": self.prompt.start,
+                "steps": self.prompt.steps,
+                "margin": self.prompt.margin,
+                "fuse": self.prompt.fuse,
+            },
             "box_head": dict(head.config) if head is not None else None,
             "qc": self.qc.to_dict(),
             "summary": dict(self.summary),

@@ -141,6 +141,7 @@ def fit_segmenter(
         "start": settings.prompt_start,
         "steps": settings.refine_steps,
         "margin": settings.refine_margin,
+        "fuse": settings.head_fusion,
     }
     zero_auto = AutoPrompt(prior=prior, head=_head(embeddings, data, settings.head, seed), **options)
     test_embeddings = _split_embeddings(embeddings, data, "test").to(device)

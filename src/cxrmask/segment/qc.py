@@ -20,7 +20,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from skimage.measure import label, regionprops
 
 from cxrmask.errors import InputError
@@ -101,8 +100,7 @@ def map_agreement(head: LungMapHead, embeddings: torch.Tensor, masks: np.ndarray
     they disagree, at least one is wrong, and it is usually the decoder that
     followed a bad box or leaked past the diaphragm.
     """
-    with torch.no_grad():
-        logits = F.interpolate(head(embeddings), size=masks.shape[-2:], mode="bilinear")[:, 0]
+    logits = head.lung_logits(embeddings, masks.shape[-2:])
     out = []
     for lungs, mask in zip((logits > 0).cpu().numpy(), masks, strict=True):
         lungs = clean_mask(lungs)
