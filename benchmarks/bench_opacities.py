@@ -1,20 +1,23 @@
-"""Lesion-aware augmentation on real X-rays: fine-tuned with painted opacities against without, same run.
+"""The levers against a finding cut out of (or spilled past) the lungs, on real X-rays, same run: painted
+opacities in training, and the lung-map head's logits fused into the masks.
 
-    python benchmarks/bench_opacities.py --data DIR [--copies 2] [--train-images 0 64] [--epochs 4] [--out F]
+    python benchmarks/bench_opacities.py --data DIR [--copies 0 2] [--head-fusion 0 1] [--train-images 0 64]
+        [--epochs 4] [--out F]
 
 DIR is a COVID-19 lung-mask-style set (``images/``, ``masks/``, ``manifest.csv``), split by patient as
 ``bench_prompts.py`` splits it (60/20/20; ``--train-images`` keeps at most that many training images, 0 all
 of them, the smaller-data check). The real images are encoded once (cached to ``--cache``). For each
-training size, LiteMedSAM is fine-tuned twice through the
-pipeline's own ``fit_segmenter`` (decoder mode, the lung-map head, QC calibrated on validation): without
-painted copies (the baseline) and with ``--copies`` painted copies of each training image. Prints, per run,
-the test split's Dice with the default no-ground-truth prompt (mean, 10th percentile, worst), HD95, and QC's
-Spearman, precision and recall, with each run's difference from its own baseline.
+training size, LiteMedSAM is fine-tuned through the pipeline's own ``fit_segmenter`` (decoder mode, the
+lung-map head, QC calibrated on validation) once per pair of ``--copies`` (painted copies of each training
+image) and ``--head-fusion`` (``finetune.head_fusion``); the first pair is that size's baseline. Prints, per
+run, the test split's Dice with the default no-ground-truth prompt (mean, 10th percentile, worst), HD95, and
+QC's Spearman, precision and recall, with each run's difference from its own baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import time
@@ -44,12 +47,18 @@ def without_spare(data: SegData) -> SegData:
 LITE = SegmenterSettings(arch="litemedsam", checkpoint="bundled", image_size=256)
 
 
-def fit(data: SegData, embeddings: torch.Tensor, copies: int, epochs: int, seed: int) -> dict:
+def fit(data: SegData, embeddings: torch.Tensor, copies: int, fusion: float, epochs: int, seed: int) -> dict:
     """One fine-tuning run through the pipeline's path; the default prompt's test numbers and QC's."""
     model = load_segmenter(LITE.spec, LITE.checkpoint)
     prior = BoxPrior.fit(list(data.subset("train").masks), margin=0.03)
     settings = FinetuneSettings(
-        mode="decoder", epochs=epochs, batch_size=8, amp=False, patience=0, opacity_copies=copies
+        mode="decoder",
+        epochs=epochs,
+        batch_size=8,
+        amp=False,
+        patience=0,
+        opacity_copies=copies,
+        head_fusion=fusion,
     )
     started = time.perf_counter()
     bundle, _ = fit_segmenter(
@@ -61,6 +70,7 @@ def fit(data: SegData, embeddings: torch.Tensor, copies: int, epochs: int, seed:
     return {
         "train": summary["n_train"],
         "copies": copies,
+        "head_fusion": fusion,
         "dice_mean": test["dice_mean"],
         "dice_p10": test["dice_p10"],
         "dice_min": test["dice_min"],
@@ -76,7 +86,8 @@ def fit(data: SegData, embeddings: torch.Tensor, copies: int, epochs: int, seed:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--copies", type=int, default=2)
+    parser.add_argument("--copies", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--head-fusion", type=float, nargs="+", default=[0.0, 1.0])
     parser.add_argument("--train-images", type=int, nargs="+", default=[0, 64], help="0: all")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
@@ -96,9 +107,9 @@ def main() -> None:
         data = SegData(everything.keys, everything.images, everything.masks, everything.boxes, split)
         data = without_spare(data)
         baseline = None
-        for copies in (0, args.copies):
+        for copies, fusion in itertools.product(args.copies, args.head_fusion):
             torch.manual_seed(args.seed)
-            row = fit(data, embeddings[torch.from_numpy(keep)], copies, args.epochs, args.seed)
+            row = fit(data, embeddings[torch.from_numpy(keep)], copies, fusion, args.epochs, args.seed)
             baseline = baseline or row
             for key in ("dice_mean", "dice_p10", "dice_min"):
                 row[f"Δ {key}"] = row[key] - baseline[key]

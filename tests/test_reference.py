@@ -26,6 +26,7 @@ from cxrmask.segment.reference import (
     fit_to,
     markdown_lines,
     qc_against_reference,
+    qc_sentence,
     reference_masks,
     score_against_reference,
 )
@@ -305,3 +306,60 @@ def test_a_reference_of_another_aspect_is_refused_naming_the_image(tmp_path):
     ):
         reference_masks(["00000001_000.png"], str(tight), read_chexmask(reference_file), 0.7, str(out))
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("n_bad", "n_flagged", "recall", "precision", "ending"),
+    [
+        (0, 2, float("nan"), 0.0, "no mask has Dice below 0.93, and the flag marks 2."),
+        (3, 0, 0.0, float("nan"), "of 3 masks with Dice below 0.93, the flag marks none."),
+        (
+            4,
+            5,
+            0.75,
+            0.6,
+            "of 4 masks with Dice below 0.93, the flag catches 75% (recall), and 60% of the 5 flagged masks "
+            "are such (precision).",
+        ),
+    ],
+)
+def test_the_qc_sentence_holds_when_nothing_is_bad_or_nothing_is_flagged(
+    n_bad, n_flagged, recall, precision, ending
+):
+    qc = {
+        "available": True,
+        "n": 237,
+        "bad_dice": 0.93,
+        "n_bad": n_bad,
+        "n_flagged": n_flagged,
+        "spearman_qc_dice": 0.751,
+        "flag_recall": recall,
+        "flag_precision": precision,
+    }
+    sentence = qc_sentence(qc)
+    assert sentence == (
+        "QC without ground truth, judged by the reference on 237 masks: Spearman correlation of the score "
+        "with Dice 0.75; " + ending
+    )
+    assert "nan" not in sentence
+
+
+def test_the_summary_names_the_findings_whose_masks_are_worse_and_by_how_much_at_most():
+    by_finding = pd.DataFrame(
+        {
+            "finding": ["Edema", "Mass", "Nodule"],
+            "n_positive": [5, 5, 5],
+            "dice_positive_mean": [0.95, 0.97, 0.96],
+            "dice_positive_p10": [0.93, 0.96, 0.95],
+            "n_negative": [9, 9, 9],
+            "dice_negative_mean": [0.97, 0.97, 0.97],
+            "difference": [-0.02, 0.0, -0.011],
+            "ci_low": [-0.03, -0.01, -0.02],
+            "ci_high": [-0.01, 0.01, -0.002],
+        }
+    )
+    lines = markdown_lines(by_finding, None)
+    assert (
+        "The masks are significantly worse on images with Edema, Nodule (by up to 0.020 Dice): there the "
+        "tight and loose conditions lose lung where the finding is" in "\n".join(lines)
+    )

@@ -222,6 +222,23 @@ def qc_against_reference(scored: pd.DataFrame, qc: pd.DataFrame, bad_dice: float
     }
 
 
+def qc_sentence(qc: Mapping) -> str:
+    """The QC flag judged by the reference, in words that hold when nothing is flagged or nothing is bad."""
+    start = (
+        f"QC without ground truth, judged by the reference on {qc['n']} masks: Spearman correlation of the "
+        f"score with Dice {qc['spearman_qc_dice']:.2f}; "
+    )
+    if qc["n_bad"] == 0:
+        return start + f"no mask has Dice below {qc['bad_dice']}, and the flag marks {qc['n_flagged']}."
+    if qc["n_flagged"] == 0:
+        return start + f"of {qc['n_bad']} masks with Dice below {qc['bad_dice']}, the flag marks none."
+    return start + (
+        f"of {qc['n_bad']} masks with Dice below {qc['bad_dice']}, the flag catches "
+        f"{qc['flag_recall']:.0%} (recall), and {qc['flag_precision']:.0%} of the {qc['n_flagged']} "
+        "flagged masks are such (precision)."
+    )
+
+
 def markdown_lines(by_finding: pd.DataFrame, qc: Mapping | None, heading: str = "##") -> list[str]:
     """The report's and the summary's section: Dice by finding with its interval, what it means for the
     masked conditions, and the QC flag judged by the reference."""
@@ -231,7 +248,7 @@ def markdown_lines(by_finding: pd.DataFrame, qc: Mapping | None, heading: str = 
         f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] |"
         for r in by_finding.itertuples(index=False)
     ]
-    lower = [r.finding for r in by_finding.itertuples(index=False) if r.ci_high < 0]
+    lower = [r for r in by_finding.itertuples(index=False) if r.ci_high < 0]
     lines = [
         f"{heading} Mask error by finding",
         "",
@@ -243,9 +260,10 @@ def markdown_lines(by_finding: pd.DataFrame, qc: Mapping | None, heading: str = 
         *rows,
         "",
         (
-            f"The masks are significantly worse on images with {', '.join(lower)}: there the tight and loose "
-            "conditions lose lung where the finding is, so their AUROC against the original images is partly "
-            "the segmentation's error, not only the masking's."
+            f"The masks are significantly worse on images with {', '.join(r.finding for r in lower)} "
+            f"(by up to {-min(r.difference for r in lower):.3f} Dice): there the tight and loose conditions "
+            "lose lung where the finding is, so their AUROC against the original images is partly the "
+            "segmentation's error, not only the masking's."
             if lower
             else "No finding's masks are significantly worse on its positive images, so the tight and loose "
             "claims are not an artefact of label-correlated mask error at this sample's resolution."
@@ -253,11 +271,5 @@ def markdown_lines(by_finding: pd.DataFrame, qc: Mapping | None, heading: str = 
         "",
     ]
     if qc and qc.get("available"):
-        lines += [
-            f"QC without ground truth, judged by the reference on {qc['n']} masks: Spearman correlation "
-            f"of the score with Dice {qc['spearman_qc_dice']:.2f}; of {qc['n_bad']} masks with Dice below "
-            f"{qc['bad_dice']}, the flag catches {qc['flag_recall']:.0%} (recall), and "
-            f"{qc['flag_precision']:.0%} of the {qc['n_flagged']} flagged masks are such (precision).",
-            "",
-        ]
+        lines += [qc_sentence(qc), ""]
     return lines
