@@ -404,3 +404,22 @@ def test_the_lung_map_heads_agreement_enters_each_qc_row_and_the_score_is_the_ce
     np.testing.assert_allclose(qc["certainty"], certainty(logits, cleaned), rtol=1e-5)
     np.testing.assert_allclose(scores[0], expected, rtol=1e-5)
     np.testing.assert_allclose(scores[1], expected, rtol=1e-5)
+
+
+def test_mask_generation_writes_the_fused_mask(trained, images, tmp_path):
+    """A head sure of lung everywhere (logit 1000), fused at weight 1, makes every written mask the whole
+    image; unfused, the same prompt writes the decoder's masks, which are not."""
+    model, prior = trained
+    items, _ = images
+    head = LungMapHead(channels=256, width=4).eval()
+    with torch.no_grad():
+        head.net[-1].weight.zero_()
+        head.net[-1].bias.fill_(1000.0)
+    fractions = {}
+    for fuse in (0.0, 1.0):
+        prompt = AutoPrompt(prior=prior, head=head, start="prior", steps=0, fuse=fuse)
+        qc = generate_masks(model, items[:2], prompt, tmp_path / f"fuse{fuse}", BASE, CPU)
+        fractions[fuse] = qc["lung_fraction"].to_numpy()
+        written = [read_mask(tmp_path / f"fuse{fuse}" / name) for name, _ in items[:2]]
+        np.testing.assert_allclose([mask.mean() for mask in written], fractions[fuse])
+    assert (fractions[1.0] == 1.0).all() and (fractions[0.0] < 0.9).all()
