@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from bench_qc_signals import add_reference_arguments, names
 
 from cxrmask.imageio import read_grey, read_mask
 from cxrmask.segment.autoprompt import encode_all
@@ -32,14 +33,6 @@ from cxrmask.segment.preprocess import resize_grey, resize_mask
 from cxrmask.vocabulary import NO_FINDING, STUDY_LABELS
 
 BAD_DICE = 0.93
-
-
-def names(args: argparse.Namespace) -> list[str]:
-    """The image file names to read: a split of the bundle's summary, or every image with a reference."""
-    if args.split:
-        summary = json.loads(args.model.with_suffix(".summary.json").read_text())
-        return [f"{key}.png" for key in summary["splits"][args.split]]
-    return sorted(p.name for p in args.masks.glob("*.png") if (args.images / p.name).is_file())
 
 
 def by_finding(scores: pd.Series, labels: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -61,10 +54,7 @@ def by_finding(scores: pd.Series, labels: pd.DataFrame) -> dict[str, dict[str, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--masks", type=Path, required=True)
-    parser.add_argument("--split", choices=("train", "val", "test"))
+    add_reference_arguments(parser)
     parser.add_argument("--labels", type=Path, help="table with an image column and 0/1 finding columns")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     args = parser.parse_args()

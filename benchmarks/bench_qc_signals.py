@@ -44,12 +44,17 @@ def names(args: argparse.Namespace) -> list[str]:
     return sorted(p.name for p in args.masks.glob("*.png") if (args.images / p.name).is_file())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bundle, the images with their reference masks, and the split to read (any benchmark's)."""
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--masks", type=Path, required=True)
     parser.add_argument("--split", choices=("train", "val", "test"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_reference_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)
