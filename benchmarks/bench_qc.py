@@ -102,7 +102,8 @@ def main() -> None:
     result = finetune(model, data, prior, settings, torch.device("cpu"), args.seed, embeddings=embeddings)
     model.load_state_dict(result.state)
     model.eval()
-    auto = AutoPrompt(prior=prior, head=head, start="head", steps=3, margin=0.01)
+    # the prompts themselves: masks unfused, as in the README's tables (bench_fusion.py adds the head)
+    auto = AutoPrompt(prior=prior, head=head, start="head", steps=3, margin=0.01, fuse=0.0)
     bad_dice = FinetuneSettings().qc_bad_dice
     reference = calibrate_qc(model, auto, embeddings[split["val"]].float(), val.masks, bad_dice)
     table = {"calibration": reference.to_dict()}
