@@ -13,6 +13,7 @@ import yaml
 from snakerun import REPO
 
 from cxrmask.config import FinetuneSettings, InferenceSettings
+from cxrmask.segment.autoprompt import AutoPrompt
 
 README = (REPO / "README.md").read_text()
 FULL_RUN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -45,3 +46,10 @@ def test_the_stated_share_of_empty_masks_fails_the_job():
     limit = stated(r"more than (\d+)% such masks fail the job") / 100
     assert limit == 0.01
     assert FULL_RUN["segment"]["max_empty_fraction"] == limit == InferenceSettings().max_empty_fraction
+
+
+def test_the_head_is_fused_into_the_masks_at_the_stated_weight():
+    weight = stated(r"`finetune\.head_fusion`, default (\d+(?:\.\d+)?)\)")
+    assert weight == 1
+    assert FULL_RUN["finetune"]["head_fusion"] == weight == FinetuneSettings().head_fusion
+    assert AutoPrompt.__dataclass_fields__["fuse"].default == weight  # the bundle's own default
