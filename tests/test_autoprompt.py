@@ -107,3 +107,13 @@ def test_where_the_head_sees_no_lung_the_fused_mask_has_none_and_where_it_sees_l
 def test_a_negative_or_missing_fusion_weight_is_a_config_error(weight):
     with pytest.raises(ConfigError, match=r"^finetune\.head_fusion: .* is not a weight >= 0\.$"):
         AutoPrompt(prior=PRIOR, start="prior", fuse=weight)
+
+
+def test_the_head_start_is_the_heads_box_not_the_prior_box():
+    """A head that sees lung everywhere boxes the whole input (0 to 199 at 200 pixels), where the prior's
+    box is (20, 40, 180, 160)."""
+    embeddings = torch.zeros(2, 8, 4, 4)
+    auto = AutoPrompt(prior=PRIOR, head=constant_head(8, 5.0), start="head", margin=0.0)
+    boxes = auto.start_boxes(embeddings, 200)
+    assert torch.equal(boxes, torch.tensor([[0.0, 0.0, 199.0, 199.0]] * 2))
+    assert not torch.equal(auto.with_options(start="prior").start_boxes(embeddings, 200), boxes)
