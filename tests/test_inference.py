@@ -27,7 +27,7 @@ from cxrmask.segment.boxhead import LungMapHead
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import finetune
-from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, _DeviceMasks, generate_masks, shard
+from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, _DeviceMasks, _finish, generate_masks, shard
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey
@@ -423,3 +423,61 @@ def test_mask_generation_writes_the_fused_mask(trained, images, tmp_path):
         written = [read_mask(tmp_path / f"fuse{fuse}" / name) for name, _ in items[:2]]
         np.testing.assert_allclose([mask.mean() for mask in written], fractions[fuse])
     assert (fractions[1.0] == 1.0).all() and (fractions[0.0] < 0.9).all()
+
+
+def test_the_written_mask_is_the_decoder_grid_logits_resized_bilinearly_thresholded_at_zero_and_cleaned(
+    trained, images, tmp_path
+):
+    """Each written mask is, to a pixel in ten thousand: the prompt's logits for that image, resized
+    bilinearly to the image's size, above 0, then cleaned with the settings' components and hole filling."""
+    model, prior = trained
+    items, _ = images
+    prompt = AutoPrompt(prior=prior, start="prior", steps=0)
+    run(model, items, prior, tmp_path, batch_size=1)
+    with torch.no_grad():
+        for name, path in items:
+            image = read_grey(path)
+            embedding = encode_all(model, resize_grey(image, model.input_size)[None]).float()
+            logits = prompt(model, embedding)[0]
+            resized = torch.nn.functional.interpolate(logits[None], size=image.shape, mode="bilinear")[0, 0]
+            expected = clean_mask((resized > 0).numpy(), BASE.keep_components, BASE.fill_holes)
+            # The encoder's batch path may move a logit at zero by float rounding (1 pixel in 262,144 seen);
+            # a threshold of 1 or a nearest resize moves about 1% of them.
+            assert (read_mask(tmp_path / name) != expected).mean() <= 1e-4, name
+
+
+@pytest.mark.parametrize(("keep", "fill"), [(1, True), (2, False), (0, True)])
+def test_a_mask_is_cleaned_with_the_settings_components_and_hole_filling(keep, fill, tmp_path):
+    """A raw mask of three bodies, the largest with a hole: written as ``clean_mask`` with the settings'
+    ``keep_components`` and ``fill_holes``, not the defaults."""
+    raw = np.zeros((40, 40), dtype=bool)
+    raw[2:20, 2:20] = True
+    raw[8:12, 8:12] = False  # the hole
+    raw[25:35, 25:35] = True
+    raw[25:28, 2:5] = True
+    settings = parse(InferenceSettings, {**BASE.model_dump(), "keep_components": keep, "fill_holes": fill})
+    _finish("case.png", raw, tmp_path, settings, None)
+    written = read_mask(tmp_path / "case.png")
+    assert np.array_equal(written, clean_mask(raw, keep, fill))
+    assert written[10, 10] == fill
+    assert written[26, 3] == (keep == 0) and written[30, 30] == (keep != 1)
+
+
+def test_an_empty_mask_is_refused_in_the_words_that_say_what_to_do(tmp_path):
+    with pytest.raises(InputError) as caught:
+        _finish("case.png", np.zeros((40, 40), dtype=bool), tmp_path, BASE, None)
+    assert str(caught.value) == (
+        "case.png: the lung mask covers 0.0% of the image (below segment.min_lung_fraction). "
+        "Check the image, or set segment.on_empty: full_image to keep the original image for it."
+    )
+    assert not (tmp_path / "case.png").exists()
+
+
+def test_a_fixed_box_prompt_gets_qc_rows_too(trained, images, tmp_path):
+    """QC reads the boxes the masks were decoded from: with the prior box prompt, those are the prior box."""
+    model, prior = trained
+    items, _ = images
+    reference = QCReference(bad_dice=0.93, dice_offset=0.3, dice_slope=0.7, n_calibration=40)
+    qc = run(model, items, prior, tmp_path, qc=reference, prompt="box_prior")
+    assert qc["agreement"].between(0, 1).all() and qc["qc_score"].between(0, 1).all()
+    assert len(qc) == len(items)
