@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,15 @@ from cxrmask.segment.boxhead import LungMapHead
 from cxrmask.segment.bundle import SegmenterBundle
 from cxrmask.segment.dataset import prepare
 from cxrmask.segment.finetune import finetune
-from cxrmask.segment.inference import NO_TRUTH_QC, QC_COLUMNS, _DeviceMasks, _finish, generate_masks, shard
+from cxrmask.segment.inference import (
+    NO_TRUTH_QC,
+    QC_COLUMNS,
+    _DeviceMasks,
+    _finish,
+    _mask_table,
+    generate_masks,
+    shard,
+)
 from cxrmask.segment.pairs import find_pairs
 from cxrmask.segment.postprocess import clean_mask, dice
 from cxrmask.segment.preprocess import resize_grey
@@ -481,3 +490,20 @@ def test_a_fixed_box_prompt_gets_qc_rows_too(trained, images, tmp_path):
     qc = run(model, items, prior, tmp_path, qc=reference, prompt="box_prior")
     assert qc["agreement"].between(0, 1).all() and qc["qc_score"].between(0, 1).all()
     assert len(qc) == len(items)
+
+
+def test_too_many_fallbacks_are_logged_and_refused_in_full_words(caplog):
+    """The shard's empty-mask policy, from its rows: the count is logged, and past the limit the job stops
+    with what to check."""
+    settings = parse(InferenceSettings, {**BASE.model_dump(), "max_empty_fraction": 0.5})
+    rows = [{"image": f"{i}.png", "fallback": i < 2} for i in range(3)]
+    with (
+        caplog.at_level(logging.WARNING, logger="cxrmask.segment.inference"),
+        pytest.raises(InputError) as caught,
+    ):
+        _mask_table(rows, settings, qc=False, truth=False)
+    assert "2 of 3 masks were empty or too small and replaced by the full image" in caplog.messages
+    assert str(caught.value) == (
+        "2 of 3 masks are empty or below 2% of the image (limit 50.0%): check the segmenter checkpoint, "
+        "the box prompt (segment.prompt) and the images."
+    )
